@@ -1,0 +1,48 @@
+"""A test case: one call of one operation, as plain NumPy data."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Case:
+    """The arguments of one call of ``op``.
+
+    ``tensors`` maps the op's tensor arguments, in signature order, to arrays (or None for
+    an absent optional one); ``params`` holds every other keyword argument. ``seed`` drives
+    whatever a check needs beyond the arguments (output cotangents, directions).
+    """
+
+    op: str
+    tensors: dict[str, np.ndarray | None]
+    params: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
+
+    @property
+    def dtype(self) -> np.dtype:
+        return next(t.dtype for t in self.tensors.values() if t is not None)
+
+    def call(self, fn: Callable, convert: Callable = lambda a: a, **extra):
+        """``fn(**tensors, **params, **extra)`` with every present tensor passed through ``convert``."""
+        tensors = {k: (None if v is None else convert(v)) for k, v in self.tensors.items()}
+        return fn(**tensors, **self.params, **extra)
+
+    def with_tensor(self, name: str, value: np.ndarray) -> Case:
+        return Case(self.op, {**self.tensors, name: value}, self.params, self.seed)
+
+    def describe(self) -> str:
+        shapes = ", ".join(
+            f"{k}={'None' if v is None else tuple(v.shape)}" for k, v in self.tensors.items()
+        )
+        params = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
+        return f"{self.op}({shapes}{', ' if params else ''}{params}) [{self.dtype}, seed={self.seed}]"
+
+
+def as_outputs(result) -> tuple[np.ndarray, ...]:
+    """An op's result as a tuple whose first entry is the differentiable output."""
+    return tuple(result) if isinstance(result, tuple) else (result,)

@@ -1,0 +1,142 @@
+"""The checks every test and the CLI run, one case at a time.
+
+Each returns the worst error as a fraction of its tolerance (<= 1) and raises
+``AssertionError`` with the case's description when a check fails.
+
+- :func:`check_oracle`: the reference against its loop oracle (forward and VJP).
+- :func:`check_finite_differences`: the reference VJP against central differences.
+- :func:`check_forward` / :func:`check_vjp`: a backend against the reference.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import frameworks
+from .cases import Case, as_outputs
+from .compare import Tolerance, assert_close, assert_nontrivial
+from .registry import OPS, ORACLE, Implementation
+
+#: Central differences with step h (scaled by the argument's magnitude): truncation error
+#: ~h^2 and rounding ~1e-16/h, both far below FD_TOLERANCE, which is relative to the
+#: sum of |terms| of the directional derivative; a wrong gradient misses by O(1).
+FD_STEP = 1e-6
+FD_TOLERANCE = 1e-6
+
+
+def cotangent(case: Case, shape) -> np.ndarray:
+    """The ``grad_output`` a check uses for ``case``: representable in the case's dtype."""
+    rng = np.random.default_rng(case.seed + 1)
+    return rng.standard_normal(shape).astype(case.dtype).astype(np.float64)
+
+
+def _vjp(vjp_fn, grad_output, case: Case):
+    return case.call(lambda **kw: vjp_fn(grad_output, **kw))
+
+
+def _present(case: Case, names) -> list[str]:
+    return [name for name in names if case.tensors.get(name) is not None]
+
+
+def check_oracle(case: Case) -> float:
+    """Reference vs the naive loop oracle: forward (indices exactly) and VJP, 1e-12."""
+    op = OPS[case.op]
+    expected = as_outputs(case.call(op.oracle))
+    actual = as_outputs(case.call(op.reference))
+    what = f"reference {op.name} vs oracle on {case.describe()}"
+    assert_nontrivial(expected[0], what)
+    worst = assert_close(actual[0], expected[0], ORACLE, what)
+    for a, e in zip(actual[1:], expected[1:]):
+        if not np.array_equal(a, e):
+            raise AssertionError(f"{what}: indices differ")
+    grad = cotangent(case, expected[0].shape)
+    expected_grads = _vjp(op.oracle_vjp, grad, case)
+    actual_grads = _vjp(op.reference_vjp, grad, case)
+    if sorted(actual_grads) != sorted(expected_grads):
+        raise AssertionError(f"{what}: VJP keys {sorted(actual_grads)} != {sorted(expected_grads)}")
+    for name, e in expected_grads.items():
+        worst = max(worst, assert_close(actual_grads[name], e, ORACLE, f"{what}, d/d{name}"))
+    return worst
+
+
+def check_finite_differences(case: Case) -> float:
+    """Reference VJP vs central differences, one random direction per argument (float64)."""
+    op = OPS[case.op]
+    f = lambda c: as_outputs(c.call(op.reference))[0]  # noqa: E731
+    rng = np.random.default_rng(case.seed + 2)
+    out = f(case)
+    grad = rng.standard_normal(out.shape)
+    grads = _vjp(op.reference_vjp, grad, case)
+    expected_keys = _present(case, op.differentiable)
+    if sorted(grads) != sorted(expected_keys):
+        raise AssertionError(f"{op.name} VJP returned {sorted(grads)}, expected {expected_keys}")
+    worst = 0.0
+    for name in expected_keys:
+        what = f"reference {op.name} d/d{name} vs finite differences on {case.describe()}"
+        x = case.tensors[name].astype(np.float64)
+        direction = rng.standard_normal(x.shape)
+        step = FD_STEP * max(1.0, float(np.abs(x).max()))
+        plus = f(case.with_tensor(name, x + step * direction))
+        minus = f(case.with_tensor(name, x - step * direction))
+        numeric = np.sum(grad * (plus - minus)) / (2 * step)
+        analytic = np.sum(grads[name] * direction)
+        assert_nontrivial(grads[name], what)
+        terms = np.sum(np.abs(grads[name] * direction))
+        rounding = 1e-15 * np.sum(np.abs(grad * out)) / step
+        ratio = abs(numeric - analytic) / (FD_TOLERANCE * terms + rounding)
+        if not ratio <= 1:
+            raise AssertionError(
+                f"{what}: directional derivative {analytic!r} but finite differences give "
+                f"{numeric!r} ({ratio:.3g}x the tolerance)"
+            )
+        worst = max(worst, ratio)
+    return worst
+
+
+def _tolerance(table, case: Case) -> Tolerance:
+    return table[np.dtype(case.dtype).name]
+
+
+def check_forward(impl: Implementation, case: Case) -> float:
+    """Backend forward vs the float64 reference on the same (possibly float32) inputs."""
+    op = OPS[impl.op]
+    adapter, fn = frameworks.load(impl)
+    expected = as_outputs(case.call(op.reference))
+    actual = adapter.forward(fn, case, impl.extra)
+    what = f"{impl.name} {op.name} forward on {case.describe()}"
+    assert_nontrivial(expected[0], what)
+    if actual[0].dtype != case.dtype:
+        raise AssertionError(f"{what}: returned {actual[0].dtype}, expected the input's {case.dtype}")
+    if len(actual) != len(expected):
+        raise AssertionError(f"{what}: {len(actual)} outputs, expected {len(expected)}")
+    worst = assert_close(actual[0], expected[0], _tolerance(op.tolerance, case), what)
+    for a, e in zip(actual[1:], expected[1:]):
+        if not np.array_equal(a, e):
+            raise AssertionError(f"{what}: indices differ: {a.ravel()} vs {e.ravel()}")
+    return worst
+
+
+def check_vjp(impl: Implementation, case: Case) -> float:
+    """Backend gradients vs the reference VJP, for every differentiable argument given."""
+    op = OPS[impl.op]
+    adapter, fn = frameworks.load(impl)
+    out = as_outputs(case.call(op.reference))[0]
+    grad = cotangent(case, out.shape)
+    expected = _vjp(op.reference_vjp, grad, case)
+    wrt = _present(case, op.differentiable)
+    zero = _present(case, op.nondifferentiable)
+    actual = adapter.vjp(fn, case, grad, wrt + zero, impl.extra)
+    worst = 0.0
+    for name in wrt:
+        what = f"{impl.name} {op.name} d/d{name} on {case.describe()}"
+        assert_nontrivial(expected[name], what)
+        if actual[name] is None:
+            raise AssertionError(f"{what}: no gradient")
+        tol = _tolerance(op.grad_tolerance, case)
+        worst = max(worst, assert_close(actual[name], expected[name], tol, what))
+    for name in zero:
+        if actual[name] is not None and np.any(actual[name] != 0):
+            raise AssertionError(
+                f"{impl.name} {op.name}: {name} is not differentiable, got a non-zero gradient"
+            )
+    return worst

@@ -1,0 +1,90 @@
+"""Running a backend's function on a :class:`~crossconv.cases.Case`, lazily.
+
+Each framework adapter converts NumPy arguments to native tensors, calls the function and
+returns NumPy results, and computes vector-Jacobian products with the framework's own
+autodiff. A backend whose framework (or module, or adapter) is missing is reported as
+unavailable with the reason, never as a crash: nothing here imports a framework at module
+import time.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+
+import numpy as np
+
+from .cases import Case, as_outputs
+from .registry import BACKENDS, Backend, Implementation
+
+
+class TorchAdapter:
+    """torch tensors on the CPU; gradients with ``torch.autograd.grad``."""
+
+    def __init__(self):
+        import torch
+
+        self.torch = torch
+
+    def _tensor(self, array, requires_grad=False):
+        t = self.torch.from_numpy(np.array(array, copy=True))
+        return t.requires_grad_(requires_grad)
+
+    def _numpy(self, value):
+        if isinstance(value, self.torch.Tensor):
+            return value.detach().cpu().numpy()
+        return np.asarray(value)
+
+    def forward(self, fn, case: Case, extra) -> tuple[np.ndarray, ...]:
+        with self.torch.no_grad():
+            result = case.call(fn, self._tensor, **extra)
+        return tuple(self._numpy(r) for r in as_outputs(result))
+
+    def vjp(self, fn, case: Case, grad_output, wrt, extra) -> dict[str, np.ndarray | None]:
+        tensors = {
+            name: None if value is None else self._tensor(value, name in wrt)
+            for name, value in case.tensors.items()
+        }
+        output = as_outputs(fn(**tensors, **case.params, **extra))[0]
+        inputs = [tensors[name] for name in wrt]
+        grads = self.torch.autograd.grad(
+            output, inputs, grad_outputs=self._tensor(grad_output.astype(case.dtype)),
+            allow_unused=True,
+        )
+        return {name: None if g is None else self._numpy(g) for name, g in zip(wrt, grads)}
+
+
+ADAPTERS = {"torch": TorchAdapter}
+
+
+def backend_status(backend: Backend) -> str | None:
+    """None when ``backend`` can run here, else why not."""
+    for module in backend.requires:
+        if importlib.util.find_spec(module) is None:
+            return f"{module} is not installed"
+    if backend.framework not in ADAPTERS:
+        return f"no {backend.framework} adapter yet"
+    try:
+        importlib.import_module(backend.module)
+    except ImportError as error:
+        return f"cannot import {backend.module}: {error}"
+    return None
+
+
+def implementation_status(impl: Implementation) -> str | None:
+    """None when ``impl`` can run here, else why not."""
+    backend = BACKENDS[impl.backend]
+    reason = backend_status(backend)
+    if reason is None and not hasattr(importlib.import_module(backend.module), impl.function_name):
+        reason = f"{backend.module} has no {impl.function_name}"
+    return reason
+
+
+def load(impl: Implementation):
+    """``(adapter, function)`` for ``impl``; ``LookupError`` with the reason if unavailable."""
+    reason = implementation_status(impl)
+    if reason is not None:
+        raise LookupError(f"{impl.name} cannot run {impl.op}: {reason}")
+    backend = BACKENDS[impl.backend]
+    function = getattr(importlib.import_module(backend.module), impl.function_name)
+    return ADAPTERS[backend.framework](), function

@@ -1,0 +1,183 @@
+"""What exists: every operation, every backend, and which backend implements which op how.
+
+This module is data. The parity tests (``tests/test_parity.py``), the reference's
+self-tests and ``python -m crossconv crosscheck`` are all generated from it, so a backend
+gets every test by adding entries to ``IMPLEMENTATIONS``. Nothing here imports a
+framework: backends are imported lazily by :mod:`crossconv.frameworks`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import reference
+
+from . import oracles, strategies
+from .compare import Tolerance
+
+#: float64 results should agree to rounding; float32 ones to fp32 rounding of short and
+#: long (window x channel) sums.
+FP64 = Tolerance(rtol=1e-10, atol=1e-10)
+FP32 = Tolerance(rtol=1e-5, atol=1e-5)
+FP32_LONG_SUMS = Tolerance(rtol=1e-4, atol=1e-4)
+#: The reference against its loop oracle: both float64, different summation orders.
+ORACLE = Tolerance(rtol=1e-12, atol=1e-12)
+
+
+@dataclass(frozen=True)
+class Op:
+    """One operation of SPEC.md.
+
+    Attributes:
+        name: the function name in every backend.
+        tensor_args: tensor arguments in signature order.
+        differentiable: the arguments that get gradients (when not None).
+        cases: Hypothesis strategy factory drawing valid calls (:mod:`crossconv.strategies`);
+            its keyword options narrow the draw.
+        tolerance: forward tolerance per dtype name.
+        grad_tolerance: gradient tolerance per dtype name.
+        fd_options: options for ``cases`` when checking gradients by finite differences
+            (keeps points away from kinks and ties).
+        nondifferentiable: tensor arguments whose gradient must be zero or absent.
+    """
+
+    name: str
+    tensor_args: tuple[str, ...]
+    differentiable: tuple[str, ...]
+    cases: Callable[..., Any]
+    tolerance: Mapping[str, Tolerance] = field(
+        default_factory=lambda: {"float64": FP64, "float32": FP32_LONG_SUMS}
+    )
+    grad_tolerance: Mapping[str, Tolerance] = field(
+        default_factory=lambda: {"float64": FP64, "float32": FP32_LONG_SUMS}
+    )
+    fd_options: Mapping[str, Any] = field(default_factory=dict)
+    nondifferentiable: tuple[str, ...] = ()
+
+    @property
+    def reference(self) -> Callable:
+        return getattr(reference, self.name)
+
+    @property
+    def reference_vjp(self) -> Callable:
+        return getattr(reference, self.name + "_vjp")
+
+    @property
+    def oracle(self) -> Callable:
+        return getattr(oracles, "oracle_" + self.name)
+
+    @property
+    def oracle_vjp(self) -> Callable:
+        return getattr(oracles, "oracle_" + self.name + "_vjp")
+
+
+OPS: dict[str, Op] = {
+    op.name: op
+    for op in [
+        Op("conv2d", ("input", "weight", "bias"), ("input", "weight", "bias"),
+           strategies.conv2d_cases),
+        Op("xcorr2d", ("search", "template"), ("search", "template"),
+           strategies.xcorr2d_cases),
+        Op("xcorr2d_depthwise", ("search", "template"), ("search", "template"),
+           strategies.xcorr2d_depthwise_cases),
+        Op("tanprod_conv2d", ("input", "weight", "bias"), ("input", "weight", "bias"),
+           strategies.tanprod_conv2d_cases, fd_options={"zero_factors": 1}),
+        Op("conv2_5d", ("input", "depth", "weight", "bias"), ("input", "weight", "bias"),
+           strategies.conv2_5d_cases, nondifferentiable=("depth",)),
+        Op("deform_conv2d", ("input", "offset", "weight", "bias", "mask"),
+           ("input", "offset", "weight", "bias", "mask"),
+           strategies.deform_conv2d_cases, fd_options={"smooth": True}),
+        Op("max_pool2d", ("input",), ("input",), strategies.max_pool2d_cases,
+           tolerance={"float64": FP64, "float32": FP32},
+           grad_tolerance={"float64": FP64, "float32": FP32},
+           fd_options={"distinct": True}),
+        Op("avg_pool2d", ("input",), ("input",), strategies.avg_pool2d_cases,
+           tolerance={"float64": FP64, "float32": FP32},
+           grad_tolerance={"float64": FP64, "float32": FP32}),
+    ]
+}
+
+
+@dataclass(frozen=True)
+class Backend:
+    """A package implementing ops under SPEC.md's names.
+
+    ``framework`` names the adapter in :mod:`crossconv.frameworks` that turns a
+    :class:`~crossconv.cases.Case` into native tensors and computes VJPs; ``requires``
+    lists the modules that must import for the backend to be available.
+    """
+
+    name: str
+    module: str
+    framework: str
+    requires: tuple[str, ...]
+    description: str
+    anchor: bool = False
+
+
+BACKENDS: dict[str, Backend] = {
+    b.name: b
+    for b in [
+        Backend("torch", "torch_impl", "torch", ("torch",),
+                "PyTorch backend (vectorised torch; Triton kernels)"),
+        Backend("jax", "jax_impl", "jax", ("jax",), "JAX backend (XLA; Pallas kernels)"),
+        Backend("lua", "lua_port", "lua", ("lupa",), "Torch7 CustomConv port run through lupa"),
+        Backend("torch-anchor", "crossconv.anchors", "torch", ("torch", "torchvision"),
+                "torch.nn.functional / torchvision.ops, the frameworks SPEC.md follows",
+                anchor=True),
+    ]
+}
+
+
+@dataclass(frozen=True)
+class Implementation:
+    """Backend ``backend`` implements ``op``.
+
+    Attributes:
+        function: name in the backend module (default: the op's name).
+        grad: gradients are supported and checked.
+        dtypes: dtypes checked.
+        limits: options for the op's case strategy, the backend's capabilities as data
+            (e.g. ``{"max_dilation": 1}`` for a kernel without dilation).
+        extra: keyword arguments added to every call (e.g. ``{"impl": "triton"}``).
+        label: column name when one backend has several implementations of an op.
+    """
+
+    op: str
+    backend: str
+    function: str = ""
+    grad: bool = True
+    dtypes: tuple[str, ...] = ("float32", "float64")
+    limits: Mapping[str, Any] = field(default_factory=dict)
+    extra: Mapping[str, Any] = field(default_factory=dict)
+    label: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.label or self.backend
+
+    @property
+    def function_name(self) -> str:
+        return self.function or self.op
+
+
+IMPLEMENTATIONS: tuple[Implementation, ...] = (
+    # The anchors: SPEC.md follows these, so the reference must agree with them.
+    Implementation("conv2d", "torch-anchor"),
+    Implementation("xcorr2d", "torch-anchor"),
+    Implementation("xcorr2d_depthwise", "torch-anchor"),
+    # torchvision crashes on NaN offsets, so its cases never draw them (the default).
+    Implementation("deform_conv2d", "torch-anchor"),
+    Implementation("max_pool2d", "torch-anchor", limits={"nonfinite": True}),
+    Implementation("avg_pool2d", "torch-anchor", limits={"nonfinite": True}),
+)
+
+
+def implementations(op: str | None = None, backend: str | None = None) -> list[Implementation]:
+    return [
+        impl
+        for impl in IMPLEMENTATIONS
+        if (op is None or impl.op == op) and (backend is None or impl.backend == backend)
+    ]

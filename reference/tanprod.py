@@ -1,0 +1,116 @@
+"""Tan-product convolution: the Torch7 ``nn.CustomConv`` kernel for channels and batches.
+
+::
+
+    out[n, o, y, x] = bias[o] + prod_{c, i, j} tan(xpad[n, c, y*sh + i*dh, x*sw + j*dw] + w[o, c, i, j])
+
+Zero padding means a padded tap contributes the factor ``tan(w[o, c, i, j])``.
+
+Gradient: with ``u = x + w`` at one factor, ``d out / d u = (product of the other factors)
+* sec^2(u)``. The product of the other factors is formed from prefix and suffix products
+(:func:`exclusive_products`), never as ``out / tan(u)``: that division is 0/0 exactly where
+a factor vanishes (``x + w = 0``), which is where the gradient matters most. The
+leave-one-out product is split in two levels, the other taps times the other channels of
+this tap, so the only arrays held are ``kh*kw`` output-sized tap products and one tap's
+``[N, O, C, oh, ow]`` factors.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .common import (
+    as_float_array,
+    check_bias,
+    check_grad_output,
+    check_ndim,
+    conv_geometry,
+    optional_float_array,
+)
+
+
+def exclusive_products(factors: np.ndarray, axis: int) -> np.ndarray:
+    """``out[k] = prod_{m != k} factors[m]`` along ``axis``, without division."""
+    f = np.moveaxis(factors, axis, 0)
+    ones = np.ones_like(f[:1])
+    before = np.cumprod(np.concatenate([ones, f[:-1]]), axis=0)  # prod_{m < k}
+    after = np.cumprod(np.concatenate([ones, f[:0:-1]]), axis=0)[::-1]  # prod_{m > k}
+    return np.moveaxis(before * after, 0, axis)
+
+
+def _tanprod_args(input, weight, bias, stride, padding, dilation):
+    op = "tanprod_conv2d"
+    x = as_float_array(input, "input", op)
+    w = as_float_array(weight, "weight", op)
+    b = optional_float_array(bias, "bias", op)
+    check_ndim(x, "input", 4, "[N, C, H, W]", op)
+    check_ndim(w, "weight", 4, "[O, C, kh, kw]", op)
+    if x.shape[1] != w.shape[1]:
+        raise ValueError(
+            f"{op}: input has {x.shape[1]} channels but weight {tuple(w.shape)} expects "
+            f"{w.shape[1]}"
+        )
+    check_bias(b, w.shape[0], op)
+    geometry = conv_geometry(
+        op, x.shape, w.shape[2:], stride, padding, dilation, kernel_name="weight's kernel size"
+    )
+    return x, w, b, geometry
+
+
+def _tap_factors(geometry, xpad, w, i, j):
+    """``tan(x + w)`` for one tap: ``[N, O, C, oh, ow]``."""
+    cols = geometry.tap(xpad, i, j)
+    return np.tan(cols[:, None] + w[None, :, :, i, j, None, None])
+
+
+def tanprod_conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1):
+    """Product of ``tan(input + weight)`` over each window, in float64.
+
+    Args:
+        input: ``[N, C, H, W]``.
+        weight: ``[O, C, kh, kw]``.
+        bias: ``[O]`` or None, added after the product.
+        stride, padding, dilation: int or ``(h, w)``; padding is zero padding.
+
+    Returns:
+        ``[N, O, oh, ow]`` float64. With N = C = O = 1, no bias, stride 1 and padding 0
+        this is Torch7's ``nn.CustomConv(k)`` on a 2-D map.
+    """
+    x, w, b, geometry = _tanprod_args(input, weight, bias, stride, padding, dilation)
+    xpad = geometry.pad(x)
+    out = np.ones((x.shape[0], w.shape[0], *geometry.out_size))
+    for i, j in geometry.taps():
+        out *= _tap_factors(geometry, xpad, w, i, j).prod(axis=2)
+    if b is not None:
+        out += b[None, :, None, None]
+    return out
+
+
+def tanprod_conv2d_vjp(grad_output, input, weight, bias=None, stride=1, padding=0, dilation=1):
+    """Gradients of :func:`tanprod_conv2d`: ``{"input", "weight"}`` plus ``"bias"``.
+
+    Exact where a factor is zero: ``d out / d x`` at tap ``(c, i, j)`` is
+    ``grad * prod_{other factors} * sec^2(x + w)``; the weight's gradient is the same
+    quantity summed over ``n, y, x``.
+    """
+    x, w, b, geometry = _tanprod_args(input, weight, bias, stride, padding, dilation)
+    grad = check_grad_output(
+        grad_output, (x.shape[0], w.shape[0], *geometry.out_size), "tanprod_conv2d"
+    )
+    xpad = geometry.pad(x)
+    taps = list(geometry.taps())
+    tap_products = np.stack([_tap_factors(geometry, xpad, w, i, j).prod(axis=2) for i, j in taps])
+    other_taps = exclusive_products(tap_products, axis=0)
+
+    grad_xpad = np.zeros_like(xpad)
+    grad_w = np.zeros_like(w)
+    for t, (i, j) in enumerate(taps):
+        factors = _tap_factors(geometry, xpad, w, i, j)
+        others = other_taps[t][:, :, None] * exclusive_products(factors, axis=2)
+        grad_u = grad[:, :, None] * others * (1.0 + factors**2)  # sec^2 = 1 + tan^2
+        geometry.add_to_tap(grad_xpad, i, j, grad_u.sum(axis=1))
+        grad_w[:, :, i, j] = grad_u.sum(axis=(0, 3, 4))
+    grads = {"input": geometry.unpad(grad_xpad).copy(), "weight": grad_w}
+    if b is not None:
+        grads["bias"] = grad.sum(axis=(0, 2, 3))
+    return grads

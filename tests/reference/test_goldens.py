@@ -1,0 +1,41 @@
+"""The golden cases of SPEC.md and the seeds, and the anchors they came from."""
+
+import importlib.util
+
+import numpy as np
+import pytest
+
+from crossconv import goldens
+from crossconv.compare import assert_close
+from crossconv.registry import ORACLE
+
+needs_torch = pytest.mark.skipif(
+    importlib.util.find_spec("torchvision") is None, reason="torch/torchvision not installed"
+)
+
+
+@pytest.mark.parametrize("golden", goldens.GOLDENS, ids=[f"{g.op}-{g.name}" for g in goldens.GOLDENS])
+def test_golden(golden):
+    actual, expected = golden.run()
+    assert_close(actual, expected, ORACLE, f"{golden.name} ({golden.source})")
+
+
+@needs_torch
+def test_seed_conv_output_is_what_torch_conv2d_module_gives():
+    import torch
+
+    conv = torch.nn.Conv2d(3, 2, 3, padding=1, stride=2).double()
+    with torch.no_grad():
+        conv.weight.copy_(torch.from_numpy(goldens.SEED_CONV_WEIGHT))
+        conv.bias.copy_(torch.from_numpy(goldens.SEED_CONV_BIAS))
+        out = conv(torch.from_numpy(goldens.SEED_CONV_INPUT)).numpy()
+    np.testing.assert_array_equal(out, goldens.SEED_CONV_OUTPUT)
+
+
+@needs_torch
+def test_seed_deform_output_is_what_torchvision_gives():
+    import torch
+    from torchvision.ops import deform_conv2d
+
+    x, offset, weight = (torch.from_numpy(a) for a in goldens.seed_deform_arguments())
+    np.testing.assert_array_equal(deform_conv2d(x, offset, weight).numpy(), goldens.SEED_DEFORM_OUTPUT)

@@ -1,0 +1,56 @@
+"""Project rules that are cheap to check: dependency direction, pins, the CLI."""
+
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+from crossconv.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _imported_after(statement: str) -> set[str]:
+    code = f"import sys; {statement}; print(' '.join(sorted(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                         check=True)
+    return set(out.stdout.split())
+
+
+def test_reference_imports_no_framework():
+    modules = _imported_after("import reference")
+    assert not modules & {"torch", "jax", "lupa", "crossconv", "hypothesis"}
+
+
+def test_the_harness_imports_frameworks_lazily():
+    modules = _imported_after("import crossconv.registry, crossconv.cli, crossconv.frameworks")
+    assert not modules & {"torch", "jax", "lupa", "torch_impl", "jax_impl", "lua_port"}
+
+
+def test_every_pin_in_pyproject_is_in_the_lock_file():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    pins = list(project["dependencies"])
+    for extra in project["optional-dependencies"].values():
+        pins += [p for p in extra if "==" in p]
+    lock = {
+        line.split("==")[0].lower().replace("_", "-"): line.split("==")[1]
+        for line in (ROOT / "requirements.lock").read_text().split()
+        if "==" in line
+    }
+    for pin in pins:
+        name, version = pin.split("==")
+        assert lock.get(name.lower().replace("_", "-")) == version, pin
+
+
+def test_crosscheck_prints_the_table_and_exits_0(capsys):
+    assert main(["crosscheck", "--examples", "2", "--ops", "conv2d,max_pool2d"]) == 0
+    out = capsys.readouterr().out
+    for word in ("conv2d", "max_pool2d", "oracle", "finite diff", "golden", "torch-anchor"):
+        assert word in out
+
+
+def test_list_shows_every_backend(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    for name in ("torch", "jax", "lua", "torch-anchor"):
+        assert name in out
