@@ -53,6 +53,16 @@ def check_shape(array: np.ndarray, name: str, expected: tuple, op: str, why: str
         )
 
 
+def conv_operands(op: str, input, weight, bias, weight_layout: str, weight_ndim: int = 4):
+    """``input`` ``[N, C, H, W]``, ``weight`` and optional ``bias`` as checked float64 arrays."""
+    x = as_float_array(input, "input", op)
+    w = as_float_array(weight, "weight", op)
+    b = optional_float_array(bias, "bias", op)
+    check_ndim(x, "input", 4, "[N, C, H, W]", op)
+    check_ndim(w, "weight", weight_ndim, weight_layout, op)
+    return x, w, b
+
+
 def check_bias(bias: np.ndarray | None, out_channels: int, op: str) -> None:
     if bias is not None:
         check_shape(bias, "bias", (out_channels,), op, "one value per output channel")

@@ -23,23 +23,18 @@ from .common import (
     as_float_array,
     check_bias,
     check_grad_output,
-    check_ndim,
     check_shape,
     conv_geometry,
-    optional_float_array,
+    conv_operands,
     positive_finite_float,
 )
 
 
 def _conv2_5d_args(input, depth, weight, bias, stride, padding, dilation, focal, pixel_size):
     op = "conv2_5d"
-    x = as_float_array(input, "input", op)
+    x, w, b = conv_operands(op, input, weight, bias, "[B, O, C, kh, kw]", weight_ndim=5)
     z = as_float_array(depth, "depth", op)
-    w = as_float_array(weight, "weight", op)
-    b = optional_float_array(bias, "bias", op)
-    check_ndim(x, "input", 4, "[N, C, H, W]", op)
     check_shape(z, "depth", (x.shape[0], 1, *x.shape[2:]), op, "one depth map per sample")
-    check_ndim(w, "weight", 5, "[B, O, C, kh, kw]", op)
     if w.shape[0] < 1:
         raise ValueError(f"{op}: weight needs at least one depth bin, got shape {tuple(w.shape)}")
     if x.shape[1] != w.shape[2]:

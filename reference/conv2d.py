@@ -25,19 +25,15 @@ from .common import (
     check_grad_output,
     check_ndim,
     conv_geometry,
+    conv_operands,
     grouped_tap_product,
     grouped_tap_product_vjp,
-    optional_float_array,
 )
 
 
 def _conv2d_args(input, weight, bias, stride, padding, dilation, groups):
     op = "conv2d"
-    x = as_float_array(input, "input", op)
-    w = as_float_array(weight, "weight", op)
-    b = optional_float_array(bias, "bias", op)
-    check_ndim(x, "input", 4, "[N, C, H, W]", op)
-    check_ndim(w, "weight", 4, "[O, C/groups, kh, kw]", op)
+    x, w, b = conv_operands(op, input, weight, bias, "[O, C/groups, kh, kw]")
     if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)):
         raise TypeError(f"{op}: groups must be an int, got groups={groups!r}")
     if groups < 1:

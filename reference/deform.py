@@ -38,6 +38,7 @@ from .common import (
     check_ndim,
     check_shape,
     conv_geometry,
+    conv_operands,
     grouped_tap_product,
     grouped_tap_product_vjp,
     optional_float_array,
@@ -77,13 +78,9 @@ class _DeformArgs:
 
 def _deform_args(input, offset, weight, bias, stride, padding, dilation, mask):
     op = "deform_conv2d"
-    x = as_float_array(input, "input", op)
+    x, w, b = conv_operands(op, input, weight, bias, "[O, C/groups, kh, kw]")
     off = as_float_array(offset, "offset", op)
-    w = as_float_array(weight, "weight", op)
-    b = optional_float_array(bias, "bias", op)
     m = optional_float_array(mask, "mask", op)
-    check_ndim(x, "input", 4, "[N, C, H, W]", op)
-    check_ndim(w, "weight", 4, "[O, C/groups, kh, kw]", op)
     check_ndim(off, "offset", 4, "[N, 2*offset_groups*kh*kw, oh, ow]", op)
     groups = split_groups(x.shape[1], w.shape[1], "weight.shape[1]", op, "channels per group")
     if w.shape[0] % groups:

@@ -20,12 +20,10 @@ from __future__ import annotations
 import numpy as np
 
 from .common import (
-    as_float_array,
     check_bias,
     check_grad_output,
-    check_ndim,
     conv_geometry,
-    optional_float_array,
+    conv_operands,
 )
 
 
@@ -40,11 +38,7 @@ def exclusive_products(factors: np.ndarray, axis: int) -> np.ndarray:
 
 def _tanprod_args(input, weight, bias, stride, padding, dilation):
     op = "tanprod_conv2d"
-    x = as_float_array(input, "input", op)
-    w = as_float_array(weight, "weight", op)
-    b = optional_float_array(bias, "bias", op)
-    check_ndim(x, "input", 4, "[N, C, H, W]", op)
-    check_ndim(w, "weight", 4, "[O, C, kh, kw]", op)
+    x, w, b = conv_operands(op, input, weight, bias, "[O, C, kh, kw]")
     if x.shape[1] != w.shape[1]:
         raise ValueError(
             f"{op}: input has {x.shape[1]} channels but weight {tuple(w.shape)} expects "

@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, settings
 
 settings.register_profile(
     "ci",
-    max_examples=30,
+    max_examples=50,
     derandomize=True,
     deadline=None,
     database=None,
