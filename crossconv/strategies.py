@@ -15,6 +15,12 @@ by Hypothesis (so they shrink); array values come from a drawn seed. Configurati
 built valid by construction: the spatial size is drawn from the range that gives an
 output of at least 1x1, channel counts are products of the group counts, and so on. The
 keyword options narrow what is drawn (a backend without dilation passes ``max_dilation=1``).
+
+They are also built not to be trivially zero: padding is at most ``(k-1)*dilation`` and
+the input is large enough that the first window reads an input cell (so a 1x1 kernel is
+drawn without padding), pooling inputs are at least ``dilation`` long (no window of pure
+padding), deform's first sample lands inside the image, conv2_5d's first window centre
+has a positive depth.
 """
 
 from __future__ import annotations
