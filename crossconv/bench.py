@@ -1,77 +1,170 @@
-"""``make bench``: timings measured side by side in one run (the machines are shared and
-noisy, so compare the ratios, not the absolute seconds).
+"""``make bench``: every benchmark module's tables, printed and written to docs/benchmarks.md.
 
-- The seed's SiamFC correlation shapes (search 1x256x255x255, template 1x256x127x127):
-  the reference's FFT correlation, whose goal is "seconds, not hours" (< 30 s here),
-  against torch's grouped convolution (the anchor) on the same data in float32 (torch's
-  float64 CPU convolution asks for ~550 GB on these shapes).
-- Mid-size conv2d and deform_conv2d: the reference against torch / torchvision, float64.
+A benchmark module is a file ``benchmarks/bench_<name>.py`` with a ``TITLE`` and a
+function ``sections(repeats) -> list[Section]``; it imports what it measures (and may
+raise ``ImportError`` or return ``[]`` when a framework is missing: the section is then
+reported as skipped). Ratios are what matter on these shared, noisy machines, so the
+candidates of one comparison are timed interleaved, round by round
+(:func:`side_by_side`), and each reported figure is the median of its rounds.
+
+docs/benchmarks.md holds one block per module between ``<!-- bench:<name> -->`` markers;
+a run rewrites the blocks of the modules it ran and leaves the others as they were, with
+the machine description and command of each block's own run.
 """
 
 from __future__ import annotations
 
+import datetime
+import importlib
+import os
+import platform
+import statistics
+import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
 
-import numpy as np
 from rich.table import Table
 
-import reference
+ROOT = Path(__file__).resolve().parents[1]
+BENCH_DIR = ROOT / "benchmarks"
+DOC = ROOT / "docs" / "benchmarks.md"
 
 
-def _best_of(repeats, fn):
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+@dataclass
+class Section:
+    """One table: ``rows`` are lists of cell strings under ``columns``; ``notes`` follow it."""
+
+    title: str
+    columns: list[str]
+    rows: list[list[str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def markdown(self) -> str:
+        lines = [f"### {self.title}", "", "| " + " | ".join(self.columns) + " |",
+                 "|" + "|".join("---" for _ in self.columns) + "|"]
+        lines += ["| " + " | ".join(row) + " |" for row in self.rows]
+        lines += [""] + [f"- {note}" for note in self.notes]
+        return "\n".join(lines).rstrip() + "\n"
+
+    def table(self) -> Table:
+        table = Table(title=self.title, title_justify="left")
+        for i, column in enumerate(self.columns):
+            table.add_column(column, justify="left" if i == 0 else "right")
+        for row in self.rows:
+            table.add_row(*row)
+        return table
 
 
-def _anchor():
+def side_by_side(candidates: dict[str, Callable[[], object]], repeats: int = 5,
+                 warmup: int = 1) -> dict[str, float]:
+    """Median seconds of each candidate, timed round-robin so that load on the machine
+    hits every candidate alike. ``warmup`` untimed rounds come first (caches, JIT)."""
+    times: dict[str, list[float]] = {name: [] for name in candidates}
+    for round_ in range(warmup + repeats):
+        for name, fn in candidates.items():
+            start = time.perf_counter()
+            fn()
+            elapsed = time.perf_counter() - start
+            if round_ >= warmup:
+                times[name].append(elapsed)
+    return {name: statistics.median(ts) for name, ts in times.items()}
+
+
+def seconds(t: float) -> str:
+    return f"{t * 1e3:.1f} ms" if t < 1 else f"{t:.2f} s"
+
+
+def ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}x"
+
+
+def machine() -> str:
+    """One line: CPU model, cores, memory, OS, Python and framework versions."""
+    cpu = platform.processor() or platform.machine()
     try:
-        from . import anchors
-    except ImportError:
-        return None
-    return anchors
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory = ""
+    try:
+        kb = int(Path("/proc/meminfo").read_text().split()[1])
+        memory = f", {kb / 2**20:.0f} GiB"
+    except (OSError, ValueError, IndexError):
+        pass
+    versions = []
+    for module in ("numpy", "torch", "jax", "lupa"):
+        if module in sys.modules:
+            versions.append(f"{module} {getattr(sys.modules[module], '__version__', '?')}")
+    return (f"{cpu}, {os.cpu_count()} cores{memory}; {platform.system()} {platform.release()}; "
+            f"Python {platform.python_version()}; " + ", ".join(versions))
 
 
-def run_benchmarks(console, repeats: int = 3):
-    rng = np.random.default_rng(0)
-    anchors = _anchor()
-    table = Table(title=f"benchmarks (best of {repeats})")
-    for column in ("case", "reference s", "anchor s", "reference / anchor"):
-        table.add_column(column, justify="right" if column != "case" else "left")
+def modules() -> list[str]:
+    return sorted(p.stem.removeprefix("bench_") for p in BENCH_DIR.glob("bench_*.py"))
 
-    def row(name, ref_fn, anchor_fn):
-        ref = _best_of(repeats, ref_fn)
-        anc = _best_of(repeats, anchor_fn) if anchors is not None and anchor_fn else None
-        ratio = f"{ref / anc:.2f}" if anc else "n/a"
-        table.add_row(name, f"{ref:.3f}", "n/a" if anc is None else f"{anc:.3f}", ratio)
 
-    search = rng.standard_normal((1, 256, 255, 255))
-    template = rng.standard_normal((1, 256, 127, 127))
-    torch_args = None
-    if anchors is not None:
-        torch_args = [anchors.torch.from_numpy(a.astype(np.float32)) for a in (search, template)]
-    row("xcorr2d SiamFC 1x256x255x255 * 127x127 (ref f64, torch f32)",
-        lambda: reference.xcorr2d(search, template),
-        torch_args and (lambda: anchors.xcorr2d(*torch_args)))
-    row("xcorr2d_depthwise, same shapes (ref f64, torch f32)",
-        lambda: reference.xcorr2d_depthwise(search, template),
-        torch_args and (lambda: anchors.xcorr2d_depthwise(*torch_args)))
+def _block(name: str, title: str, sections: list[Section], command: str, skipped: str = "") -> str:
+    today = datetime.date.today().isoformat()
+    body = [f"<!-- bench:{name} -->", f"## {title}", "",
+            f"Measured {today} with `{command}` on: {machine()}.", ""]
+    if skipped:
+        body += [f"Skipped: {skipped}", ""]
+    body += [s.markdown() for s in sections]
+    body.append(f"<!-- /bench:{name} -->")
+    return "\n".join(body)
 
-    x = rng.standard_normal((4, 32, 48, 48))
-    w = rng.standard_normal((64, 32, 3, 3))
-    conv_t = anchors and [anchors.torch.from_numpy(a) for a in (x, w)]
-    row("conv2d 4x32x48x48, 64x32x3x3, pad 1 (f64)",
-        lambda: reference.conv2d(x, w, padding=1),
-        conv_t and (lambda: anchors.conv2d(*conv_t, padding=1)))
 
-    xd = rng.standard_normal((2, 16, 32, 32))
-    wd = rng.standard_normal((32, 16, 3, 3))
-    off = rng.uniform(-2, 2, (2, 18, 32, 32))
-    deform_t = anchors and [anchors.torch.from_numpy(a) for a in (xd, off, wd)]
-    row("deform_conv2d 2x16x32x32, 32x16x3x3, pad 1 (f64)",
-        lambda: reference.deform_conv2d(xd, off, wd, padding=1),
-        deform_t and (lambda: anchors.deform_conv2d(*deform_t, padding=1)))
-    console.print(table)
+HEADER = """# Benchmarks
+
+Written by `make bench` (`python -m crossconv bench`); each block below says when, on what
+machine and with which command it was measured. Every comparison is timed side by side in
+one run, round-robin, and reported as the median of its rounds: compare the ratios, not
+the absolute times (the machines are shared and noisy).
+"""
+
+
+def write_blocks(blocks: dict[str, str], path: Path = DOC) -> None:
+    """Replace (or append) each module's block in ``path``, keeping the others."""
+    text = path.read_text() if path.exists() else HEADER
+    for name, block in blocks.items():
+        start, end = f"<!-- bench:{name} -->", f"<!-- /bench:{name} -->"
+        if start in text and end in text:
+            before, rest = text.split(start, 1)
+            text = before + block + rest.split(end, 1)[1]
+        else:
+            text = text.rstrip() + "\n\n" + block + "\n"
+    path.write_text(text)
+
+
+def run_benchmarks(console, repeats: int = 5, only=None, write: bool = True,
+                   command: str = "make bench") -> int:
+    """Run every benchmark module (or those named in ``only``); print and record them."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    blocks = {}
+    for name in modules():
+        if only and name not in only:
+            continue
+        module = importlib.import_module(f"benchmarks.bench_{name}")
+        console.print(f"[bold]{module.TITLE}[/]")
+        try:
+            sections = module.sections(repeats)
+            skipped = "" if sections else "nothing to measure on this machine"
+        except ImportError as error:
+            sections, skipped = [], f"{error}"
+        for section in sections:
+            console.print(section.table())
+            for note in section.notes:
+                console.print(f"  - {note}", highlight=False)
+        if skipped:
+            console.print(f"  skipped: {skipped}")
+        blocks[name] = _block(name, module.TITLE, sections, command, skipped)
+    if write and blocks:
+        write_blocks(blocks)
+        console.print(f"written to {DOC.relative_to(ROOT)}")
+    return 0

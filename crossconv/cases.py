@@ -8,6 +8,9 @@ from typing import Any
 
 import numpy as np
 
+#: The tensor arguments without a batch axis, in every op of SPEC.md.
+UNBATCHED = ("weight", "bias")
+
 
 @dataclass(frozen=True)
 class Case:
@@ -34,6 +37,13 @@ class Case:
 
     def with_tensor(self, name: str, value: np.ndarray) -> Case:
         return Case(self.op, {**self.tensors, name: value}, self.params, self.seed)
+
+    def with_batch(self, size: int) -> Case:
+        """The first ``size`` samples: every tensor but ``weight`` and ``bias`` is batched."""
+        tensors = {
+            k: v if v is None or k in UNBATCHED else v[:size] for k, v in self.tensors.items()
+        }
+        return Case(self.op, tensors, self.params, self.seed)
 
     def describe(self) -> str:
         shapes = ", ".join(

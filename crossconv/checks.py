@@ -6,6 +6,7 @@ Each returns the worst error as a fraction of its tolerance (<= 1) and raises
 - :func:`check_oracle`: the reference against its loop oracle (forward and VJP).
 - :func:`check_finite_differences`: the reference VJP against central differences.
 - :func:`check_forward` / :func:`check_vjp`: a backend against the reference.
+- :func:`check_empty_batch`: a backend on an empty batch (N = 0), forward and VJP.
 """
 
 from __future__ import annotations
@@ -140,3 +141,33 @@ def check_vjp(impl: Implementation, case: Case) -> float:
                 f"{impl.name} {op.name}: {name} is not differentiable, got a non-zero gradient"
             )
     return worst
+
+
+def check_empty_batch(impl: Implementation, case: Case) -> float:
+    """``case`` with N = 0 (torch and torchvision allow it): the backend's output and
+    gradients have the reference's shapes and dtype, and the parameters' gradients are
+    exactly zero (there is nothing to sum)."""
+    op = OPS[impl.op]
+    empty = case.with_batch(0)
+    adapter, fn = frameworks.load(impl)
+    what = f"{impl.name} {op.name} on an empty batch, {empty.describe()}"
+    expected = as_outputs(empty.call(op.reference))
+    actual = adapter.forward(fn, empty, impl.extra)
+    for a, e in zip(actual, expected, strict=True):
+        if a.shape != e.shape:
+            raise AssertionError(f"{what}: output shape {a.shape}, expected {e.shape}")
+    if actual[0].dtype != case.dtype:
+        raise AssertionError(f"{what}: returned {actual[0].dtype}, expected {case.dtype}")
+    if not impl.grad:
+        return 0.0
+    grad = np.zeros(expected[0].shape)
+    expected_grads = _vjp(op.reference_vjp, grad, empty)
+    wrt = _present(empty, op.differentiable)
+    actual_grads = adapter.vjp(fn, empty, grad, wrt, impl.extra)
+    for name in wrt:
+        a, e = actual_grads[name], expected_grads[name]
+        if a is None and e.size:
+            raise AssertionError(f"{what}: no gradient for {name}")
+        if a is not None and (a.shape != e.shape or np.any(a != 0)):
+            raise AssertionError(f"{what}: d/d{name} should be zeros of shape {e.shape}")
+    return 0.0

@@ -53,8 +53,10 @@ def _list(args, console: Console) -> int:
 def _bench(args, console: Console) -> int:
     from .bench import run_benchmarks
 
-    run_benchmarks(console, repeats=args.repeats)
-    return 0
+    only = args.only.split(",") if args.only else None
+    command = "python -m crossconv bench" + (f" --only {args.only}" if args.only else "")
+    return run_benchmarks(console, repeats=args.repeats, only=only, write=not args.no_write,
+                          command=command)
 
 
 def main(argv=None) -> int:
@@ -66,7 +68,9 @@ def main(argv=None) -> int:
     check.add_argument("--backends", help="comma-separated backend names (default: all)")
     sub.add_parser("list", help="backends, their status and the ops they implement")
     bench = sub.add_parser("bench", help="benchmarks (ratios measured side by side)")
-    bench.add_argument("--repeats", type=int, default=3)
+    bench.add_argument("--repeats", type=int, default=5, help="timed rounds per comparison")
+    bench.add_argument("--only", help="comma-separated benchmark modules (benchmarks/bench_*.py)")
+    bench.add_argument("--no-write", action="store_true", help="print only; leave docs/ alone")
     args = parser.parse_args(argv)
     console = Console(width=160)
     if args.command in (None, "crosscheck"):

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from . import checks, frameworks
 from .compare import assert_close
 from .goldens import GOLDENS
-from .registry import BACKENDS, OPS, ORACLE, implementations
+from .registry import OPS, ORACLE, implementation_names, implementations
 
 
 @dataclass(frozen=True)
@@ -65,8 +65,8 @@ def _golden_cell(op_name: str) -> Cell:
     return _cell(run)
 
 
-def _backend_cell(op, backend_name: str, examples: int) -> Cell:
-    impls = implementations(op.name, backend_name)
+def _backend_cell(op, column: str, examples: int) -> Cell:
+    impls = implementations(op.name, name=column)
     if not impls:
         return Cell("—")
     reasons = [frameworks.implementation_status(impl) for impl in impls]
@@ -77,9 +77,10 @@ def _backend_cell(op, backend_name: str, examples: int) -> Cell:
         worst = 0.0
         for impl in impls:
             strategy = op.cases(dtypes=impl.dtypes, **impl.limits)
-            worst = max(worst, run_property(strategy, lambda c: checks.check_forward(impl, c), examples))
+            count = max(1, round(examples * impl.examples))
+            worst = max(worst, run_property(strategy, lambda c: checks.check_forward(impl, c), count))
             if impl.grad:
-                worst = max(worst, run_property(strategy, lambda c: checks.check_vjp(impl, c), examples))
+                worst = max(worst, run_property(strategy, lambda c: checks.check_vjp(impl, c), count))
         return worst
 
     return _cell(run)
@@ -87,7 +88,7 @@ def _backend_cell(op, backend_name: str, examples: int) -> Cell:
 
 def crosscheck(examples: int = 20, ops=None, backends=None):
     """``(columns, rows)``: rows map each op name to its cells, in column order."""
-    backend_names = [b for b in BACKENDS if backends is None or b in backends]
+    backend_names = implementation_names(backends)
     columns = ["oracle", "finite diff", "golden", *backend_names]
     rows = {}
     for op in OPS.values():

@@ -48,9 +48,9 @@ def _f64(a):
 
 
 def _pair(v):
-    """An int or an (h, w) pair as a tuple of two Python ints."""
+    """An int or a sequence of one or two ints as a tuple of two Python ints."""
     if isinstance(v, (tuple, list)):
-        return int(v[0]), int(v[1])
+        return int(v[0]), int(v[-1])
     return int(v), int(v)
 
 
@@ -415,9 +415,9 @@ def _conv2_5d_masks(depth, n, y, xo, B, kh, kw, sh, sw, ph, pw, dh, dw, focal, p
     """Depth-bin masks ``m[l][i][j]`` (0.0 or 1.0) of output position (y, xo) of sample n.
 
     ``d_c = depth_pad`` at the centre tap (kh//2, kw//2), ``s = d_c * pixel_size / focal``,
-    ``z_l = d_c + (l - (B-1)/2) * s`` and ``m[l][i][j] = 1`` iff
-    ``z_l - s/2 <= depth_pad[tap (i,j)] < z_l + s/2`` (half-open). NaN/0/negative s opens
-    no bin because every comparison is then False.
+    edges ``e_k = d_c + (k - B/2) * s`` (k = 0..B, computed in exactly this form) and
+    ``m[l][i][j] = 1`` iff ``e_l <= depth_pad[tap (i,j)] < e_{l+1}`` (half-open).
+    NaN/0/negative s opens no bin because every comparison is then False.
     """
     ci = kh // 2
     cj = kw // 2
@@ -425,9 +425,8 @@ def _conv2_5d_masks(depth, n, y, xo, B, kh, kw, sh, sw, ph, pw, dh, dw, focal, p
     s = d_c * pixel_size / focal
     masks = []
     for l in range(B):
-        z = d_c + (l - (B - 1) / 2) * s
-        lo = z - s / 2
-        hi = z + s / 2
+        lo = d_c + (l - B / 2) * s
+        hi = d_c + (l + 1 - B / 2) * s
         rows = []
         for i in range(kh):
             row = []
@@ -794,7 +793,7 @@ def oracle_max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ce
     x = _f64(input)
     N, C, H, W = x.shape
     kh, kw = _pair(kernel_size)
-    sh, sw = _pair(kernel_size if stride is None else stride)
+    sh, sw = _pair(kernel_size if stride is None or stride == () else stride)
     ph, pw = _pair(padding)
     dh, dw = _pair(dilation)
     oh = _pool_out_size(H, kh, sh, ph, dh, ceil_mode)
@@ -886,7 +885,7 @@ def oracle_avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=Fals
     x = _f64(input)
     N, C, H, W = x.shape
     kh, kw = _pair(kernel_size)
-    sh, sw = _pair(kernel_size if stride is None else stride)
+    sh, sw = _pair(kernel_size if stride is None or stride == () else stride)
     ph, pw = _pair(padding)
     oh = _pool_out_size(H, kh, sh, ph, 1, ceil_mode)
     ow = _pool_out_size(W, kw, sw, pw, 1, ceil_mode)
@@ -920,7 +919,7 @@ def oracle_avg_pool2d_vjp(grad_output, input, kernel_size, stride=None, padding=
     x = _f64(input)
     N, C, H, W = x.shape
     kh, kw = _pair(kernel_size)
-    sh, sw = _pair(kernel_size if stride is None else stride)
+    sh, sw = _pair(kernel_size if stride is None or stride == () else stride)
     ph, pw = _pair(padding)
     oh, ow = go.shape[2], go.shape[3]
     gi = np.zeros((N, C, H, W), dtype=np.float64)

@@ -142,7 +142,10 @@ class Implementation:
         limits: options for the op's case strategy, the backend's capabilities as data
             (e.g. ``{"max_dilation": 1}`` for a kernel without dilation).
         extra: keyword arguments added to every call (e.g. ``{"impl": "triton"}``).
-        label: column name when one backend has several implementations of an op.
+        label: column name when one backend has several implementations of an op
+            (``torch-triton``, ``lua-5.4``); crosscheck shows one column per name.
+        examples: fraction of the Hypothesis profile's examples this implementation runs
+            (below 1 for the slow ones: interpreters, a Lua VM), in tests and crosscheck.
     """
 
     op: str
@@ -153,6 +156,7 @@ class Implementation:
     limits: Mapping[str, Any] = field(default_factory=dict)
     extra: Mapping[str, Any] = field(default_factory=dict)
     label: str = ""
+    examples: float = 1.0
 
     @property
     def name(self) -> str:
@@ -172,12 +176,30 @@ IMPLEMENTATIONS: tuple[Implementation, ...] = (
     Implementation("deform_conv2d", "torch-anchor"),
     Implementation("max_pool2d", "torch-anchor", limits={"nonfinite": True}),
     Implementation("avg_pool2d", "torch-anchor", limits={"nonfinite": True}),
+    # torch_impl (the PyTorch backend).
+    # jax_impl (the JAX backend).
+    # lua_port (the Torch7 CustomConv port, one column per Lua runtime).
 )
 
 
-def implementations(op: str | None = None, backend: str | None = None) -> list[Implementation]:
+def implementations(op: str | None = None, backend: str | None = None,
+                    name: str | None = None) -> list[Implementation]:
     return [
         impl
         for impl in IMPLEMENTATIONS
         if (op is None or impl.op == op) and (backend is None or impl.backend == backend)
+        and (name is None or impl.name == name)
     ]
+
+
+def implementation_names(backends=None) -> list[str]:
+    """Column names: every implementation name, grouped in ``BACKENDS`` order, anchors last."""
+    ordered = sorted(BACKENDS.values(), key=lambda b: b.anchor)
+    names = []
+    for backend in ordered:
+        if backends is not None and backend.name not in backends:
+            continue
+        for impl in IMPLEMENTATIONS:
+            if impl.backend == backend.name and impl.name not in names:
+                names.append(impl.name)
+    return names

@@ -1,8 +1,15 @@
-"""Argument checks, output sizes and window geometry shared by every operation.
+"""Argument checks, output sizes and window geometry shared by every operation and backend.
 
 Every backend validates through this module, so an argument error reads the same
 whichever framework raised it: ``ValueError``/``TypeError`` naming the operation, the
-argument and the value received, raised before any work is done.
+argument and the value received, raised before any work is done. The per-operation
+checks (:func:`conv2d_signature`, :func:`deform_signature`, ...) take only shapes, dtype
+names and Python values, so torch and JAX call them on tensors they never read (at trace
+time under ``jax.jit``, on CUDA tensors, on fake tensors).
+
+Argument forms follow torch: ``stride``/``padding``/``dilation``/``kernel_size`` are an int
+or a sequence of one or two ints (one entry serves both axes, as torch's ``_pair`` does);
+pooling's ``stride`` of ``None`` or ``()`` means the kernel size.
 
 Windows are handled tap by tap: for a kernel tap ``(i, j)``, :meth:`Geometry.tap` is
 the strided view of the padded input that this tap reads at every output position::
@@ -19,11 +26,41 @@ from __future__ import annotations
 import itertools
 import math
 import numbers
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+#: What the reference accepts; backends pass their own list to :func:`check_float_dtypes`.
+REFERENCE_DTYPES = ("float32", "float64")
+
+
+# ----------------------------------------------------------------------------- dtypes
+
+
+def dtype_name(dtype) -> str:
+    """``"float32"`` for ``np.float32``, ``torch.float32`` or a JAX dtype alike."""
+    return str(dtype).removeprefix("torch.")
+
+
+def check_float_dtypes(op: str, dtypes: Mapping[str, object], allowed=REFERENCE_DTYPES,
+                       same: bool = False) -> str | None:
+    """Every present (non-None) dtype in ``dtypes`` (argument name -> dtype) is allowed.
+
+    ``same``: the tensors must also agree (backends never cast silently). Returns the
+    common dtype's name (the first one's when ``same`` is False), None if none is present.
+    """
+    names = {arg: dtype_name(d) for arg, d in dtypes.items() if d is not None}
+    for arg, name in names.items():
+        if name not in allowed:
+            raise TypeError(
+                f"{op}: {arg} must be a {' or '.join(allowed)} tensor, got dtype {name}"
+            )
+    if same and len(set(names.values())) > 1:
+        listed = ", ".join(f"{arg} {name}" for arg, name in names.items())
+        raise TypeError(f"{op}: tensor arguments must share one dtype, got {listed}")
+    return next(iter(names.values()), None)
 
 
 def as_float_array(value, name: str, op: str) -> np.ndarray:
@@ -40,38 +77,48 @@ def optional_float_array(value, name: str, op: str) -> np.ndarray | None:
     return None if value is None else as_float_array(value, name, op)
 
 
-def check_ndim(array: np.ndarray, name: str, ndim: int, layout: str, op: str) -> None:
-    if array.ndim != ndim:
-        raise ValueError(f"{op}: {name} must be {ndim}-D {layout}, got shape {array.shape}")
+def float_arrays(op: str, **arrays) -> tuple:
+    """Each keyword argument as a float64 array (None stays None), in the order given."""
+    return tuple(optional_float_array(value, name, op) for name, value in arrays.items())
 
 
-def check_shape(array: np.ndarray, name: str, expected: tuple, op: str, why: str = "") -> None:
-    if tuple(array.shape) != tuple(expected):
+# ----------------------------------------------------------------------------- shapes
+
+
+def check_ndim(shape, name: str, ndim: int, layout: str, op: str) -> tuple:
+    """``shape`` (or an array's shape) has ``ndim`` axes; returns it as a tuple of ints."""
+    shape = tuple(int(s) for s in getattr(shape, "shape", shape))
+    if len(shape) != ndim:
+        raise ValueError(f"{op}: {name} must be {ndim}-D {layout}, got shape {shape}")
+    return shape
+
+
+def check_shape(shape, name: str, expected: tuple, op: str, why: str = "") -> None:
+    shape = tuple(int(s) for s in getattr(shape, "shape", shape))
+    if shape != tuple(expected):
         reason = f" ({why})" if why else ""
         raise ValueError(
-            f"{op}: {name} must have shape {tuple(expected)}{reason}, got {tuple(array.shape)}"
+            f"{op}: {name} must have shape {tuple(expected)}{reason}, got {shape}"
         )
 
 
-def conv_operands(op: str, input, weight, bias, weight_layout: str, weight_ndim: int = 4):
-    """``input`` ``[N, C, H, W]``, ``weight`` and optional ``bias`` as checked float64 arrays."""
-    x = as_float_array(input, "input", op)
-    w = as_float_array(weight, "weight", op)
-    b = optional_float_array(bias, "bias", op)
-    check_ndim(x, "input", 4, "[N, C, H, W]", op)
-    check_ndim(w, "weight", weight_ndim, weight_layout, op)
-    return x, w, b
-
-
-def check_bias(bias: np.ndarray | None, out_channels: int, op: str) -> None:
-    if bias is not None:
-        check_shape(bias, "bias", (out_channels,), op, "one value per output channel")
+def check_bias(bias_shape, out_channels: int, op: str) -> None:
+    if bias_shape is not None:
+        check_shape(bias_shape, "bias", (out_channels,), op, "one value per output channel")
 
 
 def check_grad_output(grad_output, expected_shape: tuple, op: str) -> np.ndarray:
     grad = as_float_array(grad_output, "grad_output", op)
-    check_shape(grad, "grad_output", expected_shape, op, "the forward output's shape")
+    check_shape(grad.shape, "grad_output", expected_shape, op, "the forward output's shape")
     return grad
+
+
+def shape_of(tensor) -> tuple | None:
+    """``tensor.shape`` as a tuple of ints; None stays None (an absent optional argument)."""
+    return None if tensor is None else tuple(int(s) for s in tensor.shape)
+
+
+# ----------------------------------------------------------------------------- scalars
 
 
 def _is_int(value) -> bool:
@@ -79,12 +126,14 @@ def _is_int(value) -> bool:
 
 
 def int_pair(value, name: str, op: str) -> tuple[int, int]:
-    """``value`` as ``(h, w)``: an int means the same on both axes."""
+    """``value`` as ``(h, w)``: an int, or a sequence of one (both axes) or two ints."""
     if _is_int(value):
         return int(value), int(value)
-    if isinstance(value, (tuple, list)) and len(value) == 2 and all(map(_is_int, value)):
-        return int(value[0]), int(value[1])
-    raise TypeError(f"{op}: {name} must be an int or a pair of ints, got {name}={value!r}")
+    if isinstance(value, (tuple, list)) and len(value) in (1, 2) and all(map(_is_int, value)):
+        return int(value[0]), int(value[-1])
+    raise TypeError(
+        f"{op}: {name} must be an int or a sequence of one or two ints, got {name}={value!r}"
+    )
 
 
 def positive_pair(value, name: str, op: str) -> tuple[int, int]:
@@ -107,6 +156,23 @@ def positive_finite_float(value, name: str, op: str) -> float:
     if not (math.isfinite(value) and value > 0):
         raise ValueError(f"{op}: {name} must be finite and > 0, got {name}={value!r}")
     return float(value)
+
+
+def check_flag(value, name: str, op: str) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{op}: {name} must be a bool, got {name}={value!r}")
+    return bool(value)
+
+
+def positive_int(value, name: str, op: str) -> int:
+    if not _is_int(value):
+        raise TypeError(f"{op}: {name} must be an int, got {name}={value!r}")
+    if value < 1:
+        raise ValueError(f"{op}: {name} must be positive, got {name}={value}")
+    return int(value)
+
+
+# ----------------------------------------------------------------------------- geometry
 
 
 def output_length(size: int, kernel: int, stride: int, pad_total: int, dilation: int) -> int:
@@ -238,6 +304,231 @@ def split_groups(channels: int, group_size: int, name: str, op: str, what: str) 
             f"({what}: got {group_size})"
         )
     return channels // group_size
+
+
+# ----------------------------------------------------------------------------- signatures
+# One check per operation, on shapes (tuples, or anything with ``.shape``; None for an
+# absent optional tensor) and Python values. Each returns what a backend needs to compute
+# the op: the window geometry, resolved groups and scalars, the output shape.
+
+KERNEL = "weight's kernel size"
+
+
+@dataclass(frozen=True)
+class ConvSignature:
+    """A checked call of a convolution-like op: ``out_shape == (N, O, *geometry.out_size)``."""
+
+    geometry: Geometry
+    out_shape: tuple[int, int, int, int]
+    groups: int = 1
+    offset_groups: int = 1
+    focal: float = 1.0
+    pixel_size: float = 1.0
+
+
+def _operands(op, input, weight, weight_layout, weight_ndim=4):
+    x = check_ndim(input, "input", 4, "[N, C, H, W]", op)
+    w = check_ndim(weight, "weight", weight_ndim, weight_layout, op)
+    return x, w
+
+
+def conv2d_signature(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """Check a call of ``conv2d`` (shapes ``input [N,C,H,W]``, ``weight [O,C/groups,kh,kw]``)."""
+    op = "conv2d"
+    x, w = _operands(op, input, weight, "[O, C/groups, kh, kw]")
+    groups = positive_int(groups, "groups", op)
+    if x[1] != groups * w[1]:
+        raise ValueError(
+            f"{op}: input has {x[1]} channels but weight {w} with groups={groups} expects "
+            f"{groups * w[1]}"
+        )
+    if w[0] % groups:
+        raise ValueError(f"{op}: groups={groups} must divide the weight's {w[0]} output channels")
+    check_bias(bias, w[0], op)
+    geometry = conv_geometry(op, x, w[2:], stride, padding, dilation,
+                             allow_string_padding=True, kernel_name=KERNEL)
+    return ConvSignature(geometry, (x[0], w[0], *geometry.out_size), groups=groups)
+
+
+def tanprod_signature(input, weight, bias=None, stride=1, padding=0, dilation=1):
+    """Check a call of ``tanprod_conv2d`` (``input [N,C,H,W]``, ``weight [O,C,kh,kw]``)."""
+    op = "tanprod_conv2d"
+    x, w = _operands(op, input, weight, "[O, C, kh, kw]")
+    if x[1] != w[1]:
+        raise ValueError(f"{op}: input has {x[1]} channels but weight {w} expects {w[1]}")
+    check_bias(bias, w[0], op)
+    geometry = conv_geometry(op, x, w[2:], stride, padding, dilation, kernel_name=KERNEL)
+    return ConvSignature(geometry, (x[0], w[0], *geometry.out_size))
+
+
+def conv2_5d_signature(input, depth, weight, bias=None, stride=1, padding=0, dilation=1,
+                       focal=1.0, pixel_size=1.0):
+    """Check a call of ``conv2_5d`` (``depth [N,1,H,W]``, ``weight [B,O,C,kh,kw]``, kh, kw odd)."""
+    op = "conv2_5d"
+    x, w = _operands(op, input, weight, "[B, O, C, kh, kw]", weight_ndim=5)
+    check_shape(depth, "depth", (x[0], 1, *x[2:]), op, "one depth map per sample")
+    if w[0] < 1:
+        raise ValueError(f"{op}: weight needs at least one depth bin, got shape {w}")
+    if x[1] != w[2]:
+        raise ValueError(f"{op}: input has {x[1]} channels but weight {w} expects {w[2]}")
+    if w[3] % 2 == 0 or w[4] % 2 == 0:
+        raise ValueError(
+            f"{op}: the kernel needs a centre tap, so kh and kw must be odd; got weight shape {w}"
+        )
+    check_bias(bias, w[1], op)
+    focal = positive_finite_float(focal, "focal", op)
+    pixel_size = positive_finite_float(pixel_size, "pixel_size", op)
+    geometry = conv_geometry(op, x, w[3:], stride, padding, dilation, kernel_name=KERNEL)
+    return ConvSignature(geometry, (x[0], w[1], *geometry.out_size), focal=focal,
+                         pixel_size=pixel_size)
+
+
+def deform_signature(input, offset, weight, bias=None, stride=1, padding=0, dilation=1, mask=None):
+    """Check a call of ``deform_conv2d``; resolves weight groups and offset groups."""
+    op = "deform_conv2d"
+    x, w = _operands(op, input, weight, "[O, C/groups, kh, kw]")
+    off = check_ndim(offset, "offset", 4, "[N, 2*offset_groups*kh*kw, oh, ow]", op)
+    groups = split_groups(x[1], w[1], "weight.shape[1]", op, "channels per group")
+    if w[0] % groups:
+        raise ValueError(
+            f"{op}: the {groups} weight groups must divide the weight's {w[0]} output channels "
+            f"(weight shape {w})"
+        )
+    check_bias(bias, w[0], op)
+    geometry = conv_geometry(op, x, w[2:], stride, padding, dilation, kernel_name=KERNEL)
+    taps = w[2] * w[3]
+    if off[1] == 0 or off[1] % (2 * taps):
+        raise ValueError(
+            f"{op}: offset needs 2*offset_groups*kh*kw channels, a positive multiple of "
+            f"{2 * taps}; got offset shape {off}"
+        )
+    offset_groups = off[1] // (2 * taps)
+    if x[1] % offset_groups:
+        raise ValueError(
+            f"{op}: offset {off} gives {offset_groups} offset groups, which must divide the "
+            f"input's {x[1]} channels"
+        )
+    check_shape(off, "offset", (x[0], off[1], *geometry.out_size), op,
+                "batch and output size must match")
+    if mask is not None:
+        check_ndim(mask, "mask", 4, "[N, offset_groups*kh*kw, oh, ow]", op)
+        check_shape(mask, "mask", (x[0], offset_groups * taps, *geometry.out_size), op,
+                    f"offset_groups={offset_groups} from offset")
+    return ConvSignature(geometry, (x[0], w[0], *geometry.out_size), groups=groups,
+                         offset_groups=offset_groups)
+
+
+def xcorr_signature(search, template, op="xcorr2d"):
+    """Check a call of ``xcorr2d`` / ``xcorr2d_depthwise``; returns the output shape."""
+    s = check_ndim(search, "search", 4, "[N, C, H, W]", op)
+    t = check_ndim(template, "template", 4, "[N, C, h, w]", op)
+    if s[:2] != t[:2]:
+        raise ValueError(
+            f"{op}: search and template must agree on batch and channels, got search {s} and "
+            f"template {t}"
+        )
+    if t[2] > s[2] or t[3] > s[3] or min(t[2:]) < 1:
+        raise ValueError(
+            f"{op}: template's spatial size must be between 1x1 and the search's, got "
+            f"template {t} for search {s}"
+        )
+    channels = 1 if op == "xcorr2d" else s[1]
+    return (s[0], channels, s[2] - t[2] + 1, s[3] - t[3] + 1)
+
+
+# ----------------------------------------------------------------------------- pooling
+
+
+def pool_geometry(op, input_shape, kernel_size, stride, padding, dilation, ceil_mode) -> Geometry:
+    """Validate pooling arguments and place every window (torch's rules)."""
+    kernel = positive_pair(kernel_size, "kernel_size", op)
+    no_stride = stride is None or (isinstance(stride, (tuple, list)) and len(stride) == 0)
+    stride = kernel if no_stride else positive_pair(stride, "stride", op)
+    pad = nonnegative_pair(padding, "padding", op)
+    dilation = positive_pair(dilation, "dilation", op)
+    ceil_mode = check_flag(ceil_mode, "ceil_mode", op)
+    if any(2 * p > k for p, k in zip(pad, kernel)):
+        raise ValueError(
+            f"{op}: padding must be at most half of kernel_size, got padding={padding!r} "
+            f"for kernel_size={kernel_size!r}"
+        )
+    in_size = (int(input_shape[-2]), int(input_shape[-1]))
+    out, pad_after = [], []
+    for n, k, s, p, d in zip(in_size, kernel, stride, pad, dilation):
+        span = d * (k - 1) + 1
+        length = (n + 2 * p - span + (s - 1 if ceil_mode else 0)) // s + 1
+        if ceil_mode and (length - 1) * s >= n + p:
+            length -= 1
+        out.append(length)
+        pad_after.append(max(p, (length - 1) * s + span - n - p))  # ceil-mode overhang
+    if min(out) < 1:
+        raise ValueError(
+            f"{op}: output size would be {out[0]}x{out[1]} (< 1) for input "
+            f"{in_size[0]}x{in_size[1]}, kernel_size={kernel_size!r}, stride={stride}, "
+            f"padding={padding!r}, dilation={dilation}, ceil_mode={ceil_mode}"
+        )
+    return Geometry(in_size, kernel, stride, dilation, pad, tuple(pad_after), tuple(out))
+
+
+def max_pool_signature(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+                       return_indices=False) -> Geometry:
+    """Check a call of ``max_pool2d``, including torch's crash case: a window that covers
+    only padding (possible with dilation) is a ``ValueError``."""
+    op = "max_pool2d"
+    x = check_ndim(input, "input", 4, "[N, C, H, W]", op)
+    check_flag(return_indices, "return_indices", op)
+    geometry = pool_geometry(op, x, kernel_size, stride, padding, dilation, ceil_mode)
+    for axis, name in ((0, "row"), (1, "column")):
+        taps = np.stack([geometry.positions(axis, t) for t in range(geometry.kernel[axis])])
+        reaches_input = ((taps >= 0) & (taps < geometry.in_size[axis])).any(axis=0)
+        if not reaches_input.all():
+            o = int(np.argmin(reaches_input))
+            raise ValueError(
+                f"{op}: with padding={padding!r} and dilation={dilation!r} the window of output "
+                f"{name} {o} covers only padding ({name}s {taps[:, o].tolist()} of an input with "
+                f"{geometry.in_size[axis]}); torch returns -inf with an out-of-range index there "
+                f"and its backward corrupts memory"
+            )
+    return geometry
+
+
+def avg_pool_signature(input, kernel_size, stride=None, padding=0, ceil_mode=False,
+                       count_include_pad=True, divisor_override=None) -> Geometry:
+    """Check a call of ``avg_pool2d``."""
+    op = "avg_pool2d"
+    x = check_ndim(input, "input", 4, "[N, C, H, W]", op)
+    geometry = pool_geometry(op, x, kernel_size, stride, padding, 1, ceil_mode)
+    check_flag(count_include_pad, "count_include_pad", op)
+    if divisor_override is not None:
+        if not _is_int(divisor_override):
+            raise TypeError(
+                f"{op}: divisor_override must be an int or None, got "
+                f"divisor_override={divisor_override!r}"
+            )
+        if divisor_override == 0:
+            raise ValueError(f"{op}: divisor_override must not be zero")
+    return geometry
+
+
+def avg_divisor(geometry: Geometry, count_include_pad: bool, divisor_override) -> np.ndarray:
+    """``[oh, ow]`` float64 divisor of every average-pooling window (torch's rule): the
+    override, else the cells covered inside the padded border (``count_include_pad``,
+    never the ceil-mode overhang beyond it) or inside the input."""
+    if divisor_override is not None:
+        return np.full(geometry.out_size, float(divisor_override))
+    counts = []
+    for axis in (0, 1):
+        start = geometry.positions(axis, 0)
+        end = start + geometry.kernel[axis]
+        size, pad = geometry.in_size[axis], geometry.pad_before[axis]
+        if count_include_pad:
+            counts.append(np.minimum(end, size + pad) - start)
+        else:
+            counts.append(np.minimum(end, size) - np.maximum(start, 0))
+    return (counts[0][:, None] * counts[1][None, :]).astype(np.float64)
+
+
+# ----------------------------------------------------------------------------- reference math
 
 
 def grouped_tap_product(cols: np.ndarray, w_tap: np.ndarray, groups: int) -> np.ndarray:

@@ -20,39 +20,20 @@ from __future__ import annotations
 import numpy as np
 
 from .common import (
-    as_float_array,
-    check_bias,
     check_grad_output,
-    check_ndim,
-    conv_geometry,
-    conv_operands,
+    conv2d_signature,
+    float_arrays,
     grouped_tap_product,
     grouped_tap_product_vjp,
+    shape_of,
+    xcorr_signature,
 )
 
 
 def _conv2d_args(input, weight, bias, stride, padding, dilation, groups):
-    op = "conv2d"
-    x, w, b = conv_operands(op, input, weight, bias, "[O, C/groups, kh, kw]")
-    if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)):
-        raise TypeError(f"{op}: groups must be an int, got groups={groups!r}")
-    if groups < 1:
-        raise ValueError(f"{op}: groups must be positive, got groups={groups}")
-    if x.shape[1] != groups * w.shape[1]:
-        raise ValueError(
-            f"{op}: input has {x.shape[1]} channels but weight {tuple(w.shape)} with "
-            f"groups={groups} expects {groups * w.shape[1]}"
-        )
-    if w.shape[0] % groups:
-        raise ValueError(
-            f"{op}: groups={groups} must divide the weight's {w.shape[0]} output channels"
-        )
-    check_bias(b, w.shape[0], op)
-    geometry = conv_geometry(
-        op, x.shape, w.shape[2:], stride, padding, dilation,
-        allow_string_padding=True, kernel_name="weight's kernel size",
-    )
-    return x, w, b, int(groups), geometry
+    x, w, b = float_arrays("conv2d", input=input, weight=weight, bias=bias)
+    sig = conv2d_signature(x.shape, w.shape, shape_of(b), stride, padding, dilation, groups)
+    return x, w, b, sig.groups, sig.geometry
 
 
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
@@ -105,21 +86,8 @@ def conv2d_vjp(grad_output, input, weight, bias=None, stride=1, padding=0, dilat
 
 
 def _xcorr_args(search, template, op):
-    s = as_float_array(search, "search", op)
-    t = as_float_array(template, "template", op)
-    check_ndim(s, "search", 4, "[N, C, H, W]", op)
-    check_ndim(t, "template", 4, "[N, C, h, w]", op)
-    if s.shape[:2] != t.shape[:2]:
-        raise ValueError(
-            f"{op}: search and template must agree on batch and channels, got search "
-            f"{tuple(s.shape)} and template {tuple(t.shape)}"
-        )
-    if t.shape[2] > s.shape[2] or t.shape[3] > s.shape[3] or min(t.shape[2:]) < 1:
-        raise ValueError(
-            f"{op}: template's spatial size must be between 1x1 and the search's, got "
-            f"template {tuple(t.shape)} for search {tuple(s.shape)}"
-        )
-    return s, t
+    s, t = float_arrays(op, search=search, template=template)
+    return s, t, xcorr_signature(s.shape, t.shape, op)
 
 
 def _all_finite(*arrays) -> bool:
@@ -174,14 +142,13 @@ def xcorr2d(search, template):
     Returns:
         ``[N, 1, H-h+1, W-w+1]`` float64.
     """
-    s, t = _xcorr_args(search, template, "xcorr2d")
+    s, t, _ = _xcorr_args(search, template, "xcorr2d")
     return _correlate_valid(s, t, sum_channels=True)
 
 
 def xcorr2d_vjp(grad_output, search, template):
     """Gradients of :func:`xcorr2d`: ``{"search", "template"}``."""
-    s, t = _xcorr_args(search, template, "xcorr2d")
-    out_shape = (s.shape[0], 1, s.shape[2] - t.shape[2] + 1, s.shape[3] - t.shape[3] + 1)
+    s, t, out_shape = _xcorr_args(search, template, "xcorr2d")
     grad = check_grad_output(grad_output, out_shape, "xcorr2d")
     return {
         "search": _convolve_full(grad, t, s.shape[2:]),
@@ -200,14 +167,13 @@ def xcorr2d_depthwise(search, template):
         ``[N, C, H-h+1, W-w+1]`` float64: channel c of sample n correlated with its own
         template channel.
     """
-    s, t = _xcorr_args(search, template, "xcorr2d_depthwise")
+    s, t, _ = _xcorr_args(search, template, "xcorr2d_depthwise")
     return _correlate_valid(s, t, sum_channels=False)
 
 
 def xcorr2d_depthwise_vjp(grad_output, search, template):
     """Gradients of :func:`xcorr2d_depthwise`: ``{"search", "template"}``."""
-    s, t = _xcorr_args(search, template, "xcorr2d_depthwise")
-    out_shape = (*s.shape[:2], s.shape[2] - t.shape[2] + 1, s.shape[3] - t.shape[3] + 1)
+    s, t, out_shape = _xcorr_args(search, template, "xcorr2d_depthwise")
     grad = check_grad_output(grad_output, out_shape, "xcorr2d_depthwise")
     return {
         "search": _convolve_full(grad, t, s.shape[2:]),

@@ -32,17 +32,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from .common import (
-    as_float_array,
-    check_bias,
     check_grad_output,
-    check_ndim,
-    check_shape,
-    conv_geometry,
-    conv_operands,
+    deform_signature,
+    float_arrays,
     grouped_tap_product,
     grouped_tap_product_vjp,
-    optional_float_array,
-    split_groups,
+    shape_of,
 )
 
 
@@ -77,40 +72,11 @@ class _DeformArgs:
 
 
 def _deform_args(input, offset, weight, bias, stride, padding, dilation, mask):
-    op = "deform_conv2d"
-    x, w, b = conv_operands(op, input, weight, bias, "[O, C/groups, kh, kw]")
-    off = as_float_array(offset, "offset", op)
-    m = optional_float_array(mask, "mask", op)
-    check_ndim(off, "offset", 4, "[N, 2*offset_groups*kh*kw, oh, ow]", op)
-    groups = split_groups(x.shape[1], w.shape[1], "weight.shape[1]", op, "channels per group")
-    if w.shape[0] % groups:
-        raise ValueError(
-            f"{op}: the {groups} weight groups must divide the weight's {w.shape[0]} "
-            f"output channels (weight shape {tuple(w.shape)})"
-        )
-    check_bias(b, w.shape[0], op)
-    geometry = conv_geometry(
-        op, x.shape, w.shape[2:], stride, padding, dilation, kernel_name="weight's kernel size"
-    )
-    taps = w.shape[2] * w.shape[3]
-    if off.shape[1] == 0 or off.shape[1] % (2 * taps):
-        raise ValueError(
-            f"{op}: offset needs 2*offset_groups*kh*kw channels, a positive multiple of "
-            f"{2 * taps}; got offset shape {tuple(off.shape)}"
-        )
-    offset_groups = off.shape[1] // (2 * taps)
-    if x.shape[1] % offset_groups:
-        raise ValueError(
-            f"{op}: offset {tuple(off.shape)} gives {offset_groups} offset groups, which "
-            f"must divide the input's {x.shape[1]} channels"
-        )
-    check_shape(off, "offset", (x.shape[0], off.shape[1], *geometry.out_size), op,
-                "batch and output size must match")
-    if m is not None:
-        check_ndim(m, "mask", 4, "[N, offset_groups*kh*kw, oh, ow]", op)
-        check_shape(m, "mask", (x.shape[0], offset_groups * taps, *geometry.out_size), op,
-                    f"offset_groups={offset_groups} from offset")
-    return _DeformArgs(x, off, w, b, m, groups, offset_groups, geometry)
+    x, off, w, b, m = float_arrays("deform_conv2d", input=input, offset=offset, weight=weight,
+                                   bias=bias, mask=mask)
+    sig = deform_signature(x.shape, off.shape, w.shape, shape_of(b), stride, padding, dilation,
+                           shape_of(m))
+    return _DeformArgs(x, off, w, b, m, sig.groups, sig.offset_groups, sig.geometry)
 
 
 @dataclass(frozen=True)
@@ -126,9 +92,9 @@ class _Corner:
 def _corners(y, x, height, width):
     """The four bilinear corners of every sample point (arrays ``[N, Go, 1, oh*ow]``),
     which points are NaN and which are outside (sample 0 by the border rule)."""
-    n, go = y.shape[:2]
-    y = y.reshape(n, go, 1, -1)
-    x = x.reshape(n, go, 1, -1)
+    n, go, oh, ow = y.shape
+    y = y.reshape(n, go, 1, oh * ow)
+    x = x.reshape(n, go, 1, oh * ow)
     not_a_point = np.isnan(y) | np.isnan(x)
     # Clipping keeps far points off the image (all corners outside) and castable to int.
     y = np.clip(np.where(not_a_point, -2.0, y), -2.0, height + 1.0)

@@ -19,12 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .common import (
-    check_bias,
-    check_grad_output,
-    conv_geometry,
-    conv_operands,
-)
+from .common import check_grad_output, float_arrays, shape_of, tanprod_signature
 
 
 def exclusive_products(factors: np.ndarray, axis: int) -> np.ndarray:
@@ -37,18 +32,9 @@ def exclusive_products(factors: np.ndarray, axis: int) -> np.ndarray:
 
 
 def _tanprod_args(input, weight, bias, stride, padding, dilation):
-    op = "tanprod_conv2d"
-    x, w, b = conv_operands(op, input, weight, bias, "[O, C, kh, kw]")
-    if x.shape[1] != w.shape[1]:
-        raise ValueError(
-            f"{op}: input has {x.shape[1]} channels but weight {tuple(w.shape)} expects "
-            f"{w.shape[1]}"
-        )
-    check_bias(b, w.shape[0], op)
-    geometry = conv_geometry(
-        op, x.shape, w.shape[2:], stride, padding, dilation, kernel_name="weight's kernel size"
-    )
-    return x, w, b, geometry
+    x, w, b = float_arrays("tanprod_conv2d", input=input, weight=weight, bias=bias)
+    sig = tanprod_signature(x.shape, w.shape, shape_of(b), stride, padding, dilation)
+    return x, w, b, sig.geometry
 
 
 def _tap_factors(geometry, xpad, w, i, j):

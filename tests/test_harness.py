@@ -115,7 +115,8 @@ def test_a_backend_whose_framework_is_missing_is_na_not_a_crash(monkeypatch):
     impl = Implementation("conv2d", "ghost")
     monkeypatch.setattr(registry, "IMPLEMENTATIONS", (impl,))
     monkeypatch.setattr("crossconv.crosscheck.implementations",
-                        lambda op=None, backend=None: [impl] if backend == "ghost" and op == "conv2d" else [])
+                        lambda op=None, backend=None, name=None:
+                        [impl] if name == "ghost" and op == "conv2d" else [])
     assert "no_such_framework_xyz is not installed" in frameworks.implementation_status(impl)
     with pytest.raises(LookupError, match="not installed"):
         frameworks.load(impl)

@@ -1,13 +1,16 @@
 """Identities between operations that any correct implementation satisfies."""
 
 import numpy as np
-from hypothesis import given
+import pytest
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import reference
 from crossconv import strategies
+from crossconv.cases import as_outputs
 from crossconv.checks import check_oracle
 from crossconv.compare import Tolerance, assert_close, assert_nontrivial
+from crossconv.registry import OPS
 
 FLOAT64 = ("float64",)
 EXACT = Tolerance(rtol=1e-12, atol=1e-12)
@@ -95,3 +98,64 @@ def test_xcorr_on_the_tracking_shapes_matches_a_direct_sum():
     for y, x in [(0, 0), (128, 128), (17, 93)]:
         direct = np.sum(search[0, :, y : y + 127, x : x + 127] * template[0])
         assert np.isclose(out[0, 0, y, x], direct, rtol=1e-10, atol=1e-10 * np.abs(out).max())
+
+
+EMPTY_BATCH = list(OPS.values())
+
+
+@pytest.mark.parametrize("op", EMPTY_BATCH, ids=[op.name for op in EMPTY_BATCH])
+def test_an_empty_batch_works_forward_and_backward(op):
+    """N = 0 is a valid call in torch and torchvision: an empty output of the right shape,
+    empty batched gradients and zero parameter gradients."""
+
+    @settings(max_examples=10)
+    @given(op.cases(dtypes=FLOAT64))
+    def check(case):
+        full = as_outputs(case.call(op.reference))
+        empty = case.with_batch(0)
+        out = as_outputs(empty.call(op.reference))
+        for o, f in zip(out, full, strict=True):
+            assert o.shape == (0, *f.shape[1:])
+        grads = empty.call(lambda **kw: op.reference_vjp(np.zeros(out[0].shape), **kw))
+        for name, g in grads.items():
+            assert g.shape == empty.tensors[name].shape
+            assert not np.any(g)
+
+    check()
+
+
+def test_conv2_5d_even_bins_put_the_centre_depth_in_bin_b_over_2():
+    """SPEC.md's edges ``d + (k - B/2) * s``: with B = 2 the centre tap's own depth lies on
+    edge 1 and falls in bin 1, for every depth (computed as ``(d + s/2) - s/2`` it rounds
+    above ``d`` for ~12% of depths, e.g. 0.1, and the tap falls in no bin)."""
+    x = np.ones((1, 1, 1, 1))
+    weight = np.array([10.0, 1.0]).reshape(2, 1, 1, 1, 1)  # bin 0 would give 10
+    for d in [0.1, 0.3, 0.7, 1.1, 2.9, 1e-3, 123.456]:
+        out = reference.conv2_5d(x, np.full((1, 1, 1, 1), d), weight)
+        assert out[0, 0, 0, 0] == 1.0, d
+    depths = np.random.default_rng(0).uniform(0.01, 10.0, 2000)
+    outs = [reference.conv2_5d(x, np.full((1, 1, 1, 1), d), weight)[0, 0, 0, 0] for d in depths]
+    assert np.all(np.array(outs) == 1.0)
+
+
+@pytest.mark.parametrize("kwargs", [
+    dict(stride=(2,), padding=(1,), dilation=[1]),
+    dict(stride=[2, 2], padding=[1], dilation=(1, 1)),
+])
+def test_one_element_sequences_mean_both_axes(kwargs):
+    rng = np.random.default_rng(1)
+    x, w = rng.standard_normal((1, 2, 7, 7)), rng.standard_normal((3, 2, 3, 3))
+    expected = reference.conv2d(x, w, stride=2, padding=1)
+    np.testing.assert_array_equal(reference.conv2d(x, w, **kwargs), expected)
+    np.testing.assert_array_equal(reference.tanprod_conv2d(x * 0.1, w * 0.1, **kwargs),
+                                  reference.tanprod_conv2d(x * 0.1, w * 0.1, stride=2, padding=1))
+
+
+@pytest.mark.parametrize("op", ["max_pool2d", "avg_pool2d"])
+def test_pooling_stride_of_none_or_empty_means_the_kernel_size(op):
+    """torch's OpInfo samples pass ``stride=()`` and ``padding=(1,)``."""
+    fn = getattr(reference, op)
+    x = np.random.default_rng(2).standard_normal((1, 2, 7, 8))
+    expected = fn(x, 3, stride=3, padding=1)
+    for stride in (None, (), []):
+        np.testing.assert_array_equal(fn(x, (3,), stride=stride, padding=(1,)), expected)

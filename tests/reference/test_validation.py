@@ -34,7 +34,7 @@ BAD = [
     ("conv2d", (HUGE, W), {"padding": -1}, ValueError, "padding must be >= 0, got padding=-1"),
     ("conv2d", (HUGE, W), {"padding": "full"}, ValueError, "'full'"),
     ("conv2d", (HUGE, W), {"padding": "same", "stride": 2}, ValueError, "padding='same' needs stride 1"),
-    ("conv2d", (HUGE, W), {"stride": 1.0}, TypeError, "stride must be an int or a pair"),
+    ("conv2d", (HUGE, W), {"stride": 1.0}, TypeError, "stride must be an int or a sequence of one or two ints"),
     ("conv2d", (HUGE, W), {"padding": (1, 2, 3)}, TypeError, "padding"),
     ("conv2d", (x(1, 3, 2, 2), W), {}, ValueError, "output size would be 0x0"),
     ("conv2d", (np.ones((1, 3, 5, 5), dtype=np.int64), W), {}, TypeError, "input must be a float32 or float64"),
