@@ -179,6 +179,19 @@ IMPLEMENTATIONS: tuple[Implementation, ...] = (
     # torch_impl (the PyTorch backend).
     # jax_impl (the JAX backend).
     # lua_port (the Torch7 CustomConv port, one column per Lua runtime).
+    # torch_impl Triton kernels (impl="triton": Triton's interpreter on a CPU, 0.05-0.7 s
+    # a call, hence a fraction of the examples). They have every feature of the ops;
+    # pooling also gets NaN/Inf inputs, as the anchors do.
+    Implementation("tanprod_conv2d", "torch", label="torch-triton", extra={"impl": "triton"},
+                   examples=0.3),
+    Implementation("conv2_5d", "torch", label="torch-triton", extra={"impl": "triton"},
+                   examples=0.3),
+    Implementation("deform_conv2d", "torch", label="torch-triton", extra={"impl": "triton"},
+                   examples=0.3),
+    Implementation("max_pool2d", "torch", label="torch-triton", extra={"impl": "triton"},
+                   limits={"nonfinite": True}, examples=0.5),
+    Implementation("avg_pool2d", "torch", label="torch-triton", extra={"impl": "triton"},
+                   limits={"nonfinite": True}, examples=0.5),
 )
 
 

@@ -1,0 +1,196 @@
+"""Calling the Triton contract functions on a :class:`crossconv.cases.Case`.
+
+The kernels take a ``Geometry`` from the reference's signature check and leave the bias
+to the op, so each adapter here does what the op will do: check the call, add the bias to
+the forward, and return the gradients the kernels own (not the bias's).
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+import torch
+
+import reference
+from crossconv.cases import Case, as_outputs
+from crossconv.checks import cotangent
+from crossconv.compare import Tolerance, assert_close, assert_nontrivial
+from crossconv.registry import OPS
+from reference.common import (
+    avg_pool_signature,
+    conv2_5d_signature,
+    deform_signature,
+    max_pool_signature,
+    shape_of,
+    tanprod_signature,
+)
+from torch_impl.kernels import conv2_5d, deform, pool, tanprod
+
+#: float16 against the float64 reference: 11-bit significands and float16 operands of
+#: every product (float32 accumulation), relative to the output's scale.
+FP16 = Tolerance(rtol=1e-2, atol=1e-2)
+
+
+def tensors(case: Case) -> dict[str, torch.Tensor | None]:
+    return {k: None if v is None else torch.from_numpy(v.copy()) for k, v in case.tensors.items()}
+
+
+def _add_bias(out, bias):
+    return out if bias is None else out + bias[None, :, None, None]
+
+
+def _tanprod(t, p):
+    geometry = tanprod_signature(t["input"].shape, t["weight"].shape, shape_of(t["bias"]),
+                                 **p).geometry
+    forward = lambda: _add_bias(tanprod.forward(t["input"], t["weight"], geometry), t["bias"])  # noqa: E731
+
+    def backward(g):
+        gi, gw = tanprod.backward(g, t["input"], t["weight"], geometry)
+        return {"input": gi, "weight": gw}
+
+    return forward, backward
+
+
+def _conv2_5d(t, p):
+    sig = conv2_5d_signature(t["input"].shape, t["depth"].shape, t["weight"].shape,
+                             shape_of(t["bias"]), **p)
+    args = (sig.geometry, sig.focal, sig.pixel_size)
+
+    def forward():
+        out = conv2_5d.forward(t["input"], t["depth"], t["weight"], *args)
+        return _add_bias(out, t["bias"])
+
+    def backward(g):
+        gi, gw = conv2_5d.backward(g, t["input"], t["depth"], t["weight"], *args)
+        return {"input": gi, "weight": gw}
+
+    return forward, backward
+
+
+def _deform(t, p):
+    sig = deform_signature(t["input"].shape, t["offset"].shape, t["weight"].shape,
+                           shape_of(t["bias"]), mask=shape_of(t["mask"]), **p)
+    args = (sig.geometry, sig.groups, sig.offset_groups)
+
+    def forward():
+        out = deform.forward(t["input"], t["offset"], t["weight"], t["mask"], *args)
+        return _add_bias(out, t["bias"])
+
+    def backward(g):
+        gi, go, gw, gm = deform.backward(g, t["input"], t["offset"], t["weight"], t["mask"],
+                                         *args)
+        grads = {"input": gi, "offset": go, "weight": gw}
+        if t["mask"] is not None:
+            grads["mask"] = gm
+        elif gm is not None:
+            raise AssertionError("deform.backward returned a mask gradient without a mask")
+        return grads
+
+    return forward, backward
+
+
+def _max_pool2d(t, p):
+    geometry = max_pool_signature(t["input"].shape, **p)
+
+    def forward():
+        out, indices = pool.max_forward(t["input"], geometry)
+        return (out, indices) if p.get("return_indices") else out
+
+    def backward(g):
+        _, indices = pool.max_forward(t["input"], geometry)
+        return {"input": pool.max_backward(g, indices, geometry)}
+
+    return forward, backward
+
+
+def _avg_pool2d(t, p):
+    geometry = avg_pool_signature(t["input"].shape, **p)
+    modes = (p.get("count_include_pad", True), p.get("divisor_override"))
+    forward = lambda: pool.avg_forward(t["input"], geometry, *modes)  # noqa: E731
+    backward = lambda g: {"input": pool.avg_backward(g, geometry, *modes)}  # noqa: E731
+    return forward, backward
+
+
+ADAPTERS = {"tanprod_conv2d": _tanprod, "conv2_5d": _conv2_5d, "deform_conv2d": _deform,
+            "max_pool2d": _max_pool2d, "avg_pool2d": _avg_pool2d}
+
+
+def contract(case: Case):
+    """``(forward(), backward(grad_out))`` of the Triton kernels for ``case``."""
+    return ADAPTERS[case.op](tensors(case), case.params)
+
+
+def numpy(value):
+    return value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else value
+
+
+def _with_dtype(case: Case, dtype) -> Case:
+    tensors = {k: None if v is None else v.astype(dtype) for k, v in case.tensors.items()}
+    return Case(case.op, tensors, case.params, case.seed)
+
+
+def check_case(case: Case, half: bool = False) -> dict[str, np.ndarray]:
+    """Forward and every kernel gradient against the float64 reference (and its VJP), at
+    the registry's tolerances. ``half``: the kernels run on the case's values rounded to
+    float16, the reference on the same values in float64, compared at :data:`FP16`.
+    Returns the kernels' gradients (for further checks)."""
+    op = OPS[case.op]
+    run = _with_dtype(case, np.float16) if half else case
+    if half:
+        case = _with_dtype(run, np.float64)
+    dtype = np.dtype(run.dtype).name
+    tolerance = (lambda table: FP16) if half else (lambda table: table[dtype])  # noqa: E731
+    forward, backward = contract(run)
+    expected = as_outputs(case.call(op.reference))
+    actual = as_outputs(forward())
+    what = f"triton {case.op} on {run.describe()}"
+    assert_nontrivial(expected[0], what)
+    assert actual[0].dtype == getattr(torch, dtype), f"{what}: returned {actual[0].dtype}"
+    assert_close(numpy(actual[0]), expected[0], tolerance(op.tolerance), what)
+    for a, e in zip(actual[1:], expected[1:], strict=True):
+        assert np.array_equal(numpy(a), e), f"{what}: indices differ"
+
+    grad = cotangent(run, expected[0].shape)  # representable in the run's dtype
+    expected_grads = case.call(lambda **kw: op.reference_vjp(grad, **kw))
+    grads = backward(torch.from_numpy(grad.astype(dtype)))
+    for name, value in grads.items():
+        assert value.dtype == getattr(torch, dtype), f"{what}: d/d{name} is {value.dtype}"
+        assert_nontrivial(expected_grads[name], f"{what}, d/d{name}")
+        assert_close(numpy(value), expected_grads[name], tolerance(op.grad_tolerance),
+                     f"{what}, d/d{name}")
+    missing = {k for k in expected_grads if k != "bias"} - set(grads)
+    assert not missing, f"{what}: no gradient for {missing}"
+    return {k: numpy(v) for k, v in grads.items()}
+
+
+def reference_output(case: Case) -> np.ndarray:
+    return as_outputs(case.call(getattr(reference, case.op)))[0]
+
+
+def make_case(op: str, seed: int = 0, **arguments) -> Case:
+    """A Case from keyword arguments: arrays (or None for an absent optional tensor of
+    the op) become tensors, everything else parameters."""
+    names = OPS[op].tensor_args
+    tensors = {name: arguments.pop(name, None) for name in names}
+    tensors = {k: None if v is None else np.asarray(v) for k, v in tensors.items()}
+    return Case(op, tensors, arguments, seed)
+
+
+def random_case(op: str, shapes: dict, dtype=np.float64, seed: int = 0, low=-1.0, high=1.0,
+                **params) -> Case:
+    """A Case whose tensors (shapes given) are uniform in [low, high)."""
+    rng = np.random.default_rng(seed)
+    arrays = {name: rng.uniform(low, high, shape).astype(dtype) for name, shape in shapes.items()}
+    return make_case(op, seed, **arrays, **params)
+
+
+@contextlib.contextmanager
+def deterministic_algorithms():
+    """torch.use_deterministic_algorithms(True) inside the block."""
+    previous = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(previous)

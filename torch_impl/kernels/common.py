@@ -1,0 +1,119 @@
+"""What every kernel module shares: the interpreter flag, dtypes, block sizes, ``tan``,
+and the one launch function (which the compile checks can record instead of running).
+
+Block sizes come in pairs, ``(interpreted, compiled)``: the interpreter runs one program
+instance at a time (~0.5 ms each plus NumPy work), so there blocks are as large as the
+problem allows; on a GPU they are sized for occupancy and registers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+import triton
+import triton.language as tl
+from triton.language.extra import libdevice
+
+#: Frozen when this module is imported, like ``@triton.jit`` itself (see the package
+#: docstring for the rule).
+INTERPRETING = bool(triton.knobs.runtime.interpret)
+INTERPRET: tl.constexpr = tl.constexpr(INTERPRETING)
+
+#: ``tl.dot`` precision for float32 operands. "ieee" keeps float32 accuracy (the 1e-4
+#: tolerance of long sums) and IEEE Inf/NaN propagation; TF32 rounds operands to 10
+#: mantissa bits (~1e-3) and "tf32x3" splits x into tf32(x) + rest, which turns an
+#: infinite operand into NaN (inf - inf). float16 and float64 operands ignore it: they use
+#: the tensor cores (wgmma f16, DMMA f64) at full precision.
+DOT_PRECISION: tl.constexpr = tl.constexpr("ieee")
+
+FLOAT_TYPES = {torch.float16: tl.float16, torch.float32: tl.float32, torch.float64: tl.float64}
+
+
+def check_dtype(*tensors: torch.Tensor | None) -> torch.dtype:
+    """The common float dtype of ``tensors`` (None skipped); ``TypeError`` otherwise."""
+    dtypes = {t.dtype for t in tensors if t is not None}
+    if len(dtypes) != 1 or not dtypes <= FLOAT_TYPES.keys():
+        raise TypeError(
+            f"Triton kernels need tensors of one dtype among float16/float32/float64, got "
+            f"{sorted(map(str, dtypes))}"
+        )
+    return dtypes.pop()
+
+
+def acc_type(dtype: torch.dtype):
+    """Triton accumulation type: float64 for float64, float32 otherwise."""
+    return tl.float64 if dtype == torch.float64 else tl.float32
+
+
+def acc_dtype(dtype: torch.dtype) -> torch.dtype:
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def index_type(*tensors: torch.Tensor):
+    """int32 index arithmetic when every tensor a kernel touches has fewer than 2**31
+    elements (64-bit division and multiplication cost several times more on a GPU),
+    int64 otherwise."""
+    return tl.int32 if max(t.numel() for t in tensors) < 2**31 else tl.int64
+
+
+def block(n: int, interpreted: tuple[int, int], compiled: tuple[int, int]) -> int:
+    """The power of two >= ``n``, clamped to ``(low, high)`` of the current mode."""
+    low, high = interpreted if INTERPRETING else compiled
+    return max(low, min(high, triton.next_power_of_2(max(int(n), 1))))
+
+
+def parallel_splits(programs: int, chunks: int) -> int:
+    """How many independent partial sums to split a reduction of ``chunks`` blocks into,
+    so ``programs * splits`` fills the GPU (2 programs per SM); 1 in the interpreter."""
+    if INTERPRETING or not torch.cuda.is_available():
+        return 1
+    target = 2 * torch.cuda.get_device_properties(torch.cuda.current_device()).multi_processor_count
+    return max(1, min(chunks, -(-target // max(programs, 1))))
+
+
+@triton.jit
+def tan(x):
+    """``tan(x)``: libdevice's correctly rounded tan on the GPU; sin/cos in the
+    interpreter, which has no libdevice."""
+    if INTERPRET:
+        return tl.sin(x) / tl.cos(x)
+    else:
+        return libdevice.tan(x)
+
+
+@triton.jit
+def divide(a, b):
+    """``a / b`` correctly rounded: on a GPU, float32 ``/`` compiles to the approximate
+    ``div.full.f32`` (2 ulp); torch divides exactly."""
+    if a.dtype == tl.float64:
+        return a / b
+    else:
+        return tl.math.div_rn(a, b)
+
+
+# ----------------------------------------------------------------------------- launching
+
+_recorded: list | None = None
+
+
+def launch(kernel, grid, *args, num_warps: int = 4, **constexprs) -> None:
+    """``kernel[grid](*args, **constexprs)``, or recorded while :func:`recording_launches`
+    is active (the compile checks turn every launch a wrapper makes into an sm_90 build)."""
+    if _recorded is not None:
+        _recorded.append((kernel, tuple(grid), args, constexprs, num_warps))
+        return
+    if min(grid) > 0:
+        kernel[tuple(grid)](*args, num_warps=num_warps, **constexprs)
+
+
+@contextlib.contextmanager
+def recording_launches():
+    """Within the block, launches are collected (kernel, grid, args, constexprs,
+    num_warps) in the yielded list instead of run."""
+    global _recorded
+    previous, _recorded = _recorded, []
+    try:
+        yield _recorded
+    finally:
+        _recorded = previous
