@@ -91,3 +91,16 @@ def test_empty_batch():
     grads = backward(torch.zeros(out.shape, dtype=torch.float64))
     assert grads["input"].shape == (0, 2, 4, 4)
     assert torch.equal(grads["weight"], torch.zeros(3, 2, 2, 3, 3, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("splits", [2, 3])
+def test_weight_gradient_split_over_positions(splits, monkeypatch):  # 4 blocks of 16
+    """The GPU splits the weight gradient's reduction over positions into partial sums;
+    the interpreter does not by itself, so force small blocks and several splits."""
+    monkeypatch.setattr(conv2_5d, "POSITIONS", ((16, 16), (16, 16)))
+    monkeypatch.setattr(conv2_5d, "parallel_splits",
+                        lambda programs, chunks, min_chunks=1: min(splits, chunks))
+    case = random_case("conv2_5d", {"input": (2, 2, 5, 7), "depth": (2, 1, 5, 7),
+                                    "weight": (2, 3, 2, 3, 3)}, seed=splits, padding=1)
+    case.tensors["depth"][:] = np.abs(case.tensors["depth"]) + 0.5
+    check_case(case)

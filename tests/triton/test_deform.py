@@ -124,3 +124,18 @@ def test_empty_batch(mask):
     assert grads["offset"].shape == (0, 18, 2, 2) and grads["input"].shape == (0, 2, 4, 4)
     assert torch.equal(grads["weight"], torch.zeros(3, 2, 3, 3, dtype=torch.float64))
     assert ("mask" in grads) == mask
+
+
+def test_backward_split_over_position_tiles(monkeypatch):
+    """On a GPU the backward's programs stride over position tiles (s, s+S, ...) and
+    keep weight-gradient partials per split; force that here: 3 tiles of 16 positions
+    over 2 splits, atomic and two-pass input gradients."""
+    monkeypatch.setattr(deform, "POSITIONS", ((16, 16), (16, 16)))
+    monkeypatch.setattr(deform, "parallel_splits",
+                        lambda programs, chunks, min_chunks=1: min(2, chunks))
+    case = random_case("deform_conv2d", {"input": (2, 4, 4, 6), "offset": (2, 2 * 9, 4, 6),
+                                         "weight": (4, 2, 3, 3), "mask": (2, 9, 4, 6)},
+                       low=-1.5, high=1.5, seed=2, padding=1)
+    check_case(case)
+    with deterministic_algorithms():
+        check_case(case)

@@ -30,13 +30,25 @@ DOT_PRECISION: tl.constexpr = tl.constexpr("ieee")
 FLOAT_TYPES = {torch.float16: tl.float16, torch.float32: tl.float32, torch.float64: tl.float64}
 
 
-def check_dtype(*tensors: torch.Tensor | None) -> torch.dtype:
-    """The common float dtype of ``tensors`` (None skipped); ``TypeError`` otherwise."""
-    dtypes = {t.dtype for t in tensors if t is not None}
+def check_tensors(*tensors: torch.Tensor | None) -> torch.dtype:
+    """The common float dtype of ``tensors`` (None skipped). ``TypeError`` unless they
+    share one of float16/float32/float64; ``ValueError`` unless they share a device that
+    the kernels can run on (CUDA when compiled, anything in the interpreter)."""
+    present = [t for t in tensors if t is not None]
+    dtypes = {t.dtype for t in present}
     if len(dtypes) != 1 or not dtypes <= FLOAT_TYPES.keys():
         raise TypeError(
             f"Triton kernels need tensors of one dtype among float16/float32/float64, got "
             f"{sorted(map(str, dtypes))}"
+        )
+    devices = {t.device for t in present}
+    if len(devices) != 1:
+        raise ValueError(f"Triton kernels need tensors on one device, got {sorted(map(str, devices))}")
+    device = devices.pop()
+    if not INTERPRETING and device.type != "cuda" and _recorded is None:
+        raise ValueError(
+            f"the Triton kernels were compiled for the GPU and need CUDA tensors, got {device}; "
+            f"set TRITON_INTERPRET=1 before importing torch_impl.kernels to run them on the CPU"
         )
     return dtypes.pop()
 
@@ -63,13 +75,16 @@ def block(n: int, interpreted: tuple[int, int], compiled: tuple[int, int]) -> in
     return max(low, min(high, triton.next_power_of_2(max(int(n), 1))))
 
 
-def parallel_splits(programs: int, chunks: int) -> int:
-    """How many independent partial sums to split a reduction of ``chunks`` blocks into,
-    so ``programs * splits`` fills the GPU (2 programs per SM); 1 in the interpreter."""
+def parallel_splits(programs: int, chunks: int, min_chunks: int = 1) -> int:
+    """How many partial sums to split a reduction over ``chunks`` blocks into, so that
+    ``programs * splits`` fills the GPU (2 programs per SM) while each split keeps at
+    least ``min_chunks`` blocks (every split writes one partial result: memory traffic).
+    1 in the interpreter, where programs run one after the other."""
     if INTERPRETING or not torch.cuda.is_available():
         return 1
-    target = 2 * torch.cuda.get_device_properties(torch.cuda.current_device()).multi_processor_count
-    return max(1, min(chunks, -(-target // max(programs, 1))))
+    sms = torch.cuda.get_device_properties(torch.cuda.current_device()).multi_processor_count
+    wanted = -(-2 * sms // max(programs, 1))
+    return max(1, min(wanted, chunks // max(min_chunks, 1)))
 
 
 @triton.jit

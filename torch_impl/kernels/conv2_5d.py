@@ -38,7 +38,7 @@ from .common import (
     acc_dtype,
     acc_type,
     block,
-    check_dtype,
+    check_tensors,
     index_type,
     launch,
     parallel_splits,
@@ -241,7 +241,7 @@ def forward(input, depth, weight, geometry, focal: float, pixel_size: float) -> 
     Returns:
         ``[N, O, oh, ow]`` in the input's dtype.
     """
-    dtype = check_dtype(input, depth, weight)
+    dtype = check_tensors(input, depth, weight)
     x, d, w = input.contiguous(), depth.contiguous(), weight.contiguous()
     n, c, h, wd = x.shape
     bins, o = w.shape[:2]
@@ -267,7 +267,7 @@ def backward(grad_out, input, depth, weight, geometry, focal: float,
     deterministic: the input gradient is gathered (each cell reads the outputs whose
     windows cover it), the weight gradient is reduced per program and summed by torch.
     """
-    dtype = check_dtype(grad_out, input, depth, weight)
+    dtype = check_tensors(grad_out, input, depth, weight)
     g, x, d, w = (t.contiguous() for t in (grad_out, input, depth, weight))
     n, c, h, wd = x.shape
     bins, o, _, kh, kw = w.shape
@@ -289,7 +289,7 @@ def backward(grad_out, input, depth, weight, geometry, focal: float,
            ACC=acc_type(dtype), BM=bi, BC=bc, BO=bo, BB=bb, IDX=index_type(g, w, grad_x))
 
     tiles = triton.cdiv(o, bo) * triton.cdiv(c, bc)
-    splits = parallel_splits(tiles, triton.cdiv(m, bm))
+    splits = parallel_splits(tiles, triton.cdiv(m, bm), min_chunks=8)
     per_split = triton.cdiv(triton.cdiv(m, splits), bm) * bm
     splits = triton.cdiv(m, per_split)
     partial = torch.empty((splits, *w.shape), dtype=work, device=x.device)

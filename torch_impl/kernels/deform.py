@@ -41,7 +41,7 @@ from .common import (
     acc_dtype,
     acc_type,
     block,
-    check_dtype,
+    check_tensors,
     index_type,
     launch,
     parallel_splits,
@@ -90,35 +90,34 @@ def _point(off_ptr, n, go, k, r, ok, oy, ox, GO, OH, OW, H, W,
 
 
 @triton.jit
-def _corner(x_ptr, plane, row, col, H, W, ok):
-    """Input values at (row, col) for every channel of ``plane`` [BM, BC] (0 off the
-    image), the flat index, and whether the corner is on the image ([BM])."""
-    on_image = (row >= 0) & (row < H) & (col >= 0) & (col < W)
-    index = plane + (row * W + col)[:, None]
-    value = tl.load(x_ptr + index, mask=ok & on_image[:, None], other=0.0)
-    return value, index, on_image
-
-
-@triton.jit
-def _corners(x_ptr, n, c, row0, col0, C, H, W, ok, ACC: tl.constexpr):
+def _sample(x_ptr, n, c, row0, col0, ly, lx, nan, nan_value, outside, C, H, W, ok,
+            ACC: tl.constexpr):
+    """Bilinear samples [BM, BC] of channels c at the points: the corners (row0, col0) +
+    {0, 1}^2, each read as 0 off the image, weighted (1-ly)(1-lx), (1-ly)lx, ly(1-lx),
+    ly*lx (formed in float64) and summed in that order; 0 outside by the border rule,
+    NaN at a NaN point. Also returns the corner values, flat indices and whether each
+    corner is on the image (one call per block: the interpreter pays per call)."""
     plane = (n[:, None] * C + c[None, :]) * (H * W)
-    v1, i1, in1 = _corner(x_ptr, plane, row0, col0, H, W, ok)
-    v2, i2, in2 = _corner(x_ptr, plane, row0, col0 + 1, H, W, ok)
-    v3, i3, in3 = _corner(x_ptr, plane, row0 + 1, col0, H, W, ok)
-    v4, i4, in4 = _corner(x_ptr, plane, row0 + 1, col0 + 1, H, W, ok)
-    return (v1.to(ACC), v2.to(ACC), v3.to(ACC), v4.to(ACC), i1, i2, i3, i4, in1, in2, in3, in4)
-
-
-@triton.jit
-def _bilinear(v1, v2, v3, v4, ly, lx, nan, nan_value, outside, ACC: tl.constexpr):
-    """The sample: corners weighted (1-ly)(1-lx), (1-ly)lx, ly(1-lx), ly*lx (formed in
-    float64), summed in that order; 0 outside by the border rule, NaN at a NaN point."""
+    top = (row0 >= 0) & (row0 < H)
+    bottom = (row0 + 1 >= 0) & (row0 + 1 < H)
+    left = (col0 >= 0) & (col0 < W)
+    right = (col0 + 1 >= 0) & (col0 + 1 < W)
+    in1, in2, in3, in4 = top & left, top & right, bottom & left, bottom & right
+    i1 = plane + (row0 * W + col0)[:, None]
+    i2 = i1 + 1
+    i3 = i1 + W
+    i4 = i3 + 1
+    v1 = tl.load(x_ptr + i1, mask=ok & in1[:, None], other=0.0).to(ACC)
+    v2 = tl.load(x_ptr + i2, mask=ok & in2[:, None], other=0.0).to(ACC)
+    v3 = tl.load(x_ptr + i3, mask=ok & in3[:, None], other=0.0).to(ACC)
+    v4 = tl.load(x_ptr + i4, mask=ok & in4[:, None], other=0.0).to(ACC)
     hy = 1.0 - ly
     hx = 1.0 - lx
     value = ((hy * hx).to(ACC)[:, None] * v1 + (hy * lx).to(ACC)[:, None] * v2
              + (ly * hx).to(ACC)[:, None] * v3 + (ly * lx).to(ACC)[:, None] * v4)
     value = tl.where(outside[:, None], 0.0, value)
-    return tl.where(nan[:, None], nan_value.to(ACC)[:, None], value)
+    value = tl.where(nan[:, None], nan_value.to(ACC)[:, None], value)
+    return value, v1, v2, v3, v4, i1, i2, i3, i4, in1, in2, in3, in4
 
 
 @triton.jit
@@ -157,9 +156,8 @@ def _forward_kernel(x_ptr, off_ptr, w_ptr, msk_ptr, out_ptr,
             for c0 in range(lo, hi, BC):
                 c = c0 + tl.arange(0, BC)
                 ok = m_ok[:, None] & (c < hi)[None, :]
-                v1, v2, v3, v4, _, _, _, _, _, _, _, _ = _corners(x_ptr, n, c, row0, col0, C, H, W,
-                                                                  ok, ACC)
-                sample = _bilinear(v1, v2, v3, v4, ly, lx, nan, nan_value, outside, ACC)
+                sample, _, _, _, _, _, _, _, _, _, _, _, _ = _sample(
+                    x_ptr, n, c, row0, col0, ly, lx, nan, nan_value, outside, C, H, W, ok, ACC)
                 col = tl.where(ok, sample * modulation[:, None], 0.0)
                 wt = tl.load(w_ptr + (o[None, :] * CG + (c - c_first)[:, None]) * K + k,
                              mask=(c < hi)[:, None] & o_ok[None, :], other=0.0)
@@ -170,15 +168,36 @@ def _forward_kernel(x_ptr, off_ptr, w_ptr, msk_ptr, out_ptr,
 
 
 @triton.jit
-def _grad_input(gx_ptr, vals_ptr, idx_ptr, slot, value, index, ok, contributes, SCATTER, DUMMY):
-    """One corner's input gradient: atomically added, or written to the two-pass buffers
-    (value, target index; DUMMY where it contributes nothing)."""
-    contributes = ok & contributes
+def _input_gradient(gx_ptr, vals_ptr, idx_ptr, slot, CORNER, grad_sample, ly, lx,
+                    i1, i2, i3, i4, in1, in2, in3, in4, ok, SCATTER, DUMMY, ACC: tl.constexpr):
+    """grad_sample times each corner's weight, to the corners whose two weight factors
+    are > 0 (torchvision's |y - row| < 1 and |x - col| < 1): atomically added to the
+    input gradient, or written to the two-pass buffers [4, N, C, oh*ow] (value, target
+    index; DUMMY where a corner gets nothing)."""
+    hy = 1.0 - ly
+    hx = 1.0 - lx
+    g1 = grad_sample * (hy * hx).to(ACC)[:, None]
+    g2 = grad_sample * (hy * lx).to(ACC)[:, None]
+    g3 = grad_sample * (ly * hx).to(ACC)[:, None]
+    g4 = grad_sample * (ly * lx).to(ACC)[:, None]
+    c1 = ok & (in1 & (hy > 0) & (hx > 0))[:, None]
+    c2 = ok & (in2 & (hy > 0) & (lx > 0))[:, None]
+    c3 = ok & (in3 & (ly > 0) & (hx > 0))[:, None]
+    c4 = ok & (in4 & (ly > 0) & (lx > 0))[:, None]
     if SCATTER != 0:
-        tl.atomic_add(gx_ptr + index, value, mask=contributes)
+        tl.atomic_add(gx_ptr + i1, g1, mask=c1)
+        tl.atomic_add(gx_ptr + i2, g2, mask=c2)
+        tl.atomic_add(gx_ptr + i3, g3, mask=c3)
+        tl.atomic_add(gx_ptr + i4, g4, mask=c4)
     else:
-        tl.store(vals_ptr + slot, tl.where(contributes, value, 0.0), mask=ok)
-        tl.store(idx_ptr + slot, tl.where(contributes, index, DUMMY), mask=ok)
+        tl.store(vals_ptr + slot, tl.where(c1, g1, 0.0), mask=ok)
+        tl.store(vals_ptr + slot + CORNER, tl.where(c2, g2, 0.0), mask=ok)
+        tl.store(vals_ptr + slot + 2 * CORNER, tl.where(c3, g3, 0.0), mask=ok)
+        tl.store(vals_ptr + slot + 3 * CORNER, tl.where(c4, g4, 0.0), mask=ok)
+        tl.store(idx_ptr + slot, tl.where(c1, i1, DUMMY), mask=ok)
+        tl.store(idx_ptr + slot + CORNER, tl.where(c2, i2, DUMMY), mask=ok)
+        tl.store(idx_ptr + slot + 2 * CORNER, tl.where(c3, i3, DUMMY), mask=ok)
+        tl.store(idx_ptr + slot + 3 * CORNER, tl.where(c4, i4, DUMMY), mask=ok)
 
 
 @triton.jit
@@ -222,9 +241,8 @@ def _backward_kernel(x_ptr, off_ptr, w_ptr, msk_ptr, g_ptr,
                 c = c0 + tl.arange(0, BC)
                 c_ok = c < c_end
                 ok = m_ok[:, None] & c_ok[None, :]
-                v1, v2, v3, v4, i1, i2, i3, i4, in1, in2, in3, in4 = _corners(
-                    x_ptr, n, c, row0, col0, C, H, W, ok, ACC)
-                sample = _bilinear(v1, v2, v3, v4, ly, lx, nan, nan_value, outside, ACC)
+                sample, v1, v2, v3, v4, i1, i2, i3, i4, in1, in2, in3, in4 = _sample(
+                    x_ptr, n, c, row0, col0, ly, lx, nan, nan_value, outside, C, H, W, ok, ACC)
                 col = tl.where(ok, sample * modulation[:, None], 0.0).to(g_ptr.dtype.element_ty)
                 # Output channels of the weight groups this channel block touches.
                 c_group = c // CG
@@ -252,20 +270,9 @@ def _backward_kernel(x_ptr, off_ptr, w_ptr, msk_ptr, g_ptr,
                         + (-ly).to(ACC)[:, None] * v3 + ly.to(ACC)[:, None] * v4)
                 grad_y += tl.sum(tl.where(ok, grad_sample * d_dy, 0.0), axis=1)
                 grad_x += tl.sum(tl.where(ok, grad_sample * d_dx, 0.0), axis=1)
-                # Corners whose two weight factors are > 0 get input gradient.
                 slot = (n[:, None] * C + c[None, :]) * per_image + r[:, None]
-                _grad_input(gx_ptr, vals_ptr, idx_ptr, slot,
-                            grad_sample * (hy * hx).to(ACC)[:, None], i1, ok,
-                            (in1 & (hy > 0) & (hx > 0))[:, None], SCATTER, DUMMY)
-                _grad_input(gx_ptr, vals_ptr, idx_ptr, slot + CORNER,
-                            grad_sample * (hy * lx).to(ACC)[:, None], i2, ok,
-                            (in2 & (hy > 0) & (lx > 0))[:, None], SCATTER, DUMMY)
-                _grad_input(gx_ptr, vals_ptr, idx_ptr, slot + 2 * CORNER,
-                            grad_sample * (ly * hx).to(ACC)[:, None], i3, ok,
-                            (in3 & (ly > 0) & (hx > 0))[:, None], SCATTER, DUMMY)
-                _grad_input(gx_ptr, vals_ptr, idx_ptr, slot + 3 * CORNER,
-                            grad_sample * (ly * lx).to(ACC)[:, None], i4, ok,
-                            (in4 & (ly > 0) & (lx > 0))[:, None], SCATTER, DUMMY)
+                _input_gradient(gx_ptr, vals_ptr, idx_ptr, slot, CORNER, grad_sample, ly, lx,
+                                i1, i2, i3, i4, in1, in2, in3, in4, ok, SCATTER, DUMMY, ACC)
             grad_y = tl.where(nan, nan_value.to(ACC), grad_y)
             grad_x = tl.where(nan, nan_value.to(ACC), grad_x)
             channel = (n * GO + go) * (2 * K) + 2 * k
@@ -292,7 +299,7 @@ def forward(input, offset, weight, mask, geometry, groups: int, offset_groups: i
     Returns:
         ``[N, O, oh, ow]`` in the input's dtype.
     """
-    dtype = check_dtype(input, offset, weight, mask)
+    dtype = check_tensors(input, offset, weight, mask)
     x, off, w = input.contiguous(), offset.contiguous(), weight.contiguous()
     msk = off if mask is None else mask.contiguous()
     n, c, h, wd = x.shape
@@ -323,7 +330,7 @@ def backward(grad_out, input, offset, weight, mask, geometry, groups: int, offse
     written to a buffer ``[4, N, C, oh*ow]`` and added with ``index_add_`` (deterministic in
     that mode). The other gradients are deterministic on both paths.
     """
-    dtype = check_dtype(grad_out, input, offset, weight, mask)
+    dtype = check_tensors(grad_out, input, offset, weight, mask)
     g, x, off, w = (t.contiguous() for t in (grad_out, input, offset, weight))
     msk = off if mask is None else mask.contiguous()
     n, c, h, wd = x.shape
@@ -341,7 +348,7 @@ def backward(grad_out, input, offset, weight, mask, geometry, groups: int, offse
         return tuple(None if t is None else t.to(dtype) for t in grads)
     bm, bo, bc = _blocks(m, o // groups, c // offset_groups)
     tiles = triton.cdiv(m, bm)
-    splits = parallel_splits(offset_groups, tiles)
+    splits = parallel_splits(offset_groups, tiles, min_chunks=2)
     partial = torch.zeros((splits, *w.shape), dtype=work, device=x.device)
     deterministic = torch.are_deterministic_algorithms_enabled()
     if deterministic:

@@ -28,7 +28,7 @@ import torch
 import triton
 import triton.language as tl
 
-from .common import acc_type, block, check_dtype, divide, index_type, launch
+from .common import acc_type, block, check_tensors, divide, index_type, launch
 
 #: Block-size range ``(low, high)`` of cells per program, interpreted then compiled.
 CELLS = ((16, 4096), (16, 1024))
@@ -163,7 +163,7 @@ def max_forward(input: torch.Tensor, geometry) -> tuple[torch.Tensor, torch.Tens
     ``geometry`` from ``reference.common.max_pool_signature`` (ceil-mode overhang in
     ``pad_after``; padding never wins). NaN wins; ties keep the first tap in row-major order.
     """
-    dtype = check_dtype(input)
+    dtype = check_tensors(input)
     x = input.contiguous()
     n, c = x.shape[:2]
     out = torch.empty((n, c, *geometry.out_size), dtype=dtype, device=x.device)
@@ -179,7 +179,7 @@ def max_forward(input: torch.Tensor, geometry) -> tuple[torch.Tensor, torch.Tens
 def max_backward(grad_out: torch.Tensor, indices: torch.Tensor, geometry) -> torch.Tensor:
     """Gradient of :func:`max_forward`: each output's gradient goes to its index only
     (gathered per input cell: deterministic). Returns ``[N, C, H, W]``."""
-    dtype = check_dtype(grad_out)
+    dtype = check_tensors(grad_out)
     g, idx = grad_out.contiguous(), indices.contiguous()
     n, c = g.shape[:2]
     grad_x = torch.empty((n, c, *geometry.in_size), dtype=dtype, device=g.device)
@@ -199,7 +199,7 @@ def _override(divisor_override) -> int:
 def avg_forward(input: torch.Tensor, geometry, count_include_pad: bool,
                 divisor_override) -> torch.Tensor:
     """Average pooling ``[N, C, oh, ow]`` (``geometry`` from ``avg_pool_signature``)."""
-    dtype = check_dtype(input)
+    dtype = check_tensors(input)
     x = input.contiguous()
     n, c = x.shape[:2]
     out = torch.empty((n, c, *geometry.out_size), dtype=dtype, device=x.device)
@@ -216,7 +216,7 @@ def avg_backward(grad_out: torch.Tensor, geometry, count_include_pad: bool,
                  divisor_override) -> torch.Tensor:
     """Gradient of :func:`avg_forward`, gathered per input cell (deterministic):
     ``[N, C, H, W]``."""
-    dtype = check_dtype(grad_out)
+    dtype = check_tensors(grad_out)
     g = grad_out.contiguous()
     n, c = g.shape[:2]
     grad_x = torch.empty((n, c, *geometry.in_size), dtype=dtype, device=g.device)

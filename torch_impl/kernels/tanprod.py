@@ -38,7 +38,7 @@ import torch
 import triton
 import triton.language as tl
 
-from .common import acc_dtype, acc_type, block, check_dtype, index_type, launch, tan
+from .common import acc_dtype, acc_type, block, check_tensors, index_type, launch, tan
 
 #: Block-size ranges ``(low, high)``, interpreted then compiled (common.block): positions
 #: per program (forward, backward), out channels per forward program, factors per chunk,
@@ -202,7 +202,7 @@ def forward(input: torch.Tensor, weight: torch.Tensor, geometry) -> torch.Tensor
     Returns:
         ``[N, O, oh, ow]`` in the input's dtype.
     """
-    dtype = check_dtype(input, weight)
+    dtype = check_tensors(input, weight)
     x, w = input.contiguous(), weight.contiguous()
     n, c, h, wd = x.shape
     o = w.shape[0]
@@ -231,7 +231,7 @@ def backward(grad_out: torch.Tensor, input: torch.Tensor, weight: torch.Tensor,
     is written instead and gathered in a fixed order (deterministic). The weight gradient
     is always deterministic (per-program partials summed by torch).
     """
-    dtype = check_dtype(grad_out, input, weight)
+    dtype = check_tensors(grad_out, input, weight)
     g, x, w = grad_out.contiguous(), input.contiguous(), weight.contiguous()
     n, c, h, wd = x.shape
     o, _, kh, kw = w.shape
