@@ -34,8 +34,10 @@ kernel module below it:
   Triton's CPU interpreter (NumPy, one program instance at a time: slow, for tests).
 - not set, CUDA available: kernels are compiled for the GPU.
 
-The decision is frozen at the first import; a kernel module imported before this package
-(impossible through normal imports) would keep whatever mode was set then.
+The decision is frozen at the first import of the kernel modules. ``triton`` itself may
+have been imported earlier in compiled mode (torch._dynamo imports it, e.g. on a process's
+first custom-op call): the kernels then still run in the interpreter, because they call no
+``@jit`` helper of ``triton.language`` (see ``common.ADD``).
 """
 
 from __future__ import annotations

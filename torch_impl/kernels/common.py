@@ -27,6 +27,17 @@ INTERPRET: tl.constexpr = tl.constexpr(INTERPRETING)
 #: the tensor cores (wgmma f16, DMMA f64) at full precision.
 DOT_PRECISION: tl.constexpr = tl.constexpr("ieee")
 
+#: The combine functions of tl.sum and tl.cumprod. The kernels call tl.reduce and
+#: tl.associative_scan with them rather than tl.sum / tl.cumprod, and write tl.full and
+#: integer arithmetic rather than tl.zeros / tl.cdiv: those are @jit functions of
+#: triton.language.standard, decorated when triton was first imported. torch imports
+#: triton (torch._dynamo does, e.g. when a custom op is first called) before this package
+#: can set TRITON_INTERPRET, and a compiled-mode @jit function cannot be called from an
+#: interpreted kernel. The interpreter recognises these two combine functions and runs
+#: NumPy's sum / cumprod for them.
+ADD = tl.standard._sum_combine
+MUL = tl.standard._prod_combine
+
 FLOAT_TYPES = {torch.float16: tl.float16, torch.float32: tl.float32, torch.float64: tl.float64}
 
 

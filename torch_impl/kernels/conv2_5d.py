@@ -120,7 +120,7 @@ def _forward_kernel(x_ptr, d_ptr, w_ptr, par_ptr, out_ptr,
     q = tl.arange(0, BB * BC)  # rows of the weight tile: (bin, channel)
     q_bin = q // BC
     K = KH * KW
-    acc = tl.zeros((BM, BO), ACC)
+    acc = tl.full((BM, BO), 0.0, ACC)
     for k in range(K):
         row = oy * SH - PH + (k // KW) * DH
         col = ox * SW - PW + (k % KW) * DW
@@ -156,7 +156,7 @@ def _input_grad_kernel(g_ptr, d_ptr, w_ptr, par_ptr, gx_ptr,
     q = tl.arange(0, BB * BO)  # rows of the weight tile: (bin, out channel)
     q_bin = q // BO
     K = KH * KW
-    acc = tl.zeros((BM, BC), ACC)
+    acc = tl.full((BM, BC), 0.0, ACC)
     for k in range(K):
         ty = h + PH - (k // KW) * DH
         tx = w + PW - (k % KW) * DW
@@ -186,7 +186,7 @@ def _weight_grad_kernel(x_ptr, d_ptr, g_ptr, par_ptr, part_ptr,
                         SH, SW, PH, PW, DH, DW, KH, KW,
                         ACC: tl.constexpr, BP: tl.constexpr, BO: tl.constexpr,
                         BC: tl.constexpr, BB: tl.constexpr, IDX: tl.constexpr):
-    c_tiles = tl.cdiv(C, BC)
+    c_tiles = (C + BC - 1) // BC
     o = (tl.program_id(0) // c_tiles) * BO + tl.arange(0, BO)
     c0 = (tl.program_id(0) % c_tiles) * BC
     c = c0 + tl.arange(0, BC)
@@ -200,7 +200,7 @@ def _weight_grad_kernel(x_ptr, d_ptr, g_ptr, par_ptr, part_ptr,
     start = split * PER_SPLIT
     stop = tl.minimum(start + PER_SPLIT, M)
     for k in range(K):
-        acc = tl.zeros((BO, BB * BC), ACC)
+        acc = tl.full((BO, BB * BC), 0.0, ACC)
         for p0 in range(start, stop, BP):
             m = (p0 + tl.arange(0, BP)).to(IDX)
             m_ok = m < stop

@@ -37,6 +37,7 @@ import triton
 import triton.language as tl
 
 from .common import (
+    ADD,
     DOT_PRECISION,
     acc_dtype,
     acc_type,
@@ -143,7 +144,7 @@ def _forward_kernel(x_ptr, off_ptr, w_ptr, msk_ptr, out_ptr,
     K = KH * KW
     c_first = g * CG
     c_end = c_first + CG
-    acc = tl.zeros((BM, BO), ACC)
+    acc = tl.full((BM, BO), 0.0, ACC)
     for k in range(K):
         for go in range(c_first // CPG, (c_end - 1) // CPG + 1):
             row0, col0, ly, lx, nan, nan_value, outside = _point(
@@ -219,7 +220,7 @@ def _backward_kernel(x_ptr, off_ptr, w_ptr, msk_ptr, g_ptr,
     c_end = c_first + CPG
     DUMMY = (M // per_image).to(IDX) * C * H * W  # the slot past grad_input's last cell
     CORNER = M.to(IDX) * C  # one corner's block of the two-pass buffers [4, N, C, oh*ow]
-    for tile in range(split, tl.cdiv(M, BM), splits):
+    for tile in range(split, (M + BM - 1) // BM, splits):
         m = (tile * BM + tl.arange(0, BM)).to(IDX)
         m_ok = m < M
         n = m // per_image
@@ -234,9 +235,9 @@ def _backward_kernel(x_ptr, off_ptr, w_ptr, msk_ptr, g_ptr,
                                  mask=m_ok & (HAS_MASK != 0), other=1.0).to(ACC)
             hy = 1.0 - ly
             hx = 1.0 - lx
-            grad_y = tl.zeros((BM,), ACC)
-            grad_x = tl.zeros((BM,), ACC)
-            grad_m = tl.zeros((BM,), ACC)
+            grad_y = tl.full((BM,), 0.0, ACC)
+            grad_x = tl.full((BM,), 0.0, ACC)
+            grad_m = tl.full((BM,), 0.0, ACC)
             for c0 in range(c_first, c_end, BC):
                 c = c0 + tl.arange(0, BC)
                 c_ok = c < c_end
@@ -248,7 +249,7 @@ def _backward_kernel(x_ptr, off_ptr, w_ptr, msk_ptr, g_ptr,
                 c_group = c // CG
                 o_start = (c0 // CG) * OG
                 o_stop = ((tl.minimum(c0 + BC, c_end) - 1) // CG + 1) * OG
-                grad_col = tl.zeros((BM, BC), ACC)
+                grad_col = tl.full((BM, BC), 0.0, ACC)
                 for o0 in range(o_start, o_stop, BO):
                     o = o0 + tl.arange(0, BO)
                     pair = (o < o_stop)[:, None] & c_ok[None, :] & ((o // OG)[:, None] == c_group[None, :])
@@ -261,15 +262,15 @@ def _backward_kernel(x_ptr, off_ptr, w_ptr, msk_ptr, g_ptr,
                     part = gw_ptr + split * (O * CG * K) + w_index
                     dw = tl.dot(tl.trans(gv), col, input_precision=DOT_PRECISION, out_dtype=ACC)
                     tl.store(part, tl.load(part, mask=pair, other=0.0) + dw, mask=pair)
-                grad_m += tl.sum(tl.where(ok, grad_col * sample, 0.0), axis=1)
+                grad_m += tl.reduce(tl.where(ok, grad_col * sample, 0.0), 1, ADD)
                 grad_sample = grad_col * modulation[:, None]
                 # Right-hand derivatives of the bilinear weights (no border early-out).
                 d_dy = ((-hx).to(ACC)[:, None] * v1 + (-lx).to(ACC)[:, None] * v2
                         + hx.to(ACC)[:, None] * v3 + lx.to(ACC)[:, None] * v4)
                 d_dx = ((-hy).to(ACC)[:, None] * v1 + hy.to(ACC)[:, None] * v2
                         + (-ly).to(ACC)[:, None] * v3 + ly.to(ACC)[:, None] * v4)
-                grad_y += tl.sum(tl.where(ok, grad_sample * d_dy, 0.0), axis=1)
-                grad_x += tl.sum(tl.where(ok, grad_sample * d_dx, 0.0), axis=1)
+                grad_y += tl.reduce(tl.where(ok, grad_sample * d_dy, 0.0), 1, ADD)
+                grad_x += tl.reduce(tl.where(ok, grad_sample * d_dx, 0.0), 1, ADD)
                 slot = (n[:, None] * C + c[None, :]) * per_image + r[:, None]
                 _input_gradient(gx_ptr, vals_ptr, idx_ptr, slot, CORNER, grad_sample, ly, lx,
                                 i1, i2, i3, i4, in1, in2, in3, in4, ok, SCATTER, DUMMY, ACC)

@@ -99,7 +99,7 @@ def _max_backward_kernel(g_ptr, idx_ptr, gx_ptr, TOTAL,
     e = (tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)).to(IDX)
     ok = e < TOTAL
     plane, h, w = _input_cells(e, H, W)
-    acc = tl.zeros((BLOCK,), ACC)
+    acc = tl.full((BLOCK,), 0.0, ACC)
     for k in range(KH * KW):
         oy, ox, read = _reader(h, w, k, OH, OW, SH, SW, PH, PW, DH, DW, KW)
         out = (plane * OH + oy) * OW + ox
@@ -131,7 +131,7 @@ def _avg_forward_kernel(x_ptr, out_ptr, TOTAL, INCLUDE_PAD, OVERRIDE,
     e = (tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)).to(IDX)
     ok = e < TOTAL
     plane, oy, ox = _output_cells(e, OH, OW)
-    total = tl.zeros((BLOCK,), ACC)
+    total = tl.full((BLOCK,), 0.0, ACC)
     for k in range(KH * KW):
         row = oy * SH - PH + (k // KW) * DH
         col = ox * SW - PW + (k % KW) * DW
@@ -148,7 +148,7 @@ def _avg_backward_kernel(g_ptr, gx_ptr, TOTAL, INCLUDE_PAD, OVERRIDE,
     e = (tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)).to(IDX)
     ok = e < TOTAL
     plane, h, w = _input_cells(e, H, W)
-    acc = tl.zeros((BLOCK,), ACC)
+    acc = tl.full((BLOCK,), 0.0, ACC)
     for k in range(KH * KW):
         oy, ox, read = _reader(h, w, k, OH, OW, SH, SW, PH, PW, DH, DW, KW)
         g = tl.load(g_ptr + (plane * OH + oy) * OW + ox, mask=ok & read, other=0.0).to(ACC)

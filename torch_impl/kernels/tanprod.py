@@ -38,7 +38,17 @@ import torch
 import triton
 import triton.language as tl
 
-from .common import acc_dtype, acc_type, block, check_tensors, index_type, launch, tan
+from .common import (
+    ADD,
+    MUL,
+    acc_dtype,
+    acc_type,
+    block,
+    check_tensors,
+    index_type,
+    launch,
+    tan,
+)
 
 #: Block-size ranges ``(low, high)``, interpreted then compiled (common.block): positions
 #: per program (forward, backward), out channels per forward program, factors per chunk,
@@ -85,7 +95,7 @@ def _chunk_factors(xv, w_ptr, o, f, f_ok, F, ACC: tl.constexpr):
 @triton.jit
 def _chunk_product(t, last):
     """Product of a chunk's factors [FB, BM] per position: the last row of the cumprod."""
-    return tl.sum(tl.where(last, tl.cumprod(t, axis=0), 0.0), axis=0)
+    return tl.reduce(tl.where(last, tl.associative_scan(t, 0, MUL), 0.0), 0, ADD)
 
 
 @triton.jit
@@ -106,7 +116,7 @@ def _forward_kernel(x_ptr, w_ptr, out_ptr,
     F = C * KH * KW
     last = (tl.arange(0, FB) == FB - 1)[:, None]
     acc = tl.full((BO, BM), 1.0, ACC)
-    for q in range(tl.cdiv(F, FB)):
+    for q in range((F + FB - 1) // FB):
         # The chunk's inputs are gathered once and reused for the BO channels.
         f, f_ok, xv, _, _ = _chunk_inputs(x_ptr, q, n, oy, ox, m_ok, C, H, W, F, SH, SW, PH, PW,
                                           DH, DW, KH, KW, ACC, FB)
@@ -133,7 +143,7 @@ def _backward_kernel(x_ptr, w_ptr, g_ptr, gx_ptr, cols_ptr, gw_ptr,
     oy = r // OW
     ox = r % OW
     F = C * KH * KW
-    chunks = tl.cdiv(F, FB)
+    chunks = (F + FB - 1) // FB
     lane = tl.arange(0, FB)
     previous = tl.broadcast_to(tl.maximum(lane - 1, 0)[:, None], (FB, BM))
     following = tl.broadcast_to(tl.minimum(lane + 1, FB - 1)[:, None], (FB, BM))
@@ -142,13 +152,14 @@ def _backward_kernel(x_ptr, w_ptr, g_ptr, gx_ptr, cols_ptr, gw_ptr,
     for q in range(chunks):
         f, f_ok, xv, index, inside = _chunk_inputs(x_ptr, q, n, oy, ox, m_ok, C, H, W, F, SH, SW,
                                                    PH, PW, DH, DW, KH, KW, ACC, FB)
-        column = tl.zeros((FB, BM), ACC)
+        column = tl.full((FB, BM), 0.0, ACC)
         for o in range(O):
             t = _chunk_factors(xv, w_ptr, o, f, f_ok, F, ACC)
             # Leave-one-out within the chunk: prod_{m<f} * prod_{m>f}, no division.
-            before = tl.where(first, 1.0, tl.gather(tl.cumprod(t, axis=0), previous, axis=0))
-            after = tl.where(last, 1.0,
-                             tl.gather(tl.cumprod(t, axis=0, reverse=True), following, axis=0))
+            before = tl.gather(tl.associative_scan(t, 0, MUL), previous, axis=0)
+            before = tl.where(first, 1.0, before)
+            after = tl.gather(tl.associative_scan(t, 0, MUL, reverse=True), following, axis=0)
+            after = tl.where(last, 1.0, after)
             others = before * after
             for q2 in range(chunks):
                 if q2 != q:
@@ -159,7 +170,7 @@ def _backward_kernel(x_ptr, w_ptr, g_ptr, gx_ptr, cols_ptr, gw_ptr,
             g = tl.load(g_ptr + (n * O + o) * per_image + r, mask=m_ok, other=0.0).to(ACC)
             grad_u = g[None, :] * others * (1.0 + t * t)  # sec^2 = 1 + tan^2
             grad_u = tl.where(f_ok[:, None] & m_ok[None, :], grad_u, 0.0)
-            tl.store(gw_ptr + (pid * O + o) * F + f, tl.sum(grad_u, axis=1), mask=f_ok)
+            tl.store(gw_ptr + (pid * O + o) * F + f, tl.reduce(grad_u, 1, ADD), mask=f_ok)
             column += grad_u
         if SCATTER != 0:  # a runtime flag: one build serves both paths
             tl.atomic_add(gx_ptr + index, column, mask=inside)
@@ -179,7 +190,7 @@ def _col2im_kernel(cols_ptr, gx_ptr, C, H, W, OH, OW, M, TOTAL,
     c = (e // (H * W)) % C
     n = e // (C * H * W)
     K = KH * KW
-    acc = tl.zeros((BLOCK,), cols_ptr.dtype.element_ty)
+    acc = tl.full((BLOCK,), 0.0, cols_ptr.dtype.element_ty)
     for k in range(K):
         ty = h + PH - (k // KW) * DH
         tx = w + PW - (k % KW) * DW
