@@ -95,25 +95,25 @@ def _raise_on_failure(comparisons, impl: Implementation, case: Case) -> float:
     return max((c.ratio for c in comparisons), default=0.0)
 
 
-def check_forward(impl: Implementation, case: Case) -> float:
+def check_forward(impl: Implementation, case: Case, device: str = "cpu") -> float:
     """Backend forward vs the float64 reference on the same (possibly float32) inputs."""
-    adapter, fn = frameworks.load(impl)
+    adapter, fn = frameworks.load(impl, device)
     return _raise_on_failure(measure.measure_forward(adapter, fn, case, impl.extra), impl, case)
 
 
-def check_vjp(impl: Implementation, case: Case) -> float:
+def check_vjp(impl: Implementation, case: Case, device: str = "cpu") -> float:
     """Backend gradients vs the reference VJP, for every differentiable argument given."""
-    adapter, fn = frameworks.load(impl)
+    adapter, fn = frameworks.load(impl, device)
     return _raise_on_failure(measure.measure_vjp(adapter, fn, case, impl.extra), impl, case)
 
 
-def check_empty_batch(impl: Implementation, case: Case) -> float:
+def check_empty_batch(impl: Implementation, case: Case, device: str = "cpu") -> float:
     """``case`` with N = 0 (torch and torchvision allow it): the backend's output and
     gradients have the reference's shapes and dtype, and the parameters' gradients are
     exactly zero (there is nothing to sum)."""
     op = OPS[impl.op]
     empty = case.with_batch(0)
-    adapter, fn = frameworks.load(impl)
+    adapter, fn = frameworks.load(impl, device)
     what = f"{impl.name} {op.name} on an empty batch, {empty.describe()}"
     expected = as_outputs(empty.call(op.reference))
     actual = adapter.forward(fn, empty, impl.extra)

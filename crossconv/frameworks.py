@@ -5,12 +5,17 @@ returns NumPy results, and computes vector-Jacobian products with the framework'
 autodiff. A backend whose framework (or module, or adapter) is missing is reported as
 unavailable with the reason, never as a crash: nothing here imports a framework at module
 import time.
+
+Adapters take a ``device`` (``"cpu"``, the default, or ``"cuda"``) and raise
+``LookupError`` with the reason when their framework cannot use it; an adapter class
+without a ``device`` parameter runs on the CPU only.
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
+import inspect
 
 import numpy as np
 
@@ -19,15 +24,19 @@ from .registry import BACKENDS, Backend, Implementation
 
 
 class TorchAdapter:
-    """torch tensors on the CPU; gradients with ``torch.autograd.grad``."""
+    """torch tensors on ``device`` (CPU by default); gradients with ``torch.autograd.grad``."""
 
-    def __init__(self):
+    def __init__(self, device: str = "cpu"):
         import torch
 
+        if device != "cpu" and not (device.startswith("cuda") and torch.cuda.is_available()):
+            raise LookupError(f"torch cannot use device {device!r} here "
+                              f"(torch.cuda.is_available() is {torch.cuda.is_available()})")
         self.torch = torch
+        self.device = torch.device(device)
 
     def _tensor(self, array, requires_grad=False):
-        t = self.torch.from_numpy(np.array(array, copy=True))
+        t = self.torch.from_numpy(np.array(array, copy=True)).to(self.device)
         return t.requires_grad_(requires_grad)
 
     def _numpy(self, value):
@@ -80,11 +89,26 @@ def implementation_status(impl: Implementation) -> str | None:
     return reason
 
 
-def load(impl: Implementation):
-    """``(adapter, function)`` for ``impl``; ``LookupError`` with the reason if unavailable."""
+def adapter(framework: str, device: str = "cpu"):
+    """An adapter for ``framework`` on ``device``; ``LookupError`` with the reason if it
+    cannot run there."""
+    cls = ADAPTERS[framework]
+    if "device" in inspect.signature(cls).parameters:
+        return cls(device=device)
+    if device != "cpu":
+        raise LookupError(f"the {framework} adapter runs on the CPU only")
+    return cls()
+
+
+def load(impl: Implementation, device: str = "cpu"):
+    """``(adapter, function)`` for ``impl`` on ``device``; ``LookupError`` with the reason
+    if unavailable."""
     reason = implementation_status(impl)
     if reason is not None:
         raise LookupError(f"{impl.name} cannot run {impl.op}: {reason}")
     backend = BACKENDS[impl.backend]
     function = getattr(importlib.import_module(backend.module), impl.function_name)
-    return ADAPTERS[backend.framework](), function
+    try:
+        return adapter(backend.framework, device), function
+    except LookupError as error:
+        raise LookupError(f"{impl.name} cannot run {impl.op}: {error}") from None

@@ -41,7 +41,7 @@ class Comparison:
 
     @property
     def passed(self) -> bool:
-        return self.ratio <= 1
+        return bool(self.ratio <= 1)
 
     def describe(self) -> str:
         if self.problem:
