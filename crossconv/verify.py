@@ -289,7 +289,7 @@ def _label(value) -> str:
 def run_suite(fn, op, adapter, grad: bool, examples: int, limits: dict, seed: int,
               float64_ok: bool):
     """``(features, counterexample or None, skipped boundary cases)``."""
-    from hypothesis import HealthCheck, Verbosity, example, given, settings
+    from hypothesis import HealthCheck, Phase, Verbosity, example, given, settings
     from hypothesis import seed as hypothesis_seed
 
     from . import measure
@@ -310,9 +310,10 @@ def run_suite(fn, op, adapter, grad: bool, examples: int, limits: dict, seed: in
     test = given(strategy)(check)
     for draw in reversed(fixed):  # explicit examples run in the order given
         test = example(draw)(test)
-    test = settings(max_examples=examples, derandomize=False, database=None, deadline=None,
+    phases = list(Phase) if examples else [Phase.explicit]  # --examples 0: the fixed cases only
+    test = settings(max_examples=max(examples, 1), derandomize=False, database=None, deadline=None,
                     report_multiple_bugs=False, verbosity=Verbosity.quiet, print_blob=False,
-                    suppress_health_check=list(HealthCheck))(test)
+                    phases=phases, suppress_health_check=list(HealthCheck))(test)
     test = hypothesis_seed(seed)(test)
     try:
         test()
