@@ -99,7 +99,7 @@ def difference(edges: np.ndarray, expected: np.ndarray) -> np.ndarray:
 def draw_edges(path, image: np.ndarray | None = None) -> list[str]:
     """Draw ``edges.png``; returns notes (the implementations that were n/a)."""
     plt = _pyplot()
-    image = photograph() if image is None else image
+    image = photograph(scale=3) if image is None else image
     expected, maps = edge_maps(image)
     ran = {name: m for name, m in maps.items() if not isinstance(m, str)}
     notes = [f"{name}: n/a ({reason})" for name, reason in maps.items() if isinstance(reason, str)]
@@ -107,7 +107,7 @@ def draw_edges(path, image: np.ndarray | None = None) -> list[str]:
     fig, axes = plt.subplots(2, columns, figsize=(3.2 * columns, 7.2), squeeze=False)
     limit = np.percentile(np.abs(expected), 99)
     axes[0, 0].imshow(image, cmap="gray")
-    axes[0, 0].set_title("grace_hopper.jpg (grey, 1/2 size)", fontsize=9)
+    axes[0, 0].set_title(f"grace_hopper.jpg (grey, {image.shape[0]}x{image.shape[1]})", fontsize=9)
     axes[0, 1].imshow(expected, cmap="gray", vmin=-limit, vmax=limit)
     axes[0, 1].set_title("reference (float64)", fontsize=9)
     axes[1, 0].axis("off")
@@ -129,7 +129,7 @@ def draw_edges(path, image: np.ndarray | None = None) -> list[str]:
     if notes:
         fig.text(0.01, 0.01, "not drawn: " + "; ".join(notes), fontsize=7, wrap=True)
     fig.tight_layout(rect=(0, 0.04 if notes else 0, 1, 1))
-    fig.savefig(path, dpi=90)
+    fig.savefig(path, dpi=72)
     plt.close(fig)
     return notes
 

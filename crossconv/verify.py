@@ -253,17 +253,25 @@ class Features:
 
     def add(self, draw: Draw) -> None:
         self.kinds[draw.kind] += 1
-        case = draw.case
+        case, t = draw.case, draw.case.tensors
         if draw.kind == "boundary" and draw.name not in self.boundary:
             self.boundary.append(draw.name)
+        first = next(v for v in t.values() if v is not None)
         self.values["dtype"][np.dtype(case.dtype).name] += 1
-        self.values["batch N"][next(v for v in case.tensors.values() if v is not None).shape[0]] += 1
-        for name, value in case.tensors.items():
-            if name in OPS[case.op].tensor_args[1:] and value is not None:
-                self.values[f"{name} shape"][tuple(value.shape[-2:]) if value.ndim == 4 else
-                                             tuple(value.shape)] += 1
-            if value is None or name in ("bias", "mask"):
-                self.values[name]["given" if value is not None else "None"] += 1
+        self.values["batch N"][first.shape[0]] += 1
+        kernel = t.get("weight", t.get("template"))
+        if kernel is not None:
+            self.values["kernel kh x kw"]["x".join(map(str, kernel.shape[-2:]))] += 1
+        if case.op == "deform_conv2d":
+            self.values["weight groups"][t["input"].shape[1] // t["weight"].shape[1]] += 1
+            taps = t["weight"].shape[2] * t["weight"].shape[3]
+            self.values["offset groups"][t["offset"].shape[1] // (2 * taps)] += 1
+        if case.op == "conv2_5d":
+            self.values["depth bins B"][t["weight"].shape[0]] += 1
+        for name in ("bias", "mask"):
+            if name in t:
+                self.values[name]["given" if t[name] is not None else "None"] += 1
+        for name, value in t.items():
             if value is not None and not np.isfinite(value).all():
                 self.values["non-finite values in"][name] += 1
         for name, value in case.params.items():
@@ -272,9 +280,6 @@ class Features:
     def lines(self) -> list[str]:
         out = []
         for key, counts in self.values.items():
-            if key.endswith("shape"):
-                out.append(f"  {key:<22} {len(counts)} distinct")
-                continue
             items = sorted(counts.items(), key=lambda kv: repr(kv[0]))
             text = ", ".join(f"{_label(v)} x{n}" for v, n in items[:12])
             more = f", ... ({len(items)} distinct)" if len(items) > 12 else ""

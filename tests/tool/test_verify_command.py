@@ -165,7 +165,7 @@ def test_jax_runs_with_x64(capsys, monkeypatch):
     if "jax" not in frameworks.ADAPTERS:
         monkeypatch.setitem(frameworks.ADAPTERS, "jax", MinimalJaxAdapter)
     code, out = verify(capsys, f"{SAMPLES}:jax_conv2d", "--op", "conv2d", "--framework", "jax",
-                       "--grad", "--examples", "15", "--limit", "dtypes=('float64',)")
+                       "--grad", "--examples", "4", "--limit", "dtypes=('float64',)")
     assert code == 0, out
     assert jax.config.jax_enable_x64
 
