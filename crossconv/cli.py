@@ -12,6 +12,7 @@ import shlex
 import sys
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from . import frameworks
@@ -62,9 +63,9 @@ def _crosscheck(args, console: Console) -> int:
     console.print(reports.rich_table(report))
     console.print(reports.LEGEND, highlight=False)
     for line in reports.na_lines(report) + reports.skipped_lines(report):
-        console.print(f"[yellow]{line}[/]", highlight=False, soft_wrap=True)
+        console.print(f"[yellow]{escape(line)}[/]", highlight=False, soft_wrap=True)
     for line in reports.failure_lines(report):
-        console.print(f"[bold red]{line}[/]", highlight=False, soft_wrap=True)
+        console.print(f"[bold red]{escape(line)}[/]", highlight=False, soft_wrap=True)
     if args.json:
         reports.write_json(report, args.json, command)
     if args.markdown:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import shlex
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ from rich.table import Table
 from .bench import machine
 from .cases import Case
 from .crosscheck import Cell, Record, Report
+from .registry import BACKENDS, implementations
 
 STYLE = {"PASS": "green", "FAIL": "bold red", "n/a": "yellow", "—": "dim"}
 LEGEND = ("PASS/FAIL x: worst error in units of the dtype's tolerance (<= 1 passes); "
@@ -154,7 +156,23 @@ def failure_lines(report: Report, limit: int = 3) -> list[str]:
             if len(failures) > limit:
                 lines.append(f"  ... and {len(failures) - limit} more failing cases in "
                              f"{cell.op} / {cell.column} (see --json / --markdown)")
+            lines += [f"  a shrunk counterexample: {hint}" for hint in verify_hints(cell)]
     return lines
+
+
+def verify_hints(cell: Cell) -> list[str]:
+    """``crossconv verify`` commands that reproduce a failing cell's implementations (those
+    without extra keyword arguments, which verify cannot pass)."""
+    hints = []
+    for impl in implementations(cell.op, name=cell.column):
+        if impl.extra or impl.backend not in BACKENDS:
+            continue
+        backend = BACKENDS[impl.backend]
+        limits = "".join(f" --limit {shlex.quote(f'{k}={v!r}')}" for k, v in impl.limits.items())
+        grad = " --grad" if impl.grad else ""
+        hints.append(f"crossconv verify {backend.module}:{impl.function_name} --op {impl.op} "
+                     f"--framework {backend.framework}{grad}{limits}")
+    return hints
 
 
 def _source(record: Record) -> str:
@@ -176,8 +194,9 @@ def skipped_lines(report: Report) -> list[str]:
     for cells in report.cells.values():
         for cell in cells:
             if cell.skipped:
-                lines.append(f"{cell.op} / {cell.column}: {len(cell.skipped)} boundary cases not "
-                             f"admitted by its limits ({'; '.join(cell.skipped)})")
+                count = len(cell.skipped)
+                lines.append(f"{cell.op} / {cell.column}: {count} boundary case{'s' * (count != 1)} "
+                             f"not admitted by its limits ({'; '.join(cell.skipped)})")
     return lines
 
 

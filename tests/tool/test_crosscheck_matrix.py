@@ -127,3 +127,11 @@ def test_bad_options_exit_2(capsys):
 def test_device_cuda_without_a_gpu_exits_2_with_the_reason(capsys):
     assert main(["crosscheck", "--device", "cuda", "--ops", "conv2d"]) == 2
     assert "no CUDA device" in capsys.readouterr().out
+
+
+def test_a_slow_implementation_runs_its_share_of_draws_and_boundary_cases_in_one_dtype(fake_backend):
+    fake_backend("slow", {"avg_pool2d": torch_function("avg_pool2d")}, examples=0.5)
+    report = crosscheck(examples=6, ops=["avg_pool2d"], backends=["slow"])
+    records = _cell(report, "avg_pool2d", "slow").records
+    assert sum(r.kind == "random" for r in records) == 3
+    assert {r.case.dtype.name for r in records if r.kind == "boundary"} == {"float32"}
