@@ -1,8 +1,8 @@
-"""Command line: ``python -m crossconv [crosscheck|verify|list|bench|figures]`` (or ``crossconv ...``).
+"""Command line: python -m crossconv [crosscheck|verify|list|bench|figures] (or crossconv ...).
 
 Exit codes: 0 everything passed, 1 a check failed, 2 a bad option or an environment
 that cannot run what was asked (unknown op or backend, no CUDA device for
-``--device cuda``, a module that does not import).
+--device cuda, a module that does not import).
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
@@ -106,7 +107,25 @@ def implementation_markdown() -> str:
     return "\n".join(lines) + "\n"
 
 
+README = Path(__file__).resolve().parents[1] / "README.md"
+TABLE_START, TABLE_END = "<!-- registry-table -->\n", "<!-- /registry-table -->"
+
+
+def update_readme(path: Path = README) -> bool:
+    """Rewrite the op x implementation table between README.md's markers; True if it changed."""
+    text = path.read_text()
+    before, rest = text.split(TABLE_START, 1)
+    after = rest.split(TABLE_END, 1)[1]
+    new = before + TABLE_START + implementation_markdown() + TABLE_END + after
+    path.write_text(new)
+    return new != text
+
+
 def _list(args, console: Console) -> int:
+    if args.update_readme:
+        changed = update_readme()
+        console.print(f"README.md's table {'updated' if changed else 'was up to date'}")
+        return 0
     if args.markdown:
         sys.stdout.write(implementation_markdown())
         return 0
@@ -176,6 +195,8 @@ def parser() -> argparse.ArgumentParser:
     listing = sub.add_parser("list", help="backends, their status and the op x implementation table")
     listing.add_argument("--markdown", action="store_true",
                          help="print the op x implementation table as Markdown (as in README.md)")
+    listing.add_argument("--update-readme", action="store_true",
+                         help="rewrite that table in README.md (after adding implementations)")
     bench = sub.add_parser("bench", help="benchmarks (ratios measured side by side)")
     bench.add_argument("--repeats", type=int, default=5, help="timed rounds per comparison")
     bench.add_argument("--only", help="comma-separated benchmark modules (benchmarks/bench_*.py)")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from crossconv.cli import implementation_markdown
+from crossconv.cli import implementation_markdown, update_readme
 from crossconv.registry import OPS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -21,9 +21,18 @@ def test_the_readme_table_is_the_registrys():
     text = (ROOT / "README.md").read_text()
     block = text.split("<!-- registry-table -->\n", 1)[1].split("<!-- /registry-table -->", 1)[0]
     assert block == implementation_markdown(), (
-        "README.md's op x implementation table is stale: paste `python -m crossconv list --markdown`")
+        "README.md's op x implementation table is stale: run python -m crossconv list --update-readme")
     for op in OPS:
         assert f"| `{op}` |" in block
+
+
+def test_update_readme_rewrites_only_the_table(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- registry-table -->\n| stale |\n<!-- /registry-table -->\nrest\n")
+    assert update_readme(readme)
+    assert readme.read_text() == ("intro\n<!-- registry-table -->\n" + implementation_markdown()
+                                  + "<!-- /registry-table -->\nrest\n")
+    assert not update_readme(readme)
 
 
 @pytest.mark.parametrize("page", [ROOT / "README.md", *DOCS], ids=lambda p: p.name)
