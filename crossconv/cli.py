@@ -163,6 +163,11 @@ def _verify(args, console: Console) -> int:
 
 
 def _figures(args, console: Console) -> int:
+    import importlib.util
+
+    if importlib.util.find_spec("matplotlib") is None:
+        console.print("figures: matplotlib is not installed (pip install crossconv[figures])")
+        return 2
     from .figures import make_figures
 
     return make_figures(console, out=args.out, report=args.report)
