@@ -19,6 +19,11 @@ passes). Every case is kept as a :class:`Record` (configuration and, per output 
 gradient, the worst element, its index and both values) for the JSON and Markdown
 reports (:mod:`crossconv.report`), and every cell its wall time, so the cost of each
 column is visible.
+
+``device="cuda"`` builds every adapter on the GPU (the reference columns stay NumPy);
+an adapter without a ``device`` parameter (a CPU-only backend) makes its column n/a. The
+CLI exits 2 up front when no framework here sees a CUDA device (:func:`device_problem`),
+rather than printing a matrix of n/a.
 """
 
 from __future__ import annotations
