@@ -22,6 +22,7 @@ tuple of ints, tables as lists (keys 1..n) or dicts, nn modules as dicts of thei
 
 from __future__ import annotations
 
+import re
 import sys
 import threading
 import time
@@ -98,7 +99,8 @@ class Sandbox:
 
     def _error(self, report, max_memory) -> LuaError:
         kind = report[b"kind"].decode()
-        message = _text(report[b"message"])
+        # A position in the controller means the snippet's frame is gone (a tail call).
+        message = re.sub(r"^lua_port/sandbox\.lua:\d+: ", "", _text(report[b"message"]))
         traceback = _text(report[b"traceback"] or b"")
         line = snippet_line(message, traceback)
         if kind == "memory":

@@ -19,8 +19,10 @@
 -- * An instruction budget and a wall-clock deadline, checked every STEP instructions by a
 --   count hook (on every coroutine: Lua 5.4 keeps hooks per thread). Once exceeded, the
 --   hook fires on every instruction and raises each time, so a pcall in the snippet can
---   catch the error but cannot go on; only the controller's own functions are let
---   through. The memory limit is lupa's max_memory (set by Python around each run).
+--   catch the error but cannot go on (and xpcall skips the snippet's message handler);
+--   only the controller's own functions are let through.
+-- * The memory limit is lupa's max_memory (set by Python around each run); a failed
+--   allocation caught by pcall/xpcall/coroutine.resume stops the snippet the same way.
 
 local clock, shim = ...
 
@@ -69,8 +71,9 @@ end
 
 -- ----------------------------------------------------------------------------- limits
 
-local budget, deadline, seconds, used, stopped = 0, 0, 0, 0, nil
+local budget, deadline, seconds, used, stopped, stopKind = 0, 0, 0, 0, nil, nil
 local exempt = {}
+local MEMORY = "not enough memory"  -- the message of a failed allocation, LuaJIT and 5.4
 
 local function hook()
   if stopped then
@@ -88,8 +91,19 @@ local function hook()
   else
     return
   end
+  stopKind = "limit"
   debug_sethook(hook, "", 1)
   error(stopped, 0)
+end
+
+-- A failed allocation caught by the snippet (pcall, xpcall, coroutine.resume) stops it
+-- like a spent budget: otherwise it could retry at the limit until the time runs out.
+local function checkMemory(ok, ...)
+  if not ok and (...) == MEMORY and not stopped then
+    stopped, stopKind = "snippet stopped: " .. MEMORY, "memory"
+    debug_sethook(hook, "", 1)
+  end
+  return ok, ...
 end
 
 -- ----------------------------------------------------------------------------- environment
@@ -142,20 +156,22 @@ local function safeCollectgarbage(option, ...)
   return collect(option, ...)
 end
 
-local function hookedCoroutines(library)
+local function guardedCoroutines(library)
   local co = copy(library)
-  if luajit then
-    return co  -- LuaJIT's hooks are global: coroutines are already counted
-  end
   co.create = function(f)
     local thread = create(f)
-    debug_sethook(thread, hook, "", STEP)
+    if not luajit then
+      debug_sethook(thread, hook, "", STEP)  -- Lua 5.4 keeps hooks per thread (LuaJIT: global)
+    end
     return thread
+  end
+  co.resume = function(thread, ...)
+    return checkMemory(resume(thread, ...))
   end
   co.wrap = function(f)
     local thread = co.create(f)
     return function(...)
-      local results = pack(resume(thread, ...))
+      local results = pack(co.resume(thread, ...))
       if not results[1] then
         error(results[2], 0)
       end
@@ -170,10 +186,23 @@ local function newEnvironment()
   for name, library in next, libraries do
     env[name] = copy(library)
   end
-  env.coroutine = hookedCoroutines(libraries.coroutine)
+  env.coroutine = guardedCoroutines(libraries.coroutine)
   env._G = env
   env.print = capturedPrint
   env.setmetatable = safeSetmetatable
+  -- LuaJIT runs a message handler with hooks off when the error came from a hook: once
+  -- the snippet is stopped, its handlers are skipped (they could loop unchecked).
+  env.xpcall = function(f, messageHandler, ...)
+    return checkMemory(xpcall(f, function(e)
+      if stopped or e == MEMORY then
+        return e
+      end
+      return messageHandler(e)
+    end, ...))
+  end
+  env.pcall = function(f, ...)
+    return checkMemory(pcall(f, ...))
+  end
   env.collectgarbage = safeCollectgarbage
   env.load = function(chunk, name, mode, scope)
     if mode ~= nil and mode ~= "t" then
@@ -285,7 +314,7 @@ local function run(code, maxInstructions, maxSeconds)
   local body = function()
     results = pack(fn())
   end
-  budget, seconds, used, stopped = maxInstructions, maxSeconds, 0, nil
+  budget, seconds, used, stopped, stopKind = maxInstructions, maxSeconds, 0, nil, nil
   deadline = clock() + maxSeconds
   debug_sethook(hook, "", STEP)
   local ok, err = xpcall(body, handler)
@@ -297,7 +326,7 @@ local function run(code, maxInstructions, maxSeconds)
   export, results = nil, nil
   debug_sethook()
   if stopped then
-    return { ok = false, kind = "limit", message = stopped, output = concat(output) }
+    return { ok = false, kind = stopKind, message = stopped, output = concat(output) }
   end
   if not ok then
     collect("collect")
@@ -305,7 +334,7 @@ local function run(code, maxInstructions, maxSeconds)
       return { ok = false, kind = "error", message = err.message, traceback = err.traceback,
         output = concat(output) }
     end
-    return { ok = false, kind = err == "not enough memory" and "memory" or "error",
+    return { ok = false, kind = err == MEMORY and "memory" or "error",
       message = tostring(err), output = concat(output) }
   end
   return { ok = true, values = err, count = count, output = concat(output) }

@@ -32,7 +32,7 @@ function CustomConv:__init(...)
   local kernel = "tanprod"
   local last = args[nargs]
   if type(last) == "string" or (type(last) == "table" and not torch.isTensor(last)) then
-    kernel, nargs = last, nargs - 1
+    kernel, args[nargs], nargs = last, nil, nargs - 1
   end
   if nargs == 1 then
     spatial.checkShape(self, "CustomConv", 1, 1, args[1], args[1], 1, 1, 0, 0, 3)

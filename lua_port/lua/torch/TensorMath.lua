@@ -40,6 +40,8 @@ local function sameCount(a, b, fname)
 end
 
 -- r[k] = f(a[k]) over row-major positions; r takes a's sizes unless it has them.
+-- (Methods call map1/map2 as `return (map2(...))`: not a tail call, so an error raised
+-- at level 4 below points at the user's line.)
 local function map1(r, a, f)
   if r ~= a and not r:isSameSizeAs(a) then
     r:resizeAs(a)
@@ -79,31 +81,31 @@ local ADD = "[result] number | [result] [number] DoubleTensor | result DoubleTen
 function Tensor:add(a, b, c)
   if c ~= nil then
     if isTensor(a) and type(b) == "number" and isTensor(c) then
-      return map2(self, a, c, function(x, y) return x + b * y end, "add")
+      return (map2(self, a, c, function(x, y) return x + b * y end, "add"))
     end
   elseif b ~= nil then
     if isTensor(a) and isTensor(b) then
-      return map2(self, a, b, plus, "add")
+      return (map2(self, a, b, plus, "add"))
     elseif type(a) == "number" and isTensor(b) then
-      return map2(self, self, b, function(x, y) return x + a * y end, "add")
+      return (map2(self, self, b, function(x, y) return x + a * y end, "add"))
     elseif isTensor(a) and type(b) == "number" then
-      return map1(self, a, function(x) return x + b end)
+      return (map1(self, a, function(x) return x + b end))
     end
   elseif type(a) == "number" then
-    return map1(self, self, function(x) return x + a end)
+    return (map1(self, self, function(x) return x + a end))
   elseif isTensor(a) then
-    return map2(self, self, a, plus, "add")
+    return (map2(self, self, a, plus, "add"))
   end
   badArguments("add", ADD, self, a, b, c)
 end
 
 function Tensor:csub(a, b)
   if b ~= nil and isTensor(a) and isTensor(b) then
-    return map2(self, a, b, minus, "csub")
+    return (map2(self, a, b, minus, "csub"))
   elseif b == nil and type(a) == "number" then
-    return map1(self, self, function(x) return x - a end)
+    return (map1(self, self, function(x) return x - a end))
   elseif b == nil and isTensor(a) then
-    return map2(self, self, a, minus, "csub")
+    return (map2(self, self, a, minus, "csub"))
   end
   badArguments("csub", "[result] number | [result] DoubleTensor", self, a, b)
 end
@@ -111,9 +113,9 @@ end
 local function scalarOp(name, f)
   Tensor[name] = function(self, a, b)
     if b == nil and type(a) == "number" then
-      return map1(self, self, function(x) return f(x, a) end)
+      return (map1(self, self, function(x) return f(x, a) end))
     elseif isTensor(a) and type(b) == "number" then
-      return map1(self, a, function(x) return f(x, b) end)
+      return (map1(self, a, function(x) return f(x, b) end))
     end
     badArguments(name, "[result DoubleTensor] number", self, a, b)
   end
@@ -124,9 +126,9 @@ scalarOp("div", over)
 local function elementwise(name, f)
   Tensor[name] = function(self, a, b)
     if b == nil and isTensor(a) then
-      return map2(self, self, a, f, name)
+      return (map2(self, self, a, f, name))
     elseif isTensor(a) and isTensor(b) then
-      return map2(self, a, b, f, name)
+      return (map2(self, a, b, f, name))
     end
     badArguments(name, "[result] DoubleTensor", self, a, b)
   end
@@ -136,11 +138,11 @@ elementwise("cdiv", over)
 
 function Tensor:pow(a, b)
   if b == nil and type(a) == "number" then
-    return map1(self, self, function(x) return x ^ a end)
+    return (map1(self, self, function(x) return x ^ a end))
   elseif isTensor(a) and type(b) == "number" then
-    return map1(self, a, function(x) return x ^ b end)
+    return (map1(self, a, function(x) return x ^ b end))
   elseif type(a) == "number" and isTensor(b) then
-    return map1(self, b, function(x) return a ^ x end)
+    return (map1(self, b, function(x) return a ^ x end))
   end
   badArguments("pow", "[result DoubleTensor] number | result number DoubleTensor", self, a, b)
 end
@@ -163,16 +165,16 @@ local UNARY = {
 for name, f in pairs(UNARY) do
   Tensor[name] = function(self, src)
     if src == nil then
-      return map1(self, self, f)
+      return (map1(self, self, f))
     elseif isTensor(src) then
-      return map1(self, src, f)
+      return (map1(self, src, f))
     end
     badArguments(name, "[source DoubleTensor]", self, src)
   end
 end
 
 function Tensor:clamp(low, high)
-  return map1(self, self, function(x) return x < low and low or (x > high and high or x) end)
+  return (map1(self, self, function(x) return x < low and low or (x > high and high or x) end))
 end
 
 -- ----------------------------------------------------------------------------- allocating forms
@@ -467,12 +469,12 @@ end
 
 function Tensor:uniform(a, b)
   a, b = a or 0, b or 1
-  return map1(self, self, function() return a + (b - a) * uniform01() end)
+  return (map1(self, self, function() return a + (b - a) * uniform01() end))
 end
 
 function Tensor:normal(mean, std)
   mean, std = mean or 0, std or 1
-  return map1(self, self, function() return mean + std * normal01() end)
+  return (map1(self, self, function() return mean + std * normal01() end))
 end
 
 local function filled(fill)
