@@ -11,7 +11,8 @@
 --   collectgarbage and string.dump; the controller keeps private references.
 -- * Each snippet runs in a fresh environment: copies of the safe base functions and of
 --   string/table/math/coroutine/utf8/bit, a fresh torch and nn (the shim loaded into
---   it), print captured, load/loadstring of text only into this environment,
+--   it; require 'torch' / 'nn' return them, any other name fails), print captured,
+--   load/loadstring of text only into this environment,
 --   setmetatable refusing __gc (a finalizer would run outside any limit),
 --   collectgarbage limited to count/collect/step/isrunning.
 -- * LuaJIT's JIT is off for good in this runtime: the count hook never fires inside
@@ -221,6 +222,16 @@ local function newEnvironment()
   for i = 1, #shim do
     local fn = assert(load(shim[i].source, shim[i].name, "t", env))
     fn()
+  end
+  -- Pasted Torch7 code starts with require 'nn': the loaded packages, and nothing else.
+  local packages = { torch = env.torch, nn = env.nn }
+  env.require = function(name)
+    local package = packages[name]
+    if package == nil then
+      error(format("module '%s' is not available: lua_port's sandbox provides only 'torch' and 'nn'",
+        tostring(name)), 2)
+    end
+    return package
   end
   return env
 end

@@ -53,8 +53,9 @@ def test_every_sandbox_escape_fails_with_an_error(lua, escape):
         lua(ESCAPES[escape], **QUICK)
 
 
-#: The sandbox gives these back in safe forms (text-only load, collectgarbage without stop).
-REWRAPPED = ("load", "loadstring", "collectgarbage")
+#: The sandbox gives these back in safe forms (text-only load, collectgarbage without stop,
+#: require of 'torch' and 'nn' only).
+REWRAPPED = ("load", "loadstring", "collectgarbage", "require")
 
 
 def test_the_sandbox_and_the_trusted_state_hold_no_unsafe_globals(runtime, lua):
@@ -69,6 +70,12 @@ def test_the_sandbox_and_the_trusted_state_hold_no_unsafe_globals(runtime, lua):
 
 def test_load_compiles_text_into_the_snippets_environment(lua):
     assert lua("local secret = 41 answer = 1 return load('return answer + 1')()") == 2.0
+
+
+def test_require_gives_torch_and_nn_only(lua):
+    assert lua("require 'nn' local torch7 = require('torch') return torch7 == torch") is True
+    with pytest.raises(LuaError, match="module 'image' is not available"):
+        lua("require 'image'")
 
 
 RUNAWAYS = {
