@@ -27,6 +27,8 @@
 
 local clock, shim = ...
 
+-- Instructions between hook calls. The clock is read at each (a call into Python, ~0.3 us):
+-- a loop of slow C calls (string.rep of megabytes) still meets its deadline closely.
 local STEP = 1000
 local OUTPUT_LIMIT = 1000000
 
@@ -247,6 +249,22 @@ local function exporter(env)
   local doubleStorageClass = env.torch.getmetatable("torch.DoubleStorage")
   local clone, typename = tensorClass.clone, env.torch.typename
 
+  -- The numbers at 1, 2, ... of a storage, read raw into a plain table (a snippet may
+  -- have given the storage class __index or __len metamethods).
+  local function numbers(storage)
+    local data, i = {}, 1
+    while true do
+      local v = rawget(storage, i)
+      if v == nil then
+        return data, i - 1
+      end
+      if type(v) ~= "number" then
+        error("cannot return a storage holding a " .. type(v) .. " to Python", 0)
+      end
+      data[i], i = v, i + 1
+    end
+  end
+
   local function export(value, depth, seen, lenient)
     local kind = type(value)
     if kind == "nil" or kind == "boolean" or kind == "number" or kind == "string" then
@@ -261,9 +279,21 @@ local function exporter(env)
     local class = getmetatable(value)
     if class == tensorClass then
       local c = clone(value)
-      return { kind = "tensor", sizes = copy(c._size), data = c._storage, count = #c._storage }
+      local data, count = numbers(c._storage)
+      local sizes, expected = {}, 1
+      for i, size in ipairs(c._size) do
+        if type(size) ~= "number" or size < 0 or size % 1 ~= 0 then
+          error("cannot return a tensor with invalid sizes to Python", 0)
+        end
+        sizes[i], expected = size, expected * size
+      end
+      if count ~= (#sizes > 0 and expected or 0) then
+        error("cannot return a tensor whose storage does not match its sizes to Python", 0)
+      end
+      return { kind = "tensor", sizes = sizes, data = data, count = count }
     elseif class == longStorageClass or class == doubleStorageClass then
-      return { kind = class == longStorageClass and "sizes" or "storage", data = value, count = #value }
+      local data, count = numbers(value)
+      return { kind = class == longStorageClass and "sizes" or "storage", data = data, count = count }
     end
     if seen[value] then
       error("cannot return a table that contains itself to Python", 0)

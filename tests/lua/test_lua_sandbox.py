@@ -157,6 +157,10 @@ def test_results_come_back_as_python_values(lua):
     assert lua("local x = 1") is None
     module = lua("local m = nn.CustomConv(2) m.weight:fill(0.25) return m")
     np.testing.assert_array_equal(module["weight"], np.full((2, 2), 0.25))
+    crafted = lua("local s = torch.ones(3):storage() "
+                  "getmetatable(s).__len = function() return 1e9 end "
+                  "getmetatable(s).__index = function() return 0 end return s")
+    np.testing.assert_array_equal(crafted, [1.0, 1.0, 1.0])  # read raw, metamethods ignored
     with pytest.raises(LuaError, match="cannot return a Lua function"):
         lua("return print")
     with pytest.raises(LuaError, match="contains itself"):
