@@ -265,3 +265,32 @@ def test_the_ports_gradient_is_exact_where_a_factor_is_zero_and_division_is_not(
     assert_nontrivial(fd_x[2, 3], "the zero factor's gradient")
     assert_close(port_x, fd_x, FD, "nn.CustomConv:backward at a zero factor, d/dinput")
     assert_close(port_w, fd_w, FD, "nn.CustomConv:backward at a zero factor, d/dweight")
+
+
+def test_a_kernel_of_your_own_plugs_in(lua):
+    # out = sum over the window of (x - w)^2: an L2 "template distance" kernel.
+    rng = np.random.default_rng(9)
+    x, w = rng.normal(size=(1, 5, 6)), rng.normal(size=(2, 1, 2, 3))
+    out, grad_input, grad_weight = lua(f"""
+        nn.CustomConv.kernels.distance = {{
+          reduce = 'sum',
+          f = function(x, w) return (x - w) ^ 2 end,
+          dfdx = function(x, w) return 2 * (x - w) end,
+          dfdw = function(x, w) return -2 * (x - w) end,
+        }}
+        local m = nn.CustomConv(1, 2, 3, 2, 'distance'):noBias()
+        m.weight:copy(torch.Tensor({_lua_table(w)}))
+        local x = torch.Tensor({_lua_table(x)})
+        local out = m:forward(x):clone()
+        return out, m:backward(x, torch.ones(out:size())), m.gradWeight
+    """)
+    windows = np.lib.stride_tricks.sliding_window_view(x[0], (2, 3))  # [4, 4, 2, 3]
+    expected = ((windows[None] - w[:, 0, None, None]) ** 2).sum(axis=(-2, -1))
+    np.testing.assert_allclose(out, expected, rtol=1e-12)
+    diff = windows[None] - w[:, 0, None, None]  # [O, 4, 4, 2, 3]
+    np.testing.assert_allclose(grad_weight[:, 0], (-2 * diff).sum(axis=(1, 2)), rtol=1e-12)
+    expected_input = np.zeros((5, 6))
+    for i in range(2):
+        for j in range(3):
+            expected_input[i:i + 4, j:j + 4] += (2 * diff[..., i, j]).sum(axis=0)
+    np.testing.assert_allclose(grad_input[0], expected_input, rtol=1e-12)
