@@ -72,7 +72,7 @@ def build_module(lua, call: Call):
     out_channels, in_channels, kh, kw = call.weight.shape
     (sh, sw), (ph, pw) = call.geometry.stride, call.geometry.pad_before
     key = (call.op, in_channels, out_channels, kw, kh, sw, sh, pw, ph, call.bias is None)
-    cache = lua.__dict__.setdefault("modules", {})
+    cache = lua.modules
     module = cache.pop(key, None)
     if module is None:
         name = MODULES[call.op][0]

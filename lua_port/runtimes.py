@@ -153,6 +153,8 @@ class TrustedLua:
         self.bridge = self._execute(lua_source("bridge.lua"), "@lua_port/bridge.lua")
         self.nn = g.nn
         self.torch = g.torch
+        #: Lua modules kept for repeated functional calls (lua_port._ops.build_module).
+        self.modules = {}
 
     def _execute(self, source: str, chunk_name: str):
         try:
