@@ -63,7 +63,37 @@ class TorchAdapter:
         return {name: None if g is None else self._numpy(g) for name, g in zip(wrt, grads)}
 
 
-ADAPTERS = {"torch": TorchAdapter}
+class LuaAdapter:
+    """lua_port: NumPy in and out (the bridge copies arrays into Lua tables). Forward by the
+    functional op, gradients by the Lua module's ``backward`` (``lua_port.<op>_vjp``).
+    ``extra={"runtime": ...}`` picks the Lua VM."""
+
+    def __init__(self):
+        import lua_port
+
+        self.lua_port = lua_port
+
+    @staticmethod
+    def unavailable(impl: Implementation) -> str | None:
+        """Why ``impl``'s Lua runtime cannot run here (lupa builds lack LuaJIT on macOS)."""
+        from lua_port.runtimes import resolve_runtime
+
+        try:
+            resolve_runtime(impl.extra.get("runtime"))
+        except ImportError as error:
+            return str(error)
+        return None
+
+    def forward(self, fn, case: Case, extra) -> tuple[np.ndarray, ...]:
+        return tuple(np.asarray(r) for r in as_outputs(case.call(fn, **extra)))
+
+    def vjp(self, fn, case: Case, grad_output, wrt, extra) -> dict[str, np.ndarray | None]:
+        vjp_fn = getattr(self.lua_port, case.op + "_vjp")
+        grads = case.call(lambda **arguments: vjp_fn(grad_output, **arguments), **extra)
+        return {name: grads.get(name) for name in wrt}
+
+
+ADAPTERS = {"torch": TorchAdapter, "lua": LuaAdapter}
 
 
 def backend_status(backend: Backend) -> str | None:
@@ -86,6 +116,9 @@ def implementation_status(impl: Implementation) -> str | None:
     reason = backend_status(backend)
     if reason is None and not hasattr(importlib.import_module(backend.module), impl.function_name):
         reason = f"{backend.module} has no {impl.function_name}"
+    unavailable = getattr(ADAPTERS.get(backend.framework), "unavailable", None)
+    if reason is None and unavailable is not None:
+        reason = unavailable(impl)
     return reason
 
 

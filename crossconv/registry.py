@@ -184,6 +184,16 @@ IMPLEMENTATIONS: tuple[Implementation, ...] = (
     # torch_impl (the PyTorch backend).
     # jax_impl (the JAX backend).
     # lua_port (the Torch7 CustomConv port, one column per Lua runtime).
+    # Torch7's nn.CustomConv and nn.SpatialConvolutionMM have no dilation or groups and
+    # pad both sides alike (so no padding="same" with an even kernel).
+    *(
+        Implementation(op, "lua", label=f"lua-{runtime}", extra={"runtime": runtime}, limits=limits)
+        for runtime in ("luajit", "5.4")
+        for op, limits in (
+            ("tanprod_conv2d", {"max_dilation": 1}),
+            ("conv2d", {"max_dilation": 1, "max_groups": 1, "string_padding": False}),
+        )
+    ),
 )
 
 
