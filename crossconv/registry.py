@@ -190,8 +190,9 @@ IMPLEMENTATIONS: tuple[Implementation, ...] = (
         Implementation(op, "lua", label=f"lua-{runtime}", extra={"runtime": runtime}, limits=limits)
         for runtime in ("luajit", "5.4")
         for op, limits in (
-            ("tanprod_conv2d", {"max_dilation": 1}),
-            ("conv2d", {"max_dilation": 1, "max_groups": 1, "string_padding": False}),
+            ("tanprod_conv2d", {"max_dilation": 1, "nonfinite": True}),
+            ("conv2d", {"max_dilation": 1, "max_groups": 1, "string_padding": False,
+                        "nonfinite": True}),
         )
     ),
 )
