@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.pins-installed
 PYTEST := $(PY) -m pytest -n 2
 
-.PHONY: setup test test-reference test-harness crosscheck bench lint clean
+.PHONY: setup test test-reference test-harness crosscheck bench figures lint clean
 
 setup: $(STAMP)
 
@@ -27,11 +27,19 @@ test-reference: setup
 test-harness: setup
 	$(PYTEST) tests --ignore=tests/reference
 
+# The matrix on the terminal; the full report (every case) in build/crosscheck.{json,md}.
 crosscheck: setup
-	$(PY) -m crossconv crosscheck
+	$(PY) -m crossconv crosscheck --json build/crosscheck.json --markdown build/crosscheck.md
 
 bench: setup
 	$(PY) -m crossconv bench
+
+# docs/figures/*.png; the heatmap reads build/crosscheck.json (a crosscheck runs first if
+# it is missing: its exit status does not stop the figures).
+figures: setup
+	test -f build/crosscheck.json || $(PY) -m crossconv crosscheck --json build/crosscheck.json \
+		--markdown build/crosscheck.md || true
+	$(PY) -m crossconv figures --report build/crosscheck.json
 
 lint: setup
 	$(PY) -m ruff check .

@@ -113,7 +113,7 @@ def _block(name: str, title: str, sections: list[Section], command: str, skipped
     body = [f"<!-- bench:{name} -->", f"## {title}", "",
             f"Measured {today} with `{command}` on: {machine()}.", ""]
     if skipped:
-        body += [f"Skipped: {skipped}", ""]
+        body += [f"{'' if skipped.startswith('FAILED') else 'Skipped: '}{skipped}", ""]
     body += [s.markdown() for s in sections]
     body.append(f"<!-- /bench:{name} -->")
     return "\n".join(body)
@@ -142,29 +142,43 @@ def write_blocks(blocks: dict[str, str], path: Path = DOC) -> None:
 
 
 def run_benchmarks(console, repeats: int = 5, only=None, write: bool = True,
-                   command: str = "make bench") -> int:
-    """Run every benchmark module (or those named in ``only``); print and record them."""
+                   command: str = "make bench", doc: Path = DOC) -> int:
+    """Run every benchmark module (or those named in ``only``); print and record them.
+
+    A module that raises ``ImportError`` (a framework missing) is recorded as skipped; any
+    other exception is printed, recorded as failed and makes the exit code 1, and the
+    other modules still run. Exit 2 for an unknown name in ``only``.
+    """
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
-    blocks = {}
+    unknown = sorted(set(only or ()) - set(modules()))
+    if unknown:
+        console.print(f"bench: no benchmark module {', '.join(unknown)}; modules: "
+                      f"{', '.join(modules())}", highlight=False)
+        return 2
+    console.print(f"Machine: {machine()}", highlight=False, soft_wrap=True)
+    blocks, failed = {}, False
     for name in modules():
         if only and name not in only:
             continue
         module = importlib.import_module(f"benchmarks.bench_{name}")
-        console.print(f"[bold]{module.TITLE}[/]")
+        console.print(f"[bold]{module.TITLE}[/] (benchmarks/bench_{name}.py)")
         try:
             sections = module.sections(repeats)
             skipped = "" if sections else "nothing to measure on this machine"
         except ImportError as error:
             sections, skipped = [], f"{error}"
+        except Exception as error:  # noqa: BLE001 - one broken module must not hide the others
+            sections, skipped, failed = [], f"FAILED: {type(error).__name__}: {error}", True
         for section in sections:
             console.print(section.table())
             for note in section.notes:
                 console.print(f"  - {note}", highlight=False)
         if skipped:
-            console.print(f"  skipped: {skipped}")
+            console.print(f"  {'' if skipped.startswith('FAILED') else 'skipped: '}{skipped}",
+                          highlight=False)
         blocks[name] = _block(name, module.TITLE, sections, command, skipped)
     if write and blocks:
-        write_blocks(blocks)
-        console.print(f"written to {DOC.relative_to(ROOT)}")
-    return 0
+        write_blocks(blocks, doc)
+        console.print(f"written to {doc.relative_to(ROOT) if doc.is_relative_to(ROOT) else doc}")
+    return 1 if failed else 0

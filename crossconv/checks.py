@@ -5,7 +5,8 @@ Each returns the worst error as a fraction of its tolerance (<= 1) and raises
 
 - :func:`check_oracle`: the reference against its loop oracle (forward and VJP).
 - :func:`check_finite_differences`: the reference VJP against central differences.
-- :func:`check_forward` / :func:`check_vjp`: a backend against the reference.
+- :func:`check_forward` / :func:`check_vjp`: a backend against the reference (the
+  comparisons themselves are :mod:`crossconv.measure`'s, as in the CLI).
 - :func:`check_empty_batch`: a backend on an empty batch (N = 0), forward and VJP.
 """
 
@@ -13,9 +14,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import frameworks
+from . import frameworks, measure
 from .cases import Case, as_outputs
-from .compare import Tolerance, assert_close, assert_nontrivial
+from .compare import assert_close, assert_nontrivial
+from .measure import cotangent, present
 from .registry import OPS, ORACLE, Implementation
 
 #: Central differences with step h (scaled by the argument's magnitude): truncation error
@@ -25,18 +27,8 @@ FD_STEP = 1e-6
 FD_TOLERANCE = 1e-6
 
 
-def cotangent(case: Case, shape) -> np.ndarray:
-    """The ``grad_output`` a check uses for ``case``: representable in the case's dtype."""
-    rng = np.random.default_rng(case.seed + 1)
-    return rng.standard_normal(shape).astype(case.dtype).astype(np.float64)
-
-
 def _vjp(vjp_fn, grad_output, case: Case):
     return case.call(lambda **kw: vjp_fn(grad_output, **kw))
-
-
-def _present(case: Case, names) -> list[str]:
-    return [name for name in names if case.tensors.get(name) is not None]
 
 
 def check_oracle(case: Case) -> float:
@@ -68,7 +60,7 @@ def check_finite_differences(case: Case) -> float:
     out = f(case)
     grad = rng.standard_normal(out.shape)
     grads = _vjp(op.reference_vjp, grad, case)
-    expected_keys = _present(case, op.differentiable)
+    expected_keys = present(case, op.differentiable)
     if sorted(grads) != sorted(expected_keys):
         raise AssertionError(f"{op.name} VJP returned {sorted(grads)}, expected {expected_keys}")
     worst = 0.0
@@ -94,62 +86,34 @@ def check_finite_differences(case: Case) -> float:
     return worst
 
 
-def _tolerance(table, case: Case) -> Tolerance:
-    return table[np.dtype(case.dtype).name]
+def _raise_on_failure(comparisons, impl: Implementation, case: Case) -> float:
+    """The worst ratio of ``comparisons``; ``AssertionError`` naming the case on a failure."""
+    for comparison in comparisons:
+        if not comparison.passed:
+            raise AssertionError(f"{impl.name} {case.op} {comparison.check} on {case.describe()}: "
+                                 f"{comparison.describe()}")
+    return max((c.ratio for c in comparisons), default=0.0)
 
 
-def check_forward(impl: Implementation, case: Case) -> float:
+def check_forward(impl: Implementation, case: Case, device: str = "cpu") -> float:
     """Backend forward vs the float64 reference on the same (possibly float32) inputs."""
-    op = OPS[impl.op]
-    adapter, fn = frameworks.load(impl)
-    expected = as_outputs(case.call(op.reference))
-    actual = adapter.forward(fn, case, impl.extra)
-    what = f"{impl.name} {op.name} forward on {case.describe()}"
-    assert_nontrivial(expected[0], what)
-    if actual[0].dtype != case.dtype:
-        raise AssertionError(f"{what}: returned {actual[0].dtype}, expected the input's {case.dtype}")
-    if len(actual) != len(expected):
-        raise AssertionError(f"{what}: {len(actual)} outputs, expected {len(expected)}")
-    worst = assert_close(actual[0], expected[0], _tolerance(op.tolerance, case), what)
-    for a, e in zip(actual[1:], expected[1:]):
-        if not np.array_equal(a, e):
-            raise AssertionError(f"{what}: indices differ: {a.ravel()} vs {e.ravel()}")
-    return worst
+    adapter, fn = frameworks.load(impl, device)
+    return _raise_on_failure(measure.measure_forward(adapter, fn, case, impl.extra), impl, case)
 
 
-def check_vjp(impl: Implementation, case: Case) -> float:
+def check_vjp(impl: Implementation, case: Case, device: str = "cpu") -> float:
     """Backend gradients vs the reference VJP, for every differentiable argument given."""
-    op = OPS[impl.op]
-    adapter, fn = frameworks.load(impl)
-    out = as_outputs(case.call(op.reference))[0]
-    grad = cotangent(case, out.shape)
-    expected = _vjp(op.reference_vjp, grad, case)
-    wrt = _present(case, op.differentiable)
-    zero = _present(case, op.nondifferentiable)
-    actual = adapter.vjp(fn, case, grad, wrt + zero, impl.extra)
-    worst = 0.0
-    for name in wrt:
-        what = f"{impl.name} {op.name} d/d{name} on {case.describe()}"
-        assert_nontrivial(expected[name], what)
-        if actual[name] is None:
-            raise AssertionError(f"{what}: no gradient")
-        tol = _tolerance(op.grad_tolerance, case)
-        worst = max(worst, assert_close(actual[name], expected[name], tol, what))
-    for name in zero:
-        if actual[name] is not None and np.any(actual[name] != 0):
-            raise AssertionError(
-                f"{impl.name} {op.name}: {name} is not differentiable, got a non-zero gradient"
-            )
-    return worst
+    adapter, fn = frameworks.load(impl, device)
+    return _raise_on_failure(measure.measure_vjp(adapter, fn, case, impl.extra), impl, case)
 
 
-def check_empty_batch(impl: Implementation, case: Case) -> float:
+def check_empty_batch(impl: Implementation, case: Case, device: str = "cpu") -> float:
     """``case`` with N = 0 (torch and torchvision allow it): the backend's output and
     gradients have the reference's shapes and dtype, and the parameters' gradients are
     exactly zero (there is nothing to sum)."""
     op = OPS[impl.op]
     empty = case.with_batch(0)
-    adapter, fn = frameworks.load(impl)
+    adapter, fn = frameworks.load(impl, device)
     what = f"{impl.name} {op.name} on an empty batch, {empty.describe()}"
     expected = as_outputs(empty.call(op.reference))
     actual = adapter.forward(fn, empty, impl.extra)
@@ -162,7 +126,7 @@ def check_empty_batch(impl: Implementation, case: Case) -> float:
         return 0.0
     grad = np.zeros(expected[0].shape)
     expected_grads = _vjp(op.reference_vjp, grad, empty)
-    wrt = _present(empty, op.differentiable)
+    wrt = present(empty, op.differentiable)
     actual_grads = adapter.vjp(fn, empty, grad, wrt, impl.extra)
     for name in wrt:
         a, e = actual_grads[name], expected_grads[name]

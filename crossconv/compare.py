@@ -21,45 +21,64 @@ class Tolerance:
     atol: float
 
 
-def mismatch(actual, expected, tol: Tolerance) -> float:
-    """Worst ratio of error to allowance over all elements: <= 1 passes."""
+@dataclass(frozen=True)
+class Worst:
+    """The worst element of a comparison: its ratio of error to allowance (<= 1 passes),
+    its index and both values (None for an empty result)."""
+
+    ratio: float
+    index: tuple[int, ...] | None = None
+    actual: float | None = None
+    expected: float | None = None
+
+
+def ratios(actual, expected, tol: Tolerance) -> np.ndarray:
+    """Elementwise error / allowance: 0 where equal (NaN meeting NaN included), inf where
+    the NaN/Inf pattern differs or an allowance of 0 is exceeded."""
     a = np.asarray(actual, dtype=np.float64)
     e = np.asarray(expected, dtype=np.float64)
     if a.shape != e.shape:
         raise AssertionError(f"shape {a.shape} != expected {e.shape}")
-    if a.size == 0:
-        return 0.0
-    if not np.array_equal(np.isnan(a), np.isnan(e)):
-        return np.inf
-    infinite = np.isinf(e)
-    if not np.array_equal(a[infinite], e[infinite]) or np.isinf(a[~infinite]).any():
-        return np.inf
     finite = np.isfinite(e)
-    if not finite.any():
-        return 0.0
-    a, e = a[finite], e[finite]
-    allowance = tol.rtol * np.abs(e) + tol.atol * np.abs(e).max()
-    error = np.abs(a - e)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.where(error == 0, 0.0, error / allowance)
-    return float(ratio.max())
+    scale = np.abs(e[finite]).max() if finite.any() else 0.0
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        error = np.abs(a - e)
+        allowance = tol.rtol * np.abs(e) + tol.atol * scale
+        ratio = np.where(error == 0, 0.0, error / np.where(allowance > 0, allowance, 0.0))
+    same_special = (np.isnan(a) & np.isnan(e)) | (np.isinf(e) & (a == e))
+    ratio = np.where(same_special, 0.0, ratio)
+    wrong_special = (np.isnan(a) != np.isnan(e)) | (np.isinf(e) & (a != e)) | (np.isinf(a) & finite)
+    return np.where(wrong_special | np.isnan(ratio), np.inf, ratio)
+
+
+def worst_element(actual, expected, tol: Tolerance) -> Worst:
+    """The element with the largest :func:`ratios` (the first one on ties)."""
+    r = ratios(actual, expected, tol)
+    if r.size == 0:
+        return Worst(0.0)
+    index = np.unravel_index(int(np.argmax(r)), r.shape)
+    a = np.asarray(actual, dtype=np.float64)[index]
+    e = np.asarray(expected, dtype=np.float64)[index]
+    return Worst(float(r[index]), tuple(int(i) for i in index), float(a), float(e))
+
+
+def mismatch(actual, expected, tol: Tolerance) -> float:
+    """Worst ratio of error to allowance over all elements: <= 1 passes."""
+    return worst_element(actual, expected, tol).ratio
+
+
+def describe_mismatch(worst: Worst, tol: Tolerance) -> str:
+    return (f"mismatch {worst.ratio:.3g}x the tolerance (rtol={tol.rtol:g}, atol={tol.atol:g} "
+            f"of max|expected|); worst at {worst.index}: {worst.actual!r} vs expected "
+            f"{worst.expected!r}")
 
 
 def assert_close(actual, expected, tol: Tolerance, what: str) -> float:
     """Raise ``AssertionError`` naming ``what`` unless ``actual`` matches; return the ratio."""
-    ratio = mismatch(actual, expected, tol)
-    if ratio > 1:
-        a = np.asarray(actual, dtype=np.float64)
-        e = np.asarray(expected, dtype=np.float64)
-        with np.errstate(invalid="ignore"):
-            diff = np.abs(a - e)
-        worst = np.unravel_index(np.nanargmax(np.where(np.isnan(diff), np.inf, diff)), e.shape)
-        raise AssertionError(
-            f"{what}: mismatch {ratio:.3g}x the tolerance (rtol={tol.rtol:g}, "
-            f"atol={tol.atol:g} of max|expected|); worst at {tuple(map(int, worst))}: "
-            f"{a[worst]!r} vs expected {e[worst]!r}"
-        )
-    return ratio
+    worst = worst_element(actual, expected, tol)
+    if worst.ratio > 1:
+        raise AssertionError(f"{what}: {describe_mismatch(worst, tol)}")
+    return worst.ratio
 
 
 def assert_nontrivial(expected, what: str) -> None:

@@ -5,12 +5,17 @@ returns NumPy results, and computes vector-Jacobian products with the framework'
 autodiff. A backend whose framework (or module, or adapter) is missing is reported as
 unavailable with the reason, never as a crash: nothing here imports a framework at module
 import time.
+
+Adapters take a ``device`` (``"cpu"``, the default, or ``"cuda"``) and raise
+``LookupError`` with the reason when their framework cannot use it; an adapter class
+without a ``device`` parameter runs on the CPU only.
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
+import inspect
 
 import numpy as np
 
@@ -19,15 +24,19 @@ from .registry import BACKENDS, Backend, Implementation
 
 
 class TorchAdapter:
-    """torch tensors on the CPU; gradients with ``torch.autograd.grad``."""
+    """torch tensors on ``device`` (CPU by default); gradients with ``torch.autograd.grad``."""
 
-    def __init__(self):
+    def __init__(self, device: str = "cpu"):
         import torch
 
+        if device != "cpu" and not (device.startswith("cuda") and torch.cuda.is_available()):
+            raise LookupError(f"torch cannot use device {device!r} here "
+                              f"(torch.cuda.is_available() is {torch.cuda.is_available()})")
         self.torch = torch
+        self.device = torch.device(device)
 
     def _tensor(self, array, requires_grad=False):
-        t = self.torch.from_numpy(np.array(array, copy=True))
+        t = self.torch.from_numpy(np.array(array, copy=True)).to(self.device)
         return t.requires_grad_(requires_grad)
 
     def _numpy(self, value):
@@ -54,7 +63,37 @@ class TorchAdapter:
         return {name: None if g is None else self._numpy(g) for name, g in zip(wrt, grads)}
 
 
-ADAPTERS = {"torch": TorchAdapter}
+class LuaAdapter:
+    """lua_port: NumPy in and out (the bridge copies arrays into Lua tables). Forward by the
+    functional op, gradients by the Lua module's ``backward`` (``lua_port.<op>_vjp``).
+    ``extra={"runtime": ...}`` picks the Lua VM."""
+
+    def __init__(self):
+        import lua_port
+
+        self.lua_port = lua_port
+
+    @staticmethod
+    def unavailable(impl: Implementation) -> str | None:
+        """Why ``impl``'s Lua runtime cannot run here (lupa builds lack LuaJIT on macOS)."""
+        from lua_port.runtimes import resolve_runtime
+
+        try:
+            resolve_runtime(impl.extra.get("runtime"))
+        except ImportError as error:
+            return str(error)
+        return None
+
+    def forward(self, fn, case: Case, extra) -> tuple[np.ndarray, ...]:
+        return tuple(np.asarray(r) for r in as_outputs(case.call(fn, **extra)))
+
+    def vjp(self, fn, case: Case, grad_output, wrt, extra) -> dict[str, np.ndarray | None]:
+        vjp_fn = getattr(self.lua_port, case.op + "_vjp")
+        grads = case.call(lambda **arguments: vjp_fn(grad_output, **arguments), **extra)
+        return {name: grads.get(name) for name in wrt}
+
+
+ADAPTERS = {"torch": TorchAdapter, "lua": LuaAdapter}
 
 
 def backend_status(backend: Backend) -> str | None:
@@ -77,14 +116,32 @@ def implementation_status(impl: Implementation) -> str | None:
     reason = backend_status(backend)
     if reason is None and not hasattr(importlib.import_module(backend.module), impl.function_name):
         reason = f"{backend.module} has no {impl.function_name}"
+    unavailable = getattr(ADAPTERS.get(backend.framework), "unavailable", None)
+    if reason is None and unavailable is not None:
+        reason = unavailable(impl)
     return reason
 
 
-def load(impl: Implementation):
-    """``(adapter, function)`` for ``impl``; ``LookupError`` with the reason if unavailable."""
+def adapter(framework: str, device: str = "cpu"):
+    """An adapter for ``framework`` on ``device``; ``LookupError`` with the reason if it
+    cannot run there."""
+    cls = ADAPTERS[framework]
+    if "device" in inspect.signature(cls).parameters:
+        return cls(device=device)
+    if device != "cpu":
+        raise LookupError(f"the {framework} adapter runs on the CPU only")
+    return cls()
+
+
+def load(impl: Implementation, device: str = "cpu"):
+    """``(adapter, function)`` for ``impl`` on ``device``; ``LookupError`` with the reason
+    if unavailable."""
     reason = implementation_status(impl)
     if reason is not None:
         raise LookupError(f"{impl.name} cannot run {impl.op}: {reason}")
     backend = BACKENDS[impl.backend]
     function = getattr(importlib.import_module(backend.module), impl.function_name)
-    return ADAPTERS[backend.framework](), function
+    try:
+        return adapter(backend.framework, device), function
+    except LookupError as error:
+        raise LookupError(f"{impl.name} cannot run {impl.op}: {error}") from None

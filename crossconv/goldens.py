@@ -1,13 +1,14 @@
-"""Golden cases: fixed inputs with known outputs, from the seeds and SPEC.md.
+"""Golden cases: fixed calls with known outputs, from the seeds and SPEC.md, as data.
 
-Each :class:`Golden` computes ``(actual, expected)`` with the reference; the expected
-values are written out (from the seed posts, or by hand) or come from an independent
-construction named in ``source``.
+Each :class:`Golden` is a :class:`~crossconv.cases.Case` plus its expected output, written
+out (from the seed posts, or by hand) or built by an independent construction named in
+``source``. The reference's golden tests run them through the reference
+(:meth:`Golden.run`); ``crossconv crosscheck`` and ``crossconv verify`` run them through
+every implementation of their op, like any other case.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,14 +16,23 @@ import numpy as np
 import reference
 
 from . import oracles
+from .cases import Case, as_outputs
 
 
 @dataclass(frozen=True)
 class Golden:
-    op: str
     name: str
     source: str
-    run: Callable[[], tuple[np.ndarray, np.ndarray]]
+    case: Case
+    expected: np.ndarray
+
+    @property
+    def op(self) -> str:
+        return self.case.op
+
+    def run(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(actual, expected)``: the reference's output on the case, and the known one."""
+        return as_outputs(self.case.call(getattr(reference, self.op)))[0], self.expected
 
 
 # Seed 004: a 3-channel 5x5 input, two 3x3x3 kernels, bias [1, 0], padding 1, stride 2.
@@ -47,11 +57,6 @@ SEED_CONV_OUTPUT = np.array(
 )
 
 
-def _seed_conv():
-    actual = reference.conv2d(SEED_CONV_INPUT, SEED_CONV_WEIGHT, SEED_CONV_BIAS, stride=2, padding=1)
-    return actual, SEED_CONV_OUTPUT
-
-
 def seed_deform_arguments():
     """Seed 001: shift channels left / right / up with a 1x1 deformable kernel, Go = 3."""
     x = np.arange(27, dtype=np.float64).reshape(1, 3, 3, 3)
@@ -73,26 +78,7 @@ SEED_DEFORM_OUTPUT = np.array(
 )[None]
 
 
-def _seed_deform():
-    return reference.deform_conv2d(*seed_deform_arguments()), SEED_DEFORM_OUTPUT
-
-
 POOL_INPUT = np.arange(1, 17, dtype=np.float64).reshape(1, 1, 4, 4)
-
-
-def _seed_max_pool():
-    return reference.max_pool2d(POOL_INPUT, 2, stride=2), np.array([[[[6.0, 8.0], [14.0, 16.0]]]])
-
-
-def _seed_avg_pool():
-    return reference.avg_pool2d(POOL_INPUT, 2, stride=2), np.array([[[[3.5, 5.5], [11.5, 13.5]]]])
-
-
-def _xcorr_box_sums():
-    """A 2x2 template of ones sums each 2x2 block of arange(16): worked by hand."""
-    search = np.arange(16, dtype=np.float64).reshape(1, 1, 4, 4)
-    expected = np.array([[[[10, 14, 18], [26, 30, 34], [42, 46, 50]]]], dtype=np.float64)
-    return reference.xcorr2d(search, np.ones((1, 1, 2, 2))), expected
 
 
 def _customconv_map():
@@ -100,21 +86,21 @@ def _customconv_map():
     return rng.uniform(-0.6, 0.6, (6, 5)), rng.uniform(-0.6, 0.6, (3, 3))
 
 
-def _customconv_tan():
-    """N = C = O = 1, no bias, stride 1, padding 0 is the seed's ``nn.CustomConv(3)``."""
+def _customconv(kernel: str) -> Golden:
+    """N = C = O = 1, no bias, stride 1, padding 0 is the seed's ``nn.CustomConv(3)``; its
+    linear kernel variant is SpatialConvolutionMM (conv2d) with zero bias."""
     x, w = _customconv_map()
-    actual = reference.tanprod_conv2d(x[None, None], w[None, None])[0, 0]
-    return actual, oracles.seed_customconv_2d(x, w, kernel="tan")
+    expected = oracles.seed_customconv_2d(x, w, kernel=kernel)[None, None]
+    if kernel == "tan":
+        case = Case("tanprod_conv2d", {"input": x[None, None], "weight": w[None, None], "bias": None},
+                    seed=3)
+        return Golden("CustomConv(3)", "seed 003 nn.CustomConv structure", case, expected)
+    case = Case("conv2d", {"input": x[None, None], "weight": w[None, None], "bias": np.zeros(1)},
+                seed=3)
+    return Golden("CustomConv linear", "seed 003: linear variant == conv2d", case, expected)
 
 
-def _customconv_linear():
-    """The seed's linear kernel variant equals SpatialConvolutionMM (conv2d), zero bias."""
-    x, w = _customconv_map()
-    actual = reference.conv2d(x[None, None], w[None, None], np.zeros(1))[0, 0]
-    return actual, oracles.seed_customconv_2d(x, w, kernel="linear")
-
-
-def _conv2_5d_half_open_bins():
+def _conv2_5d_half_open_bins() -> Golden:
     """Worked by hand: centre depth 2, focal 1, pixel_size 0.5 -> s = 1, bins
     [0.5, 1.5), [1.5, 2.5), [2.5, 3.5). Taps at depths 1, 2, 1.5 fall in bins 0, 1, 1
     (1.5 is on the edge: half-open puts it in bin 1; closed intervals would count it in
@@ -123,28 +109,48 @@ def _conv2_5d_half_open_bins():
     depth = np.array([1.0, 2.0, 1.5]).reshape(1, 1, 1, 3)
     weight = np.array([[(l + 1) * 100 + j for j in range(3)] for l in range(3)],
                       dtype=np.float64).reshape(3, 1, 1, 1, 3)
-    out = reference.conv2_5d(x, depth, weight, focal=1.0, pixel_size=0.5)
-    return out, np.array([[[[100 * 1 + 201 * 2 + 202 * 3]]]], dtype=np.float64)
+    case = Case("conv2_5d", {"input": x, "depth": depth, "weight": weight, "bias": None},
+                {"focal": 1.0, "pixel_size": 0.5}, seed=25)
+    expected = np.array([[[[100 * 1 + 201 * 2 + 202 * 3]]]], dtype=np.float64)
+    return Golden("half-open bins", "by hand (SPEC.md bins)", case, expected)
 
 
-def _conv2_5d_constant_depth():
+def _conv2_5d_constant_depth() -> Golden:
     """Constant positive depth opens only the middle bin: conv2d with weight[(B-1)//2]."""
     rng = np.random.default_rng(3)
     x, weight = rng.standard_normal((2, 3, 6, 5)), rng.standard_normal((3, 4, 3, 3, 3))
     depth = np.full((2, 1, 6, 5), 1.7)
-    out = reference.conv2_5d(x, depth, weight, padding=1, focal=2.0)
-    return out, reference.conv2d(x, weight[1], padding=1)
+    case = Case("conv2_5d", {"input": x, "depth": depth, "weight": weight, "bias": None},
+                {"padding": 1, "focal": 2.0}, seed=26)
+    return Golden("constant depth", "SPEC.md: == conv2d(middle bin)", case,
+                  reference.conv2d(x, weight[1], padding=1))
+
+
+def _seed_deform() -> Golden:
+    x, offset, weight = seed_deform_arguments()
+    case = Case("deform_conv2d",
+                {"input": x, "offset": offset, "weight": weight, "bias": None, "mask": None}, seed=1)
+    return Golden("seed 001 shifts", "seed 001 printed output", case, SEED_DEFORM_OUTPUT)
 
 
 GOLDENS: tuple[Golden, ...] = (
-    Golden("conv2d", "seed 004 conv", "seed 004; torch.nn.Conv2d", _seed_conv),
-    Golden("xcorr2d", "box sums", "by hand", _xcorr_box_sums),
-    Golden("tanprod_conv2d", "CustomConv(3)", "seed 003 nn.CustomConv structure", _customconv_tan),
-    Golden("tanprod_conv2d", "CustomConv linear", "seed 003: linear variant == conv2d",
-           _customconv_linear),
-    Golden("conv2_5d", "half-open bins", "by hand (SPEC.md bins)", _conv2_5d_half_open_bins),
-    Golden("conv2_5d", "constant depth", "SPEC.md: == conv2d(middle bin)", _conv2_5d_constant_depth),
-    Golden("deform_conv2d", "seed 001 shifts", "seed 001 printed output", _seed_deform),
-    Golden("max_pool2d", "seed 004 max", "SPEC.md / seed 004", _seed_max_pool),
-    Golden("avg_pool2d", "seed 004 avg", "SPEC.md / seed 004", _seed_avg_pool),
+    Golden("seed 004 conv", "seed 004; torch.nn.Conv2d",
+           Case("conv2d", {"input": SEED_CONV_INPUT, "weight": SEED_CONV_WEIGHT, "bias": SEED_CONV_BIAS},
+                {"stride": 2, "padding": 1}, seed=4),
+           SEED_CONV_OUTPUT),
+    Golden("box sums", "by hand: a 2x2 template of ones sums each 2x2 block of arange(16)",
+           Case("xcorr2d", {"search": np.arange(16, dtype=np.float64).reshape(1, 1, 4, 4),
+                            "template": np.ones((1, 1, 2, 2))}, seed=2),
+           np.array([[[[10, 14, 18], [26, 30, 34], [42, 46, 50]]]], dtype=np.float64)),
+    _customconv("tan"),
+    _customconv("linear"),
+    _conv2_5d_half_open_bins(),
+    _conv2_5d_constant_depth(),
+    _seed_deform(),
+    Golden("seed 004 max", "SPEC.md / seed 004",
+           Case("max_pool2d", {"input": POOL_INPUT}, {"kernel_size": 2, "stride": 2}, seed=5),
+           np.array([[[[6.0, 8.0], [14.0, 16.0]]]])),
+    Golden("seed 004 avg", "SPEC.md / seed 004",
+           Case("avg_pool2d", {"input": POOL_INPUT}, {"kernel_size": 2, "stride": 2}, seed=6),
+           np.array([[[[3.5, 5.5], [11.5, 13.5]]]])),
 )

@@ -14,7 +14,7 @@ from typing import Any
 
 import reference
 
-from . import oracles, strategies
+from . import boundary, oracles, strategies
 from .compare import Tolerance
 
 #: float64 results should agree to rounding; float32 ones to fp32 rounding of short and
@@ -41,6 +41,8 @@ class Op:
         fd_options: options for ``cases`` when checking gradients by finite differences
             (keeps points away from kinks and ties).
         nondifferentiable: tensor arguments whose gradient must be zero or absent.
+        boundary: the op's boundary cases (:mod:`crossconv.boundary`), run by crosscheck
+            and verify on every implementation whose limits admit them.
     """
 
     name: str
@@ -55,6 +57,7 @@ class Op:
     )
     fd_options: Mapping[str, Any] = field(default_factory=dict)
     nondifferentiable: tuple[str, ...] = ()
+    boundary: Callable[[], list[boundary.Boundary]] = list
 
     @property
     def reference(self) -> Callable:
@@ -77,25 +80,27 @@ OPS: dict[str, Op] = {
     op.name: op
     for op in [
         Op("conv2d", ("input", "weight", "bias"), ("input", "weight", "bias"),
-           strategies.conv2d_cases),
+           strategies.conv2d_cases, boundary=boundary.conv2d),
         Op("xcorr2d", ("search", "template"), ("search", "template"),
-           strategies.xcorr2d_cases),
+           strategies.xcorr2d_cases, boundary=boundary.xcorr2d),
         Op("xcorr2d_depthwise", ("search", "template"), ("search", "template"),
-           strategies.xcorr2d_depthwise_cases),
+           strategies.xcorr2d_depthwise_cases, boundary=boundary.xcorr2d_depthwise),
         Op("tanprod_conv2d", ("input", "weight", "bias"), ("input", "weight", "bias"),
-           strategies.tanprod_conv2d_cases, fd_options={"zero_factors": 1}),
+           strategies.tanprod_conv2d_cases, fd_options={"zero_factors": 1},
+           boundary=boundary.tanprod_conv2d),
         Op("conv2_5d", ("input", "depth", "weight", "bias"), ("input", "weight", "bias"),
-           strategies.conv2_5d_cases, nondifferentiable=("depth",)),
+           strategies.conv2_5d_cases, nondifferentiable=("depth",), boundary=boundary.conv2_5d),
         Op("deform_conv2d", ("input", "offset", "weight", "bias", "mask"),
            ("input", "offset", "weight", "bias", "mask"),
-           strategies.deform_conv2d_cases, fd_options={"smooth": True}),
+           strategies.deform_conv2d_cases, fd_options={"smooth": True},
+           boundary=boundary.deform_conv2d),
         Op("max_pool2d", ("input",), ("input",), strategies.max_pool2d_cases,
            tolerance={"float64": FP64, "float32": FP32},
            grad_tolerance={"float64": FP64, "float32": FP32},
-           fd_options={"distinct": True}),
+           fd_options={"distinct": True}, boundary=boundary.max_pool2d),
         Op("avg_pool2d", ("input",), ("input",), strategies.avg_pool2d_cases,
            tolerance={"float64": FP64, "float32": FP32},
-           grad_tolerance={"float64": FP64, "float32": FP32}),
+           grad_tolerance={"float64": FP64, "float32": FP32}, boundary=boundary.avg_pool2d),
     ]
 }
 
@@ -169,25 +174,36 @@ class Implementation:
 
 IMPLEMENTATIONS: tuple[Implementation, ...] = (
     # The anchors: SPEC.md follows these, so the reference must agree with them.
-    Implementation("conv2d", "torch-anchor"),
-    Implementation("xcorr2d", "torch-anchor"),
-    Implementation("xcorr2d_depthwise", "torch-anchor"),
-    # torchvision crashes on NaN offsets, so its cases never draw them (the default).
-    Implementation("deform_conv2d", "torch-anchor"),
+    Implementation("conv2d", "torch-anchor", limits={"nonfinite": True}),
+    Implementation("xcorr2d", "torch-anchor", limits={"nonfinite": True}),
+    Implementation("xcorr2d_depthwise", "torch-anchor", limits={"nonfinite": True}),
+    # torchvision crashes on NaN offsets: never nonfinite_offsets (off by default).
+    Implementation("deform_conv2d", "torch-anchor", limits={"nonfinite": True}),
     Implementation("max_pool2d", "torch-anchor", limits={"nonfinite": True}),
     Implementation("avg_pool2d", "torch-anchor", limits={"nonfinite": True}),
     # torch_impl (the PyTorch backend).
     # jax_impl (the JAX backend).
     # lua_port (the Torch7 CustomConv port, one column per Lua runtime).
+    # Torch7's nn.CustomConv and nn.SpatialConvolutionMM have no dilation or groups and
+    # pad both sides alike (so no padding="same" with an even kernel).
+    *(
+        Implementation(op, "lua", label=f"lua-{runtime}", extra={"runtime": runtime}, limits=limits)
+        for runtime in ("luajit", "5.4")
+        for op, limits in (
+            ("tanprod_conv2d", {"max_dilation": 1, "nonfinite": True}),
+            ("conv2d", {"max_dilation": 1, "max_groups": 1, "string_padding": False,
+                        "nonfinite": True}),
+        )
+    ),
     # torch_impl Triton kernels (impl="triton": Triton's interpreter on a CPU, 0.05-0.7 s
-    # a call, hence a fraction of the examples). They have every feature of the ops;
-    # pooling also gets NaN/Inf inputs, as the anchors do.
+    # a call, hence a fraction of the examples). They have every feature of the ops and
+    # SPEC.md's NaN/Inf behaviour, NaN and infinite offsets included.
     Implementation("tanprod_conv2d", "torch", label="torch-triton", extra={"impl": "triton"},
-                   examples=0.3),
+                   limits={"nonfinite": True}, examples=0.3),
     Implementation("conv2_5d", "torch", label="torch-triton", extra={"impl": "triton"},
-                   examples=0.3),
+                   limits={"nonfinite": True}, examples=0.3),
     Implementation("deform_conv2d", "torch", label="torch-triton", extra={"impl": "triton"},
-                   examples=0.3),
+                   limits={"nonfinite": True, "nonfinite_offsets": True}, examples=0.3),
     Implementation("max_pool2d", "torch", label="torch-triton", extra={"impl": "triton"},
                    limits={"nonfinite": True}, examples=0.5),
     Implementation("avg_pool2d", "torch", label="torch-triton", extra={"impl": "triton"},

@@ -76,11 +76,23 @@ def _cast(dtype, **arrays):
     return {k: (None if v is None else np.asarray(v, dtype=dtype)) for k, v in arrays.items()}
 
 
+def _sprinkle_nonfinite(rng, values, fraction=0.04):
+    """Set about ``fraction`` of ``values`` (in place) to NaN, -inf and +inf (2:1:1 for the
+    default; pooling uses 5:3:2 of 10%). Runs after every other use of ``rng``, so the
+    finite values are those drawn without the option."""
+    special = rng.uniform(size=values.shape)
+    values[special < fraction / 2] = np.nan
+    values[(special >= fraction / 2) & (special < fraction * 0.8)] = -np.inf
+    values[(special >= fraction * 0.8) & (special < fraction)] = np.inf
+    return values
+
+
 @st.composite
 def conv2d_cases(draw, dtypes=DTYPES, max_batch=2, max_groups=3, max_group_channels=3,
                  max_kernel=3, max_stride=3, max_dilation=2, max_padding=2, max_extra=4,
-                 string_padding=True):
-    """Calls of ``conv2d``: groups, every padding form (int, pair, "valid", "same"), bias or not."""
+                 string_padding=True, nonfinite=False):
+    """Calls of ``conv2d``: groups, every padding form (int, pair, "valid", "same"), bias or
+    not; NaN/Inf input cells when ``nonfinite``."""
     dtype = draw(st.sampled_from(dtypes))
     n = draw(st.integers(1, max_batch))
     groups = draw(st.integers(1, max_groups))
@@ -108,10 +120,12 @@ def conv2d_cases(draw, dtypes=DTYPES, max_batch=2, max_groups=3, max_group_chann
     )
     params = dict(stride=_maybe_pair(draw, stride), padding=padding,
                   dilation=_maybe_pair(draw, dilation), groups=groups)
+    if nonfinite:
+        _sprinkle_nonfinite(rng, tensors["input"])
     return Case("conv2d", tensors, params, seed)
 
 
-def _xcorr_cases(draw, op, dtypes, max_batch, max_channels, max_template, max_extra):
+def _xcorr_cases(draw, op, dtypes, max_batch, max_channels, max_template, max_extra, nonfinite):
     dtype = draw(st.sampled_from(dtypes))
     n, c = draw(st.integers(1, max_batch)), draw(st.integers(1, max_channels))
     th, tw = _pair(draw, 1, max_template)
@@ -120,21 +134,26 @@ def _xcorr_cases(draw, op, dtypes, max_batch, max_channels, max_template, max_ex
     rng = np.random.default_rng(seed)
     tensors = _cast(dtype, search=rng.standard_normal((n, c, sh, sw)),
                     template=rng.standard_normal((n, c, th, tw)))
+    if nonfinite:
+        _sprinkle_nonfinite(rng, tensors["search"])
     return Case(op, tensors, {}, seed)
 
 
 @st.composite
-def xcorr2d_cases(draw, dtypes=DTYPES, max_batch=2, max_channels=3, max_template=4, max_extra=6):
-    """Calls of ``xcorr2d``: template no larger than the search region."""
-    return _xcorr_cases(draw, "xcorr2d", dtypes, max_batch, max_channels, max_template, max_extra)
+def xcorr2d_cases(draw, dtypes=DTYPES, max_batch=2, max_channels=3, max_template=4, max_extra=6,
+                  nonfinite=False):
+    """Calls of ``xcorr2d``: template no larger than the search region; NaN/Inf search
+    cells when ``nonfinite``."""
+    return _xcorr_cases(draw, "xcorr2d", dtypes, max_batch, max_channels, max_template, max_extra,
+                        nonfinite)
 
 
 @st.composite
 def xcorr2d_depthwise_cases(draw, dtypes=DTYPES, max_batch=2, max_channels=3, max_template=4,
-                            max_extra=6):
-    """Calls of ``xcorr2d_depthwise``."""
+                            max_extra=6, nonfinite=False):
+    """Calls of ``xcorr2d_depthwise``; NaN/Inf search cells when ``nonfinite``."""
     return _xcorr_cases(draw, "xcorr2d_depthwise", dtypes, max_batch, max_channels,
-                        max_template, max_extra)
+                        max_template, max_extra, nonfinite)
 
 
 def _plant_zero_factors(rng, x, w, stride, padding, dilation, out_size, count):
@@ -153,12 +172,12 @@ def _plant_zero_factors(rng, x, w, stride, padding, dilation, out_size, count):
 @st.composite
 def tanprod_conv2d_cases(draw, dtypes=DTYPES, max_batch=2, max_channels=2, max_out_channels=2,
                          max_kernel=3, max_stride=2, max_dilation=2, max_padding=1, max_extra=3,
-                         zero_factors=0):
+                         zero_factors=0, nonfinite=False):
     """Calls of ``tanprod_conv2d`` with ``|x + w| <= 1.2`` (tan is well conditioned there).
 
     ``zero_factors``: this many times, an input cell is set to ``-w`` of a tap that reads
     it (when the drawn cell is not padding), making that factor exactly 0 (where the
-    gradient must still be exact).
+    gradient must still be exact). ``nonfinite``: NaN/Inf input cells.
     """
     dtype = draw(st.sampled_from(dtypes))
     n, c = draw(st.integers(1, max_batch)), draw(st.integers(1, max_channels))
@@ -176,18 +195,22 @@ def tanprod_conv2d_cases(draw, dtypes=DTYPES, max_batch=2, max_channels=2, max_o
     tensors = _cast(dtype, input=x, weight=weight, bias=bias)
     params = dict(stride=_maybe_pair(draw, stride), padding=_maybe_pair(draw, pad),
                   dilation=_maybe_pair(draw, dilation))
+    if nonfinite:
+        _sprinkle_nonfinite(rng, tensors["input"])
     return Case("tanprod_conv2d", tensors, params, seed)
 
 
 @st.composite
 def conv2_5d_cases(draw, dtypes=DTYPES, max_batch=2, max_channels=2, max_out_channels=2,
-                   max_bins=3, max_kernel=3, max_stride=2, max_dilation=2, max_extra=3):
+                   max_bins=3, max_kernel=3, max_stride=2, max_dilation=2, max_extra=3,
+                   nonfinite=False):
     """Calls of ``conv2_5d``.
 
     Depth is drawn on a grid of quarters (including 0 and negatives) with power-of-two
     ``focal`` and ``pixel_size``, so taps fall exactly on bin edges often, or uniformly in
     ``[0.5, 3]``; padding is at most ``(k//2) * dilation`` so some window centres are
-    inside the image.
+    inside the image. ``nonfinite``: NaN/Inf depth and input cells (the first window's
+    centre stays finite).
     """
     dtype = draw(st.sampled_from(dtypes))
     n, c = draw(st.integers(1, max_batch)), draw(st.integers(1, max_channels))
@@ -216,6 +239,10 @@ def conv2_5d_cases(draw, dtypes=DTYPES, max_batch=2, max_channels=2, max_out_cha
     )
     params = dict(stride=_maybe_pair(draw, stride), padding=_maybe_pair(draw, pad),
                   dilation=_maybe_pair(draw, dilation), focal=focal, pixel_size=pixel_size)
+    if nonfinite:
+        _sprinkle_nonfinite(rng, tensors["input"])
+        centre = (kernel[0] // 2) * dilation[0] - pad[0], (kernel[1] // 2) * dilation[1] - pad[1]
+        _sprinkle_nonfinite(rng, tensors["depth"])[:, :, centre[0], centre[1]] = 1.5
     return Case("conv2_5d", tensors, params, seed)
 
 
@@ -241,14 +268,16 @@ def _deform_offsets(rng, shape, bases, limits, smooth):
 @st.composite
 def deform_conv2d_cases(draw, dtypes=DTYPES, max_batch=2, max_groups=2, max_group_channels=2,
                         max_kernel=3, max_stride=2, max_dilation=2, max_padding=2, max_extra=3,
-                        smooth=False, with_mask=None):
+                        smooth=False, with_mask=None, nonfinite=False, nonfinite_offsets=False):
     """Calls of ``deform_conv2d``: weight groups and offset groups drawn independently.
 
     By default offsets mix continuous values, integers and values that land exactly on
     rows/columns -1, 0, H-1, H (torchvision's boundary cases). ``smooth=True`` keeps every
     sample point >= 0.1 from an integer coordinate (for finite differences). ``with_mask``:
     None draws v1 or v2, True/False forces one. The first tap of the first output always
-    samples inside the image, so the output is never trivially zero.
+    samples inside the image, so the output is never trivially zero. ``nonfinite``:
+    NaN/Inf input cells; ``nonfinite_offsets``: NaN/Inf offset coordinates (torchvision
+    crashes on a NaN one, so neither is drawn unless asked for).
     """
     dtype = draw(st.sampled_from(dtypes))
     n = draw(st.integers(1, max_batch))
@@ -286,6 +315,11 @@ def deform_conv2d_cases(draw, dtypes=DTYPES, max_batch=2, max_groups=2, max_grou
     )
     params = dict(stride=_maybe_pair(draw, stride), padding=_maybe_pair(draw, pad),
                   dilation=_maybe_pair(draw, dilation))
+    if nonfinite:
+        _sprinkle_nonfinite(rng, tensors["input"])
+    if nonfinite_offsets:
+        first = tensors["offset"][:, :2, 0, 0].copy()
+        _sprinkle_nonfinite(rng, tensors["offset"], fraction=0.1)[:, :2, 0, 0] = first
     return Case("deform_conv2d", tensors, params, seed)
 
 
@@ -297,10 +331,7 @@ def _pool_values(rng, shape, distinct, nonfinite, ties):
     if ties and rng.integers(2):  # never all zero
         values = rng.choice([-2.0, -1.0, 1.0, 2.0], shape)
     if nonfinite:
-        special = rng.uniform(size=shape)
-        values[special < 0.05] = np.nan
-        values[(special >= 0.05) & (special < 0.08)] = -np.inf
-        values[(special >= 0.08) & (special < 0.10)] = np.inf
+        _sprinkle_nonfinite(rng, values, fraction=0.1)
     return values
 
 

@@ -120,5 +120,5 @@ def test_a_backend_whose_framework_is_missing_is_na_not_a_crash(monkeypatch):
     assert "no_such_framework_xyz is not installed" in frameworks.implementation_status(impl)
     with pytest.raises(LookupError, match="not installed"):
         frameworks.load(impl)
-    columns, rows = crosscheck(examples=1, ops=["conv2d"], backends=["ghost"])
-    assert rows["conv2d"][columns.index("ghost")].status == "n/a"
+    report = crosscheck(examples=1, ops=["conv2d"], backends=["ghost"])
+    assert report.cells["conv2d"][report.columns.index("ghost")].status == "n/a"
