@@ -18,6 +18,12 @@ def test_forward_and_gradients_match_the_reference(case):
     check_case(case)
 
 
+@settings(max_examples=8)
+@given(strategies.conv2_5d_cases(nonfinite=True))
+def test_nan_and_infinite_inputs_and_depths_as_in_the_reference(case):
+    check_case(case)
+
+
 @settings(max_examples=6)
 @given(strategies.conv2_5d_cases(dtypes=("float64",)), st.floats(0.25, 8.0))
 def test_constant_depth_opens_only_the_bin_holding_the_centre(case, depth):

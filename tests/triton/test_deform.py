@@ -18,6 +18,12 @@ def test_forward_and_gradients_match_the_reference(case):
     check_case(case)
 
 
+@settings(max_examples=10)
+@given(strategies.deform_conv2d_cases(nonfinite=True, nonfinite_offsets=True))
+def test_nan_and_infinite_inputs_and_offsets_as_in_the_reference(case):
+    check_case(case)
+
+
 def test_seed_golden_case():
     x, offset, weight = seed_deform_arguments()
     forward, _ = contract(make_case("deform_conv2d", input=x, offset=offset, weight=weight))

@@ -24,6 +24,12 @@ def test_forward_and_gradients_match_the_reference(case):
 
 
 @settings(max_examples=8)
+@given(strategies.tanprod_conv2d_cases(nonfinite=True))
+def test_nan_and_infinite_inputs_propagate_as_in_the_reference(case):
+    check_case(case)
+
+
+@settings(max_examples=8)
 @given(strategies.tanprod_conv2d_cases(zero_factors=3))
 def test_gradients_with_planted_zero_factors(case):
     assume(np.any(reference_output(case) != 0))  # a lone zero factor zeroes a 1x1 output
