@@ -27,9 +27,10 @@ from reference.common import (
 )
 from torch_impl.kernels import conv2_5d, deform, pool, tanprod
 
-#: float16 against the float64 reference: 11-bit significands and float16 operands of
-#: every product (float32 accumulation), relative to the output's scale.
-FP16 = Tolerance(rtol=1e-2, atol=1e-2)
+#: float16 / bfloat16 against the float64 reference on the same (rounded) inputs: the
+#: result's rounding (2^-9 relative in bfloat16) and float16 operands of every tl.dot
+#: product (float32 accumulation), relative to the output's scale.
+LOW_PRECISION = Tolerance(rtol=1e-2, atol=1e-2)
 
 
 def tensors(case: Case) -> dict[str, torch.Tensor | None]:
@@ -122,40 +123,47 @@ def contract(case: Case):
 
 
 def numpy(value):
-    return value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else value
+    """float64 (or int64) NumPy array of a tensor of any dtype (bfloat16 included)."""
+    if not isinstance(value, torch.Tensor):
+        return value
+    value = value.detach().cpu()
+    return (value.double() if value.is_floating_point() else value).numpy()
 
 
-def _with_dtype(case: Case, dtype) -> Case:
-    tensors = {k: None if v is None else v.astype(dtype) for k, v in case.tensors.items()}
-    return Case(case.op, tensors, case.params, case.seed)
+def _rounded(array, dtype: torch.dtype):
+    return None if array is None else torch.from_numpy(array.copy()).to(dtype)
 
 
-def check_case(case: Case, half: bool = False) -> dict[str, np.ndarray]:
+def check_case(case: Case, low: str | None = None) -> dict[str, np.ndarray]:
     """Forward and every kernel gradient against the float64 reference (and its VJP), at
-    the registry's tolerances. ``half``: the kernels run on the case's values rounded to
-    float16, the reference on the same values in float64, compared at :data:`FP16`.
-    Returns the kernels' gradients (for further checks)."""
+    the registry's tolerances. ``low`` ("float16" or "bfloat16"): the kernels run on the
+    case's values rounded to that dtype, the reference on the same values in float64,
+    compared at :data:`LOW_PRECISION`. Returns the kernels' gradients (as NumPy)."""
     op = OPS[case.op]
-    run = _with_dtype(case, np.float16) if half else case
-    if half:
-        case = _with_dtype(run, np.float64)
-    dtype = np.dtype(run.dtype).name
-    tolerance = (lambda table: FP16) if half else (lambda table: table[dtype])  # noqa: E731
-    forward, backward = contract(run)
+    dtype = getattr(torch, low) if low else torch.from_numpy(np.zeros(0, case.dtype)).dtype
+    run = {k: _rounded(v, dtype) for k, v in case.tensors.items()}
+    if low:
+        case = Case(case.op, {k: None if t is None else t.double().numpy() for k, t in run.items()},
+                    case.params, case.seed)
+
+    def tolerance(table):
+        return LOW_PRECISION if low else table[np.dtype(case.dtype).name]
+
+    forward, backward = ADAPTERS[case.op](run, case.params)
     expected = as_outputs(case.call(op.reference))
     actual = as_outputs(forward())
-    what = f"triton {case.op} on {run.describe()}"
+    what = f"triton {case.op} on {case.describe()} in {dtype}"
     assert_nontrivial(expected[0], what)
-    assert actual[0].dtype == getattr(torch, dtype), f"{what}: returned {actual[0].dtype}"
+    assert actual[0].dtype == dtype, f"{what}: returned {actual[0].dtype}"
     assert_close(numpy(actual[0]), expected[0], tolerance(op.tolerance), what)
     for a, e in zip(actual[1:], expected[1:], strict=True):
         assert np.array_equal(numpy(a), e), f"{what}: indices differ"
 
-    grad = cotangent(run, expected[0].shape)  # representable in the run's dtype
-    expected_grads = case.call(lambda **kw: op.reference_vjp(grad, **kw))
-    grads = backward(torch.from_numpy(grad.astype(dtype)))
+    grad = _rounded(cotangent(case, expected[0].shape), dtype)  # representable in dtype
+    expected_grads = case.call(lambda **kw: op.reference_vjp(grad.double().numpy(), **kw))
+    grads = backward(grad)
     for name, value in grads.items():
-        assert value.dtype == getattr(torch, dtype), f"{what}: d/d{name} is {value.dtype}"
+        assert value.dtype == dtype, f"{what}: d/d{name} is {value.dtype}"
         assert_nontrivial(expected_grads[name], f"{what}, d/d{name}")
         assert_close(numpy(value), expected_grads[name], tolerance(op.grad_tolerance),
                      f"{what}, d/d{name}")

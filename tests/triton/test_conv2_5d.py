@@ -82,10 +82,11 @@ def test_block_boundaries(what, size):
     check_case(case)
 
 
-@settings(max_examples=4)
-@given(strategies.conv2_5d_cases(dtypes=("float64",)))
-def test_float16(case):
-    check_case(case, half=True)
+@pytest.mark.parametrize("low", ["float16", "bfloat16"])
+@settings(max_examples=3)
+@given(case=strategies.conv2_5d_cases(dtypes=("float64",)))
+def test_low_precision(low, case):
+    check_case(case, low=low)
 
 
 def test_empty_batch():

@@ -61,13 +61,15 @@ def test_empty_batch(op):
     assert backward(torch.zeros(out.shape, dtype=torch.float64))["input"].shape == (0, 2, 5, 5)
 
 
-@settings(max_examples=4)
-@given(strategies.max_pool2d_cases(dtypes=("float64",)))
-def test_max_float16(case):
-    check_case(case, half=True)
+@pytest.mark.parametrize("low", ["float16", "bfloat16"])
+@settings(max_examples=3)
+@given(case=strategies.max_pool2d_cases(dtypes=("float64",)))
+def test_max_low_precision(low, case):
+    check_case(case, low=low)
 
 
-@settings(max_examples=4)
-@given(strategies.avg_pool2d_cases(dtypes=("float64",)))
-def test_avg_float16(case):
-    check_case(case, half=True)
+@pytest.mark.parametrize("low", ["float16", "bfloat16"])
+@settings(max_examples=3)
+@given(case=strategies.avg_pool2d_cases(dtypes=("float64",)))
+def test_avg_low_precision(low, case):
+    check_case(case, low=low)

@@ -80,10 +80,11 @@ def test_out_channel_blocks(out_channels):
     check_case(case)
 
 
-@settings(max_examples=4)
-@given(strategies.tanprod_conv2d_cases(dtypes=("float64",)))
-def test_float16(case):
-    check_case(case, half=True)
+@pytest.mark.parametrize("low", ["float16", "bfloat16"])
+@settings(max_examples=3)
+@given(case=strategies.tanprod_conv2d_cases(dtypes=("float64",)))
+def test_low_precision(low, case):
+    check_case(case, low=low)
 
 
 @settings(max_examples=5)

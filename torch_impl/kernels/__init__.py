@@ -18,8 +18,9 @@ signature check; all tensors one dtype and device, contiguous)::
     pool.avg_forward(input, geometry, count_include_pad, divisor_override) -> out
     pool.avg_backward(grad_out, geometry, count_include_pad, divisor_override) -> grad_input
 
-float32, float64 and float16 tensors are accepted (float16 is computed in float32 and
-rounded once at the end).
+float32, float64 and float16 tensors are accepted (float16 accumulates in float32, with
+float16 operands in tl.dot); bfloat16 tensors are converted to float32 around the
+float32 kernels and the results rounded back.
 
 Interpreter rule. Triton decides between compiling a kernel and interpreting it when
 ``@triton.jit`` decorates it, i.e. when a kernel module is imported, from the environment

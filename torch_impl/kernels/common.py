@@ -9,6 +9,7 @@ problem allows; on a GPU they are sized for occupancy and registers.
 from __future__ import annotations
 
 import contextlib
+import functools
 
 import torch
 import triton
@@ -62,6 +63,32 @@ def check_tensors(*tensors: torch.Tensor | None) -> torch.dtype:
             f"set TRITON_INTERPRET=1 before importing torch_impl.kernels to run them on the CPU"
         )
     return dtypes.pop()
+
+
+def bfloat16_in_float32(contract_function):
+    """Let a contract function take bfloat16 tensors: when every float tensor argument
+    is bfloat16, they are computed in float32 (the interpreter cannot run bfloat16
+    arithmetic, and float32 accumulation is what a bfloat16 user gets from torch anyway)
+    and the float results rounded back to bfloat16. Mixed dtypes pass through to the
+    function's own check."""
+
+    @functools.wraps(contract_function)
+    def wrapper(*args, **kwargs):
+        floats = [a for a in (*args, *kwargs.values())
+                  if isinstance(a, torch.Tensor) and a.is_floating_point()]
+        if not floats or any(a.dtype != torch.bfloat16 for a in floats):
+            return contract_function(*args, **kwargs)
+
+        def up(a):
+            return a.float() if isinstance(a, torch.Tensor) and a.dtype == torch.bfloat16 else a
+
+        def down(r):
+            return r.to(torch.bfloat16) if isinstance(r, torch.Tensor) and r.dtype == torch.float32 else r
+
+        result = contract_function(*map(up, args), **{k: up(v) for k, v in kwargs.items()})
+        return tuple(map(down, result)) if isinstance(result, tuple) else down(result)
+
+    return wrapper
 
 
 def acc_type(dtype: torch.dtype):

@@ -37,6 +37,7 @@ from .common import (
     DOT_PRECISION,
     acc_dtype,
     acc_type,
+    bfloat16_in_float32,
     block,
     check_tensors,
     index_type,
@@ -228,6 +229,7 @@ def _dot_blocks(m: int, o: int, c: int) -> tuple[int, int, int]:
     return block(m, *POSITIONS), block(o, *OUT_CHANNELS), block(c, *IN_CHANNELS)
 
 
+@bfloat16_in_float32
 def forward(input, depth, weight, geometry, focal: float, pixel_size: float) -> torch.Tensor:
     """2.5D convolution without bias.
 
@@ -259,6 +261,7 @@ def forward(input, depth, weight, geometry, focal: float, pixel_size: float) -> 
     return out
 
 
+@bfloat16_in_float32
 def backward(grad_out, input, depth, weight, geometry, focal: float,
              pixel_size: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Gradients of :func:`forward`: ``(grad_input [N,C,H,W], grad_weight [B,O,C,kh,kw])``.

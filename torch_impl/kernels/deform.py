@@ -41,6 +41,7 @@ from .common import (
     DOT_PRECISION,
     acc_dtype,
     acc_type,
+    bfloat16_in_float32,
     block,
     check_tensors,
     index_type,
@@ -287,6 +288,7 @@ def _blocks(m: int, o_per_group: int, c_block: int) -> tuple[int, int, int]:
     return block(m, *POSITIONS), block(o_per_group, *OUT_CHANNELS), block(c_block, *IN_CHANNELS)
 
 
+@bfloat16_in_float32
 def forward(input, offset, weight, mask, geometry, groups: int, offset_groups: int) -> torch.Tensor:
     """Deformable convolution without bias.
 
@@ -318,6 +320,7 @@ def forward(input, offset, weight, mask, geometry, groups: int, offset_groups: i
     return out
 
 
+@bfloat16_in_float32
 def backward(grad_out, input, offset, weight, mask, geometry, groups: int, offset_groups: int):
     """Gradients of :func:`forward`: ``(grad_input, grad_offset, grad_weight, grad_mask)``
     (``grad_mask`` None without a mask), torchvision's conventions (right-hand

@@ -28,7 +28,7 @@ import torch
 import triton
 import triton.language as tl
 
-from .common import acc_type, block, check_tensors, divide, index_type, launch
+from .common import acc_type, bfloat16_in_float32, block, check_tensors, divide, index_type, launch
 
 #: Block-size range ``(low, high)`` of cells per program, interpreted then compiled.
 CELLS = ((16, 4096), (16, 1024))
@@ -157,6 +157,7 @@ def _avg_backward_kernel(g_ptr, gx_ptr, TOTAL, INCLUDE_PAD, OVERRIDE,
     tl.store(gx_ptr + e, acc.to(gx_ptr.dtype.element_ty), mask=ok)
 
 
+@bfloat16_in_float32
 def max_forward(input: torch.Tensor, geometry) -> tuple[torch.Tensor, torch.Tensor]:
     """Max pooling: ``(out [N, C, oh, ow], indices int64 flat h*W + w per plane)``.
 
@@ -176,6 +177,7 @@ def max_forward(input: torch.Tensor, geometry) -> tuple[torch.Tensor, torch.Tens
     return out, indices
 
 
+@bfloat16_in_float32
 def max_backward(grad_out: torch.Tensor, indices: torch.Tensor, geometry) -> torch.Tensor:
     """Gradient of :func:`max_forward`: each output's gradient goes to its index only
     (gathered per input cell: deterministic). Returns ``[N, C, H, W]``."""
@@ -196,6 +198,7 @@ def _override(divisor_override) -> int:
     return 0 if divisor_override is None else int(divisor_override)
 
 
+@bfloat16_in_float32
 def avg_forward(input: torch.Tensor, geometry, count_include_pad: bool,
                 divisor_override) -> torch.Tensor:
     """Average pooling ``[N, C, oh, ow]`` (``geometry`` from ``avg_pool_signature``)."""
@@ -212,6 +215,7 @@ def avg_forward(input: torch.Tensor, geometry, count_include_pad: bool,
     return out
 
 
+@bfloat16_in_float32
 def avg_backward(grad_out: torch.Tensor, geometry, count_include_pad: bool,
                  divisor_override) -> torch.Tensor:
     """Gradient of :func:`avg_forward`, gathered per input cell (deterministic):

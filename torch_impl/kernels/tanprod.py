@@ -43,6 +43,7 @@ from .common import (
     MUL,
     acc_dtype,
     acc_type,
+    bfloat16_in_float32,
     block,
     check_tensors,
     index_type,
@@ -202,6 +203,7 @@ def _col2im_kernel(cols_ptr, gx_ptr, C, H, W, OH, OW, M, TOTAL,
     tl.store(gx_ptr + e, acc, mask=ok)
 
 
+@bfloat16_in_float32
 def forward(input: torch.Tensor, weight: torch.Tensor, geometry) -> torch.Tensor:
     """Tan-product convolution without bias.
 
@@ -231,6 +233,7 @@ def forward(input: torch.Tensor, weight: torch.Tensor, geometry) -> torch.Tensor
     return out
 
 
+@bfloat16_in_float32
 def backward(grad_out: torch.Tensor, input: torch.Tensor, weight: torch.Tensor,
              geometry) -> tuple[torch.Tensor, torch.Tensor]:
     """Gradients of :func:`forward`: ``(grad_input [N,C,H,W], grad_weight [O,C,kh,kw])``.
