@@ -143,3 +143,20 @@ def test_opcheck_on_the_triton_backed_custom_ops(op):
         args = _fresh(args, phase == "forward")
         kwargs = {k: _fresh(v, phase == "forward") for k, v in kwargs.items()}
         torch.library.opcheck(func, args, kwargs)
+
+
+@pytest.mark.parametrize("op", sorted(KERNEL_MODULES))
+def test_bfloat16_matches_the_native_implementation(op):
+    """bfloat16 through impl="triton" (float32 kernels) and impl="native" (float32 torch):
+    the same values up to rounding."""
+    fn = public_op(op)
+    case = _small_case(op, seed=3)
+    tensors = {k: None if v is None else torch.from_numpy(v).to(torch.bfloat16)
+               for k, v in case.tensors.items()}
+    outputs = {}
+    for impl in ("native", "triton"):
+        out = fn(**tensors, **case.params, impl=impl)
+        outputs[impl] = out[0] if isinstance(out, tuple) else out
+    assert outputs["triton"].dtype == torch.bfloat16
+    torch.testing.assert_close(outputs["triton"].double(), outputs["native"].double(),
+                               rtol=2e-2, atol=2e-2 * float(outputs["native"].abs().max()))
