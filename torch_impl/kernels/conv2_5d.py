@@ -1,29 +1,33 @@
 # Triton kernels of conv2_5d (2.5D depth-binned convolution), implicit GEMM with tl.dot.
 #
-# Notation: M = N*oh*ow output positions, O out channels, C in channels, B depth bins,
-# K = kh*kw taps; the GEMM reduces over (tap, C, bin): 2*B*C*K FLOPs per output.
+# Notation: M = N*oh*ow output positions, O out channels, C in channels, B depth bins
+# (BB = B rounded up to a power of two), K = kh*kw taps; the GEMM reduces over
+# (tap, bin, C): 2*B*C*K FLOPs per output (every bin is an MMA, B x a conv2d).
 # Masks are never stored: every program recomputes them from the depth it loads, in
 # float64 whatever the data type (edges d + (k - B/2)*s exactly as SPEC.md writes them, so
-# a depth on an edge falls in the same bin as in the float64 reference).
+# a depth on an edge falls in the same bin as in the float64 reference). The bins sit
+# side by side in the reduction: the operand [rows, BB*BC] holds x * m_l for every bin
+# l (column l*BC + c; the product first, so an infinite input in a closed bin is NaN as
+# in the reference) and one tl.dot against the [BB*BC, cols] weight tile reduces over
+# bins and channels together.
 #
 # forward, grid (cdiv(M, BM), cdiv(O, BO)): one program owns a BM x BO output tile. It
 #   loads the BM window-centre depths once (s = d*pixel_size/focal), then per tap the BM
-#   tap depths and, per block of BC channels, the BM x BC input tile; per bin l it masks
-#   the rows whose tap depth is in [e_l, e_{l+1}) and accumulates
-#   tl.dot(x * m_l, W[l, :, c, i, j]^T) into the fp32/fp64 accumulator.
-#   Per output: 2*B*C*K FLOPs (the masked rows still cost MMA work); loads per output
-#   K*C/BO input + K*B*C/BM weight elements (L2 hits), HBM ~ input + depth + weights +
-#   output once.
+#   tap depths (-> BM x BB masks) and, per block of BC channels, the BM x BC input tile,
+#   and accumulates tl.dot(x-per-bin [BM, BB*BC], W [BB*BC, BO]) in fp32/fp64.
+#   Per output: 2*B*C*K FLOPs; loads per output K*C/BO input + K*B*C/BM weight elements
+#   (L1/L2 hits), HBM ~ input + depth + weights + output once: compute bound.
 # backward input (gather, deterministic), grid (cdiv(N*H*W, BM), cdiv(C, BC)): one program
-#   owns BM input cells x BC channels; per tap it finds the output position reading the
-#   cell (stride divisibility), loads that position's centre depth and the cell's depth,
-#   and per bin accumulates tl.dot(grad_out * m_l [BM, BO], W[l, o, c, i, j] [BO, BC]).
+#   owns BM input cells x BC channels; per tap it finds the output position reading each
+#   cell (stride divisibility), loads that position's centre depth and the cell's own
+#   depth, and accumulates tl.dot(grad_out-per-bin [BM, BB*BO], W [BB*BO, BC]).
 #   2*B*O*K FLOPs per input gradient element.
-# backward weight, grid (B, cdiv(O, BO) * cdiv(C, BC), S): one program owns bin l, a BO x BC
-#   weight tile and 1/S of the positions; per tap it accumulates
-#   tl.dot(grad_out^T [BO, BP], x * m_l [BP, BC]) over its positions and writes a partial
-#   [S, B, O, C, K] that torch sums (deterministic; S = 1 in the interpreter, enough
-#   splits to fill the GPU otherwise). 2*M/S*K FLOPs per weight element per program.
+# backward weight, grid (cdiv(O, BO) * cdiv(C, BC), S): one program owns a BO x BC weight
+#   tile for every bin and 1/S of the positions; per tap it accumulates
+#   tl.dot(grad_out^T [BO, BP], x-per-bin [BP, BB*BC]) over its positions and writes a
+#   partial [S, B, O, C, K] that torch sums (deterministic; S = 1 in the interpreter;
+#   on a GPU enough splits for 2 programs per SM, each keeping >= 8 position blocks).
+#   2*M*K FLOPs per weight element; partials S*|W| bytes written and read.
 """Triton kernels of ``conv2_5d`` (forward and backward). See the comment above for the
 tiling; the functions below are the backend contract."""
 

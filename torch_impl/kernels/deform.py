@@ -8,15 +8,16 @@
 # forward, grid (cdiv(M, BM), G, cdiv(O/G, BO)): one program owns BM positions x BO output
 #   channels of one weight group. Per tap and per offset group overlapping its channels it
 #   loads the BM offsets (and mask values), computes the sampling points, corner rows/cols
-#   and bilinear weights once as BM-vectors, then per block of BC channels gathers the four
-#   corners [BM, BC], forms the samples in registers and feeds them straight to
+#   and bilinear weights once as BM-vectors (in float64, as the reference: a float32
+#   -1 + (-1e-9) must not round onto the image), then per block of BC channels gathers
+#   the four corners [BM, BC], forms the samples in registers and feeds them straight to
 #   tl.dot(samples [BM, BC], W[o, c, i, j] [BC, BO]).
 #   Per output: 2*K*C/G FLOPs (MMA) + (K*C/G)/BO samples (gathers, ~20 FLOPs each); HBM:
 #   input, offsets, mask, weights and output once (corner re-reads hit L1/L2).
 # backward, grid (S, Go): one program owns one offset group and walks position tiles
-#   t = s, s+S, ... (S = 1 in the interpreter, enough to fill the GPU otherwise). Per
-#   (tile, tap, block of BC channels) it recomputes the samples, then per block of BO
-#   output channels of the weight groups involved does two MMAs:
+#   t = s, s+S, ... (S = 1 in the interpreter; on a GPU enough for 2 programs per SM, each
+#   keeping >= 2 tiles). Per (tile, tap, block of BC channels) it recomputes the samples,
+#   then per block of BO output channels of the weight groups involved does two MMAs:
 #   grad_col [BM, BC] += grad_out [BM, BO] @ W^T [BO, BC] (W masked to same-group pairs) and
 #   grad_W partial [BO, BC] += grad_out^T [BO, BM] @ samples [BM, BC] (accumulated in the
 #   program's own slice of an [S, O, C/G, K] buffer, summed by torch: deterministic).
@@ -24,7 +25,7 @@
 #   and grad_mask over the group's channels in registers (one writer each: deterministic)
 #   and scatters grad_input to the four corners with tl.atomic_add (default; NOT
 #   deterministic on a GPU) or, under torch.are_deterministic_algorithms_enabled(), writes
-#   the corner contributions of one tap at a time ([4, N, C, M] values and indices) and
+#   the corner contributions of one tap at a time ([4, N, C, oh*ow] values and indices) and
 #   adds them with torch's deterministic index_add_ (two passes, K launches).
 #   Per output: 4*K*C/G FLOPs (two MMAs) + the sampling work again.
 """Triton kernels of ``deform_conv2d`` (forward and backward). See the comment above for
