@@ -3,7 +3,7 @@
 #
 # Notation: M = N*oh*ow output positions, F = C*kh*kw factors per output, O out channels.
 # The factors of a position are handled as a register tile [FB, BM] (FB factors x BM
-# positions), FB = F rounded up to a power of two, at most 32 (64 in the interpreter);
+# positions), FB = F rounded up to a power of two, at most 64;
 # larger F is walked in chunks. There is no tl.dot: this is not a sum of products.
 #
 # forward, grid (cdiv(M, BM), cdiv(O, BO)): one program owns BM positions x BO output
@@ -57,7 +57,7 @@ from .common import (
 FORWARD_POSITIONS = ((16, 256), (16, 64))
 OUT_CHANNELS = ((1, 8), (1, 16))
 BACKWARD_POSITIONS = ((16, 128), (16, 32))
-FACTORS = ((2, 64), (2, 32))
+FACTORS = ((2, 64), (2, 64))
 CELLS = ((16, 4096), (16, 1024))
 
 
