@@ -195,6 +195,18 @@ IMPLEMENTATIONS: tuple[Implementation, ...] = (
                         "nonfinite": True}),
         )
     ),
+    # jax_impl Pallas kernels (impl="pallas": interpret mode on a CPU). Every example
+    # compiles its own kernels (~0.3-2 s each here), hence the small example fractions.
+    Implementation("tanprod_conv2d", "jax", label="jax-pallas", extra={"impl": "pallas"},
+                   examples=0.1),
+    Implementation("conv2_5d", "jax", label="jax-pallas", extra={"impl": "pallas"},
+                   examples=0.1),
+    Implementation("deform_conv2d", "jax", label="jax-pallas", extra={"impl": "pallas"},
+                   examples=0.1),
+    Implementation("max_pool2d", "jax", label="jax-pallas", extra={"impl": "pallas"},
+                   limits={"nonfinite": True}, examples=0.2),
+    Implementation("avg_pool2d", "jax", label="jax-pallas", extra={"impl": "pallas"},
+                   limits={"nonfinite": True}, examples=0.2),
     # torch_impl Triton kernels (impl="triton": Triton's interpreter on a CPU, 0.05-0.7 s
     # a call, hence a fraction of the examples). They have every feature of the ops and
     # SPEC.md's NaN/Inf behaviour, NaN and infinite offsets included.
