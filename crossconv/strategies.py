@@ -241,14 +241,16 @@ def _deform_offsets(rng, shape, bases, limits, smooth):
 @st.composite
 def deform_conv2d_cases(draw, dtypes=DTYPES, max_batch=2, max_groups=2, max_group_channels=2,
                         max_kernel=3, max_stride=2, max_dilation=2, max_padding=2, max_extra=3,
-                        smooth=False, with_mask=None):
+                        smooth=False, with_mask=None, nonfinite=False):
     """Calls of ``deform_conv2d``: weight groups and offset groups drawn independently.
 
     By default offsets mix continuous values, integers and values that land exactly on
     rows/columns -1, 0, H-1, H (torchvision's boundary cases). ``smooth=True`` keeps every
     sample point >= 0.1 from an integer coordinate (for finite differences). ``with_mask``:
     None draws v1 or v2, True/False forces one. The first tap of the first output always
-    samples inside the image, so the output is never trivially zero.
+    samples inside the image, so the output is never trivially zero. ``nonfinite``: in
+    half the cases, some offset coordinates are NaN or +-Inf and some input values NaN or
+    Inf (never the first tap of the first output's coordinates).
     """
     dtype = draw(st.sampled_from(dtypes))
     n = draw(st.integers(1, max_batch))
@@ -276,9 +278,15 @@ def deform_conv2d_cases(draw, dtypes=DTYPES, max_batch=2, max_groups=2, max_grou
     dy[:, :, 0, 0, 0] = rng.integers(0, h) + inside - base_y[0, 0, 0]
     dx[:, :, 0, 0, 0] = rng.integers(0, w) + inside - base_x[0, 0, 0]
     offset = np.stack([dy, dx], axis=3).reshape(n, 2 * offset_groups * taps, *out)
+    x = rng.standard_normal((n, c, h, w))
+    if nonfinite and draw(st.booleans()):
+        first = offset[:, :: 2 * taps, 0, 0].copy(), offset[:, 1 :: 2 * taps, 0, 0].copy()
+        _plant_nonfinite(rng, offset, (0.04, 0.02, 0.02))
+        offset[:, :: 2 * taps, 0, 0], offset[:, 1 :: 2 * taps, 0, 0] = first
+        _plant_nonfinite(rng, x, (0.03, 0.02, 0.0))
     tensors = _cast(
         dtype,
-        input=rng.standard_normal((n, c, h, w)),
+        input=x,
         offset=offset,
         weight=rng.standard_normal((groups * group_out, group_in, *kernel)),
         bias=rng.standard_normal(groups * group_out) if draw(st.booleans()) else None,
@@ -287,6 +295,15 @@ def deform_conv2d_cases(draw, dtypes=DTYPES, max_batch=2, max_groups=2, max_grou
     params = dict(stride=_maybe_pair(draw, stride), padding=_maybe_pair(draw, pad),
                   dilation=_maybe_pair(draw, dilation))
     return Case("deform_conv2d", tensors, params, seed)
+
+
+def _plant_nonfinite(rng, values, fractions):
+    """Set about ``fractions`` = (NaN, +Inf, -Inf) of ``values`` in place."""
+    special = rng.uniform(size=values.shape)
+    nan, pos, neg = fractions
+    values[special < nan] = np.nan
+    values[(special >= nan) & (special < nan + pos)] = np.inf
+    values[(special >= nan + pos) & (special < nan + pos + neg)] = -np.inf
 
 
 def _pool_values(rng, shape, distinct, nonfinite, ties):

@@ -95,3 +95,11 @@ def implementation(op: str, file: str, impl: str, device: torch.device) -> Modul
 def int_list(pair) -> list[int]:
     """A ``(h, w)`` pair as the ``int[]`` a custom op takes."""
     return [int(v) for v in pair]
+
+
+def owned(t: torch.Tensor) -> torch.Tensor:
+    """``t`` as a contiguous tensor starting at its storage's beginning (a custom op's
+    output must match its fake: contiguous, offset 0), copied only when it is not."""
+    if t.is_contiguous() and t.storage_offset() == 0:
+        return t
+    return t.clone(memory_format=torch.contiguous_format)

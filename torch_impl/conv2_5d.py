@@ -18,7 +18,7 @@ from torch import Tensor
 
 from reference.common import conv2_5d_signature, shape_of
 
-from .common import check_impl, check_tensors, implementation, int_list
+from .common import check_impl, check_tensors, implementation, int_list, owned
 
 OP = "conv2_5d"
 
@@ -44,7 +44,7 @@ def conv2_5d_op(input: Tensor, depth: Tensor, weight: Tensor, bias: Tensor | Non
     )
     if bias is not None:
         out = out + bias.view(1, -1, 1, 1)
-    return out
+    return owned(out)
 
 
 @conv2_5d_op.register_fake
@@ -58,10 +58,11 @@ def conv2_5d_backward_op(grad: Tensor, input: Tensor, depth: Tensor, weight: Ten
                          stride: list[int], padding: list[int], dilation: list[int],
                          focal: float, pixel_size: float, impl: str) -> tuple[Tensor, Tensor]:
     sig = _signature(input, depth, weight, None, stride, padding, dilation, focal, pixel_size)
-    return _implementation(impl, input.device).backward(
+    grads = _implementation(impl, input.device).backward(
         grad.contiguous(), input.contiguous(), depth.contiguous(), weight.contiguous(),
         sig.geometry, sig.focal, sig.pixel_size,
     )
+    return tuple(owned(g) for g in grads)
 
 
 @conv2_5d_backward_op.register_fake

@@ -15,7 +15,7 @@ from torch import Tensor
 
 from reference.common import deform_signature, shape_of
 
-from .common import check_impl, check_tensors, implementation, int_list
+from .common import check_impl, check_tensors, implementation, int_list, owned
 
 OP = "deform_conv2d"
 
@@ -45,7 +45,7 @@ def deform_conv2d_op(input: Tensor, offset: Tensor, weight: Tensor, bias: Tensor
     )
     if bias is not None:
         out = out + bias.view(1, -1, 1, 1)
-    return out
+    return owned(out)
 
 
 @deform_conv2d_op.register_fake
@@ -66,7 +66,8 @@ def deform_conv2d_backward_op(
         _contiguous(mask), sig.geometry, sig.groups, sig.offset_groups,
     )
     grad_input, grad_offset, grad_weight, grad_mask = grads
-    return grad_input, grad_offset, grad_weight, input.new_empty(0) if mask is None else grad_mask
+    grad_mask = input.new_empty(0) if mask is None else grad_mask
+    return owned(grad_input), owned(grad_offset), owned(grad_weight), owned(grad_mask)
 
 
 @deform_conv2d_backward_op.register_fake

@@ -15,7 +15,7 @@ from torch import Tensor
 
 from reference.common import avg_pool_signature, max_pool_signature
 
-from .common import check_impl, check_tensors, int_list, kernel_module, resolve_impl
+from .common import check_impl, check_tensors, int_list, kernel_module, owned, resolve_impl
 
 
 def _kernels(op: str, impl: str, device: torch.device):
@@ -34,8 +34,10 @@ def _max_geometry(input_shape, kernel_size, stride, padding, dilation, ceil_mode
 def max_pool2d_op(input: Tensor, kernel_size: list[int], stride: list[int], padding: list[int],
                   dilation: list[int], ceil_mode: bool) -> tuple[Tensor, Tensor]:
     geometry = _max_geometry(input.shape, kernel_size, stride, padding, dilation, ceil_mode)
-    return _kernels("max_pool2d", "triton", input.device).max_forward(input.contiguous(),
-                                                                       geometry)
+    out, indices = _kernels("max_pool2d", "triton", input.device).max_forward(
+        input.contiguous(), geometry
+    )
+    return owned(out), owned(indices)
 
 
 @max_pool2d_op.register_fake
@@ -51,9 +53,9 @@ def max_pool2d_backward_op(grad: Tensor, indices: Tensor, input_size: list[int],
                            dilation: list[int], ceil_mode: bool) -> Tensor:
     shape = (*grad.shape[:2], *input_size)
     geometry = _max_geometry(shape, kernel_size, stride, padding, dilation, ceil_mode)
-    return _kernels("max_pool2d", "triton", grad.device).max_backward(
+    return owned(_kernels("max_pool2d", "triton", grad.device).max_backward(
         grad.contiguous(), indices.contiguous(), geometry
-    )
+    ))
 
 
 @max_pool2d_backward_op.register_fake
@@ -88,9 +90,9 @@ def avg_pool2d_op(input: Tensor, kernel_size: list[int], stride: list[int], padd
                   ceil_mode: bool, count_include_pad: bool, divisor_override: int | None) -> Tensor:
     geometry = _avg_geometry(input.shape, kernel_size, stride, padding, ceil_mode,
                              count_include_pad, divisor_override)
-    return _kernels("avg_pool2d", "triton", input.device).avg_forward(
+    return owned(_kernels("avg_pool2d", "triton", input.device).avg_forward(
         input.contiguous(), geometry, count_include_pad, divisor_override
-    )
+    ))
 
 
 @avg_pool2d_op.register_fake
@@ -107,9 +109,9 @@ def avg_pool2d_backward_op(grad: Tensor, input_size: list[int], kernel_size: lis
     shape = (*grad.shape[:2], *input_size)
     geometry = _avg_geometry(shape, kernel_size, stride, padding, ceil_mode, count_include_pad,
                              divisor_override)
-    return _kernels("avg_pool2d", "triton", grad.device).avg_backward(
+    return owned(_kernels("avg_pool2d", "triton", grad.device).avg_backward(
         grad.contiguous(), geometry, count_include_pad, divisor_override
-    )
+    ))
 
 
 @avg_pool2d_backward_op.register_fake

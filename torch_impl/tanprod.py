@@ -15,7 +15,7 @@ from torch import Tensor
 
 from reference.common import shape_of, tanprod_signature
 
-from .common import check_impl, check_tensors, implementation, int_list
+from .common import check_impl, check_tensors, implementation, int_list, owned
 
 OP = "tanprod_conv2d"
 
@@ -38,7 +38,7 @@ def tanprod_conv2d_op(input: Tensor, weight: Tensor, bias: Tensor | None, stride
                                                       geometry)
     if bias is not None:
         out = out + bias.view(1, -1, 1, 1)
-    return out
+    return owned(out)
 
 
 @tanprod_conv2d_op.register_fake
@@ -52,9 +52,10 @@ def tanprod_conv2d_backward_op(grad: Tensor, input: Tensor, weight: Tensor, stri
                                padding: list[int], dilation: list[int],
                                impl: str) -> tuple[Tensor, Tensor]:
     geometry = _geometry(input, weight, None, stride, padding, dilation)
-    return _implementation(impl, input.device).backward(
+    grads = _implementation(impl, input.device).backward(
         grad.contiguous(), input.contiguous(), weight.contiguous(), geometry
     )
+    return tuple(owned(g) for g in grads)
 
 
 @tanprod_conv2d_backward_op.register_fake

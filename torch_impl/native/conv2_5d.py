@@ -15,9 +15,11 @@ unfolded, and the masks are never stored as floats.
 The bins are computed in float64 from the depth values exactly as the reference writes
 them, edges ``d + (k - B/2) * s``, so every backend puts a tap on an edge into the same bin.
 
-Non-finite input or weight values (or gradients) take the dense path, which multiplies
-each tap by every bin's 0/1 mask as SPEC.md writes it: there an Inf in a closed bin gives
-``Inf * 0 = NaN`` exactly as in the reference.
+The dense path multiplies each tap by every bin's 0/1 mask as SPEC.md writes it and does
+one matmul over bins x channels. It runs when that product is narrow (``B*C <=``
+:data:`DENSE_WIDTH`, e.g. an RGB input layer, where grouping costs more ops than it saves
+FLOPs) and whenever input, weight or gradient hold a NaN/Inf: there an Inf in a closed bin
+gives ``Inf * 0 = NaN`` exactly as in the reference.
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ import torch.nn.functional as F
 
 from ..common import compute_dtype
 
+#: Widest bins x channels product that takes the dense path.
+DENSE_WIDTH = 64
+
 
 class DepthBins:
     """Which bin each tap of each window falls in, from ``depth [N, 1, H, W]``."""
@@ -35,29 +40,32 @@ class DepthBins:
         (top, left), (bottom, right) = geometry.pad_before, geometry.pad_after
         self.depth = F.pad(depth[:, 0].to(torch.float64), (left, right, top, bottom))
         self.geometry = geometry
+        self.bins = bins
         kh, kw = geometry.kernel
-        centre = self._tap(kh // 2, kw // 2)
+        centre = self._tap(kh // 2, kw // 2)[:, None]  # [P, 1]
         s = centre * pixel_size / focal
         coefficients = torch.arange(bins + 1, dtype=torch.float64, device=depth.device) - bins / 2
-        edges = centre + coefficients[:, None, None, None] * s
-        self.lower, self.upper = edges[:-1], edges[1:]
+        edges = centre + coefficients * s  # [P, B+1]
+        self.lower, self.upper = edges[:, :-1], edges[:, 1:]
 
     def _tap(self, i, j):
+        """Depth read by tap ``(i, j)`` at every output position, ``[N*oh*ow]``."""
         (sh, sw), (dh, dw), (oh, ow) = (self.geometry.stride, self.geometry.dilation,
                                         self.geometry.out_size)
-        return self.depth[:, i * dh : i * dh + sh * (oh - 1) + 1 : sh,
-                          j * dw : j * dw + sw * (ow - 1) + 1 : sw]
+        tap = self.depth[:, i * dh : i * dh + sh * (oh - 1) + 1 : sh,
+                         j * dw : j * dw + sw * (ow - 1) + 1 : sw]
+        return tap.reshape(tap.numel())
 
     def masks(self, i, j):
-        """``[B, N*oh*ow]`` bool: is tap ``(i, j)``'s depth in bin l (half-open)?"""
-        tap = self._tap(i, j)
-        masks = (self.lower <= tap) & (tap < self.upper)
-        return masks.reshape(masks.shape[0], tap.numel())
+        """``[N*oh*ow, B]`` bool: is tap ``(i, j)``'s depth in bin l (half-open)?"""
+        tap = self._tap(i, j)[:, None]
+        return (self.lower <= tap) & (self.upper > tap)
 
     def groups(self, i, j):
         """Positions (flat ``n*oh*ow + y*ow + x``) grouped by bin, and each bin's count."""
-        members = [torch.nonzero(m).squeeze(1) for m in self.masks(i, j)]
-        return torch.cat(members), [len(m) for m in members]
+        members = torch.nonzero(self.masks(i, j).t())  # (bin, position), bin-major
+        counts = torch.bincount(members[:, 0], minlength=self.bins)
+        return members[:, 1], counts.tolist()
 
 
 class _Layout:
@@ -121,12 +129,12 @@ def forward(input, depth, weight, geometry, focal, pixel_size):
     n, o = input.shape[0], weight.shape[1]
     out = torch.zeros((n * geometry.out_size[0] * geometry.out_size[1], o), dtype=dtype,
                       device=input.device)
-    dense = not _all_finite(x, kernels)
+    dense = weight.shape[0] * input.shape[1] <= DENSE_WIDTH or not _all_finite(x, kernels)
     for i, j in geometry.taps():
         if dense:
             masks = bins.masks(i, j).to(dtype)
             cols = layout.rows.index_select(0, layout.tap_rows(i, j))
-            masked = cols[:, None, :] * masks.t()[:, :, None]  # [P, B, C]: x * m first
+            masked = cols[:, None, :] * masks[:, :, None]  # [P, B, C]: x * m first
             out.addmm_(masked.flatten(1), kernels[i, j].flatten(0, 1))
             continue
         positions, counts = bins.groups(i, j)
@@ -151,10 +159,10 @@ def backward(grad_out, input, depth, weight, geometry, focal, pixel_size):
     grad_rows = torch.zeros_like(layout.rows)
     grad_kernels = torch.zeros_like(kernels)
     bins_count, c = weight.shape[0], input.shape[1]
-    dense = not _all_finite(x, kernels, grad)
+    dense = weight.shape[0] * input.shape[1] <= DENSE_WIDTH or not _all_finite(x, kernels, grad)
     for i, j in geometry.taps():
         if dense:
-            masks = bins.masks(i, j).to(dtype).t()[:, :, None]  # [P, B, 1]
+            masks = bins.masks(i, j).to(dtype)[:, :, None]  # [P, B, 1]
             rows = layout.tap_rows(i, j)
             masked = layout.rows.index_select(0, rows)[:, None, :] * masks  # [P, B, C]
             grad_kernels[i, j] = (masked.flatten(1).t() @ grad).view(bins_count, c, grad.shape[1])

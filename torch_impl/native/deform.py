@@ -73,15 +73,40 @@ class Quads:
 
 @dataclass
 class Points:
-    """Every tap's sample points, ``[K, N*Go*P]`` per field (row order ``(n, g, p)``)."""
+    """Every tap's sample points: ``[K, N*Go*P]`` per field, points in ``(n, g, p)`` order."""
 
     rows: torch.Tensor  # quad row of each point whose 2x2 cell touches the image, else zero row
     sample_rows: torch.Tensor  # the same, but the zero row for points outside (sample 0)
-    weights: torch.Tensor  # [K, NGP, 4] bilinear weights (float64), 0 outside, NaN at NaN points
-    d_dy: torch.Tensor  # [K, NGP, 4] derivative of each corner weight along y
-    d_dx: torch.Tensor
+    ly: torch.Tensor  # float64 fractional parts of the (clamped) coordinates
+    lx: torch.Tensor
     outside: torch.Tensor  # bool, sample is 0 by the border rule (never a NaN point)
     not_a_point: torch.Tensor  # bool, a NaN coordinate
+
+    def weights(self, scale=None, nan_points=torch.nan):
+        """``[K, 4, NGP]`` float64 bilinear weights of corners ``(y0, x0), (y0, x0+1),
+        (y0+1, x0), (y0+1, x0+1)``, times ``scale`` (the mask); 0 for points outside,
+        ``nan_points`` for NaN points."""
+        factor = torch.where(self.not_a_point, nan_points, (~self.outside).to(self.ly.dtype))
+        if scale is not None:
+            factor = factor * scale
+        return _corner_products(1 - self.ly, self.ly, 1 - self.lx, self.lx, factor)
+
+    def derivatives(self):
+        """``d weight / d y`` and ``d weight / d x`` of each corner, ``[K, 4, NGP]``."""
+        hy, hx = 1 - self.ly, 1 - self.lx
+        d_dy = torch.stack([-hx, -self.lx, hx, self.lx], dim=1)
+        d_dx = torch.stack([-hy, hy, -self.ly, self.ly], dim=1)
+        return d_dy, d_dx
+
+
+def _corner_products(hy, ly, hx, lx, factor):
+    out = torch.empty((hy.shape[0], 4, hy.shape[1]), dtype=hy.dtype, device=hy.device)
+    top, bottom = hy * factor, ly * factor
+    torch.mul(top, hx, out=out[:, 0])
+    torch.mul(top, lx, out=out[:, 1])
+    torch.mul(bottom, hx, out=out[:, 2])
+    torch.mul(bottom, lx, out=out[:, 3])
+    return out
 
 
 def sample_points(offset, geometry, in_size, offset_groups, quads) -> Points:
@@ -89,7 +114,9 @@ def sample_points(offset, geometry, in_size, offset_groups, quads) -> Points:
     (kh, kw), (oh, ow) = geometry.kernel, geometry.out_size
     h, w = in_size
     k = kh * kw
-    off = offset.to(torch.float64).view(n, offset_groups, k, 2, oh, ow).permute(2, 3, 0, 1, 4, 5)
+    # [2, K, N, Go, oh, ow], contiguous so that everything derived is laid out tap-major
+    off = offset.view(n, offset_groups, k, 2, oh, ow).permute(3, 2, 0, 1, 4, 5)
+    off = off.to(torch.float64, memory_format=torch.contiguous_format)
     device = offset.device
     taps_i = torch.arange(kh, device=device).repeat_interleave(kw)
     taps_j = torch.arange(kw, device=device).repeat(kh)
@@ -97,32 +124,22 @@ def sample_points(offset, geometry, in_size, offset_groups, quads) -> Points:
               + taps_i[:, None] * geometry.dilation[0])  # [K, oh]
     base_x = (torch.arange(ow, device=device)[None] * geometry.stride[1] - geometry.pad_before[1]
               + taps_j[:, None] * geometry.dilation[1])  # [K, ow]
-    y = off[:, 0] + base_y[:, None, None, :, None]  # [K, N, Go, oh, ow]
-    x = off[:, 1] + base_x[:, None, None, None, :]
+    y = off[0] + base_y[:, None, None, :, None]  # [K, N, Go, oh, ow]
+    x = off[1] + base_x[:, None, None, None, :]
     not_a_point = torch.isnan(y) | torch.isnan(x)
     # Clamping keeps far points off the image (every corner outside) and castable to int.
     y = torch.where(not_a_point, -2.0, y).clamp_(-2.0, h + 1.0)
     x = torch.where(not_a_point, -2.0, x).clamp_(-2.0, w + 1.0)
     outside = ((y <= -1) | (y >= h) | (x <= -1) | (x >= w)) & ~not_a_point
     y0, x0 = torch.floor(y), torch.floor(x)
-    ly, lx = y - y0, x - x0
     touches = (y0 >= -1) & (y0 <= h - 1) & (x0 >= -1) & (x0 <= w - 1)
     planes = torch.arange(n * offset_groups, device=device).view(1, n, offset_groups, 1, 1)
     cell = (planes * (h + 1) + (y0.long() + 1)) * (w + 1) + (x0.long() + 1)
     rows = torch.where(touches, cell, quads.zero_row)
     sample_rows = torch.where(outside, quads.zero_row, rows)  # NaN points: zero row already
-    hy, hx = 1 - ly, 1 - lx
-    weights = torch.stack([hy * hx, hy * lx, ly * hx, ly * lx], dim=-1)
-    weights = torch.where(outside[..., None], 0.0, weights)
-    weights = torch.where(not_a_point[..., None], torch.nan, weights)
-    d_dy = torch.stack([-hx, -lx, hx, lx], dim=-1)
-    d_dx = torch.stack([-hy, hy, -ly, ly], dim=-1)
-
-    def flat(t):
-        return t.reshape(k, n * offset_groups * oh * ow, *t.shape[5:])
-
-    return Points(flat(rows), flat(sample_rows), flat(weights), flat(d_dy), flat(d_dx),
-                  flat(outside), flat(not_a_point))
+    points = n * offset_groups * oh * ow
+    fields = (rows, sample_rows, y - y0, x - x0, outside, not_a_point)
+    return Points(*(field.reshape(k, points) for field in fields))
 
 
 def _tap_mask(mask, offset_groups, k):
@@ -153,10 +170,10 @@ def _to_point_rows(channel_rows, n, offset_groups, positions):
 
 
 def _weigh_corners(values, weights, out):
-    """``out[p] = sum_corner weights[p, corner] * values[p, corner]``; values ``[P, 4, C]``."""
-    torch.mul(values[:, 0], weights[:, 0:1], out=out)
+    """``out[p] = sum_corner weights[corner, p] * values[p, corner]``; values ``[P, 4, C]``."""
+    torch.mul(values[:, 0], weights[0, :, None], out=out)
     for corner in range(1, 4):
-        out.addcmul_(values[:, corner], weights[:, corner : corner + 1])
+        out.addcmul_(values[:, corner], weights[corner, :, None])
     return out
 
 
@@ -178,11 +195,7 @@ def forward(input, offset, weight, mask, geometry, groups, offset_groups):
     positions, k = oh * ow, kh * kw
     quads = Quads(input.to(dtype), offset_groups, dtype)
     points = sample_points(offset, geometry, (h, w), offset_groups, quads)
-    weights = points.weights
-    tap_mask = _tap_mask(mask, offset_groups, k)
-    if tap_mask is not None:
-        weights = weights * tap_mask[..., None]
-    weights = weights.to(dtype)
+    weights = points.weights(_tap_mask(mask, offset_groups, k)).to(dtype)
     kernel = weight.to(dtype)
     cg = c // offset_groups
     values = torch.empty((n * offset_groups * positions, 4 * cg), dtype=dtype, device=input.device)
@@ -210,60 +223,53 @@ def backward(grad_out, input, offset, weight, mask, geometry, groups, offset_gro
     quads = Quads(x, offset_groups, dtype)
     points = sample_points(offset, geometry, (h, w), offset_groups, quads)
     tap_mask = _tap_mask(mask, offset_groups, k)
-    modulation = 1.0 if tap_mask is None else tap_mask[..., None]
-    # Sample weights for d weight / d mask; scatter weights for d input (NaN points add
-    # nothing there).
-    sample_weights = (points.weights * modulation).to(dtype)
-    scatter_weights = torch.where(points.not_a_point[..., None], 0.0,
-                                  points.weights * modulation).to(dtype)
+    sample_weights = points.weights(tap_mask).to(dtype)
+    scatter_weights = points.weights(tap_mask, nan_points=0.0).to(dtype)  # NaN points add nothing
     input_finite = bool(torch.isfinite(x).all())
     grad = _channels_last(grad_out.to(dtype))
     kernel = weight.to(dtype)
     cg = c // offset_groups
-    points_count = n * offset_groups * positions
-    values = torch.empty((points_count, 4 * cg), dtype=dtype, device=input.device)
-    sample = torch.empty((points_count, cg), dtype=dtype, device=input.device)
-    spread = torch.empty((points_count, 4, cg), dtype=dtype, device=input.device)
-    products = torch.empty((points_count, 4, 1), dtype=dtype, device=input.device)
+    count = n * offset_groups * positions
+    values = torch.empty((count, 4 * cg), dtype=dtype, device=input.device)
+    sample = torch.empty((count, cg), dtype=dtype, device=input.device)
+    spread = torch.empty((count, 4, cg), dtype=dtype, device=input.device)
     grad_cols = torch.empty((n * positions, c), dtype=dtype, device=input.device)
+    # corner_grads[t, p, corner] = sum_c grad_cols[p, c] * value[p, corner, c]
+    corner_grads = torch.empty((k, count, 4), dtype=dtype, device=input.device)
     grad_rows = torch.zeros_like(quads.rows)
     grad_w = torch.zeros_like(kernel)
-    grad_offset = torch.empty((k, 2, points_count), dtype=torch.float64, device=input.device)
-    grad_mask = torch.empty((k, points_count), dtype=torch.float64, device=input.device)
     slices = _group_slices(o, c, groups)
     for t, (i, j) in enumerate(geometry.taps()):
         torch.index_select(quads.rows, 0, points.rows[t], out=values)
-        corner_values = values.view(-1, 4, cg)
+        corner_values = values.view(count, 4, cg)
         if groups == 1:
             torch.mm(grad, kernel[:, :, i, j], out=grad_cols)
         else:
             for out_part, in_part in slices:
                 grad_cols[:, in_part] = grad[:, out_part] @ kernel[out_part, :, i, j]
         point_grads = _to_point_rows(grad_cols, n, offset_groups, positions)
-        # products[p, corner] = sum_c grad_cols[p, c] * value[p, corner, c]
-        torch.bmm(corner_values, point_grads.view(-1, cg, 1), out=products)
-        per_corner = products.view(points_count, 4).to(torch.float64)
-        weights = points.weights[t]
-        mask_t = 1.0 if tap_mask is None else tap_mask[t]
-        grad_mask[t] = torch.where(points.outside[t], 0.0, (weights * per_corner).sum(1))
-        nan = points.not_a_point[t]
-        grad_offset[t, 0] = torch.where(nan, torch.nan, mask_t * (points.d_dy[t] * per_corner).sum(1))
-        grad_offset[t, 1] = torch.where(nan, torch.nan, mask_t * (points.d_dx[t] * per_corner).sum(1))
+        torch.bmm(corner_values, point_grads.view(count, cg, 1), out=corner_grads[t, :, :, None])
         _weigh_corners(corner_values, sample_weights[t], sample)
         if not input_finite:  # a NaN border cell must not leak into points outside
             sample.masked_fill_(points.outside[t][:, None], 0.0)
         cols = _to_channel_rows(sample, n, offset_groups, positions)
         for out_part, in_part in slices:
             grad_w[out_part, :, i, j] = grad[:, out_part].t() @ cols[:, in_part]
-        torch.mul(scatter_weights[t][:, :, None], point_grads[:, None, :], out=spread)
-        grad_rows.index_add_(0, points.rows[t], spread.view(points_count, 4 * cg))
+        torch.mul(scatter_weights[t].t()[:, :, None], point_grads[:, None, :], out=spread)
+        grad_rows.index_add_(0, points.rows[t], spread.view(count, 4 * cg))
     grad_input = quads.fold(grad_rows).view(n, offset_groups, h, w, cg)
     grad_input = grad_input.permute(0, 1, 4, 2, 3).reshape(n, c, h, w).to(input.dtype)
+    per_corner = corner_grads.transpose(1, 2).to(torch.float64)  # [K, 4, NGP]
+    d_dy, d_dx = points.derivatives()
+    modulation = 1.0 if tap_mask is None else tap_mask
+    nan = points.not_a_point
+    grad_offset = torch.stack([torch.where(nan, torch.nan, modulation * (d * per_corner).sum(1))
+                               for d in (d_dy, d_dx)], dim=1)  # [K, 2, NGP]
     grad_offset = grad_offset.view(k, 2, n, offset_groups, positions).permute(2, 3, 0, 1, 4)
     grad_offset = grad_offset.reshape(offset.shape).to(offset.dtype)
-    if mask is None:
-        grad_mask = None
-    else:
+    grad_mask = None
+    if mask is not None:
+        grad_mask = torch.where(points.outside, 0.0, (points.weights() * per_corner).sum(1))
         grad_mask = grad_mask.view(k, n, offset_groups, positions).permute(1, 2, 0, 3)
         grad_mask = grad_mask.reshape(mask.shape).to(mask.dtype)
     return grad_input, grad_offset, grad_w.to(weight.dtype), grad_mask

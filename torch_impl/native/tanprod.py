@@ -5,7 +5,7 @@ geometry) -> (grad_input, grad_weight)``, no autograd inside, bias not included 
 adds it). ``out[n,o,y,x] = prod_{c,i,j} tan(xpad[n, c, y*sh + i*dh, x*sw + j*dw] + w[o,c,i,j])``.
 
 Work is done in blocks of samples and output channels whose factors ``[kh*kw, C, n, o,
-oh*ow]`` fit in :data:`BLOCK_FACTORS` elements, so memory stays bounded whatever the
+oh*ow]`` fit in :data:`BLOCK_BYTES`, so memory stays bounded whatever the
 shape; the forward keeps one tap's factors at a time, the backward a whole block's (it
 reads every factor three times).
 
@@ -22,9 +22,10 @@ import torch.nn.functional as F
 
 from ..common import compute_dtype
 
-#: Factors held at once (16 MB in float32): small enough for the allocator to recycle the
-#: buffers between calls, large enough that per-op overhead does not dominate.
-BLOCK_FACTORS = 1 << 22
+#: Bytes of one block's factors: below glibc's largest mmap threshold (32 MB), so the
+#: allocator recycles these buffers between calls instead of faulting in fresh pages,
+#: and large enough that per-op overhead does not dominate.
+BLOCK_BYTES = 6 << 20
 
 
 def _padded(input, geometry, dtype):
@@ -39,15 +40,16 @@ def _tap(xpad, geometry, i, j):
                 j * dw : j * dw + sw * (ow - 1) + 1 : sw]
 
 
-def _blocks(batch, out_channels, factors_per_item):
-    """``(n0, n1, o0, o1)`` blocks with at most :data:`BLOCK_FACTORS` factors each."""
+def _blocks(batch, out_channels, factors_per_item, dtype):
+    """``(n0, n1, o0, o1)`` blocks of at most :data:`BLOCK_BYTES` of factors each."""
+    limit = max(1, BLOCK_BYTES // dtype.itemsize)
     per_sample = out_channels * factors_per_item
-    if per_sample <= BLOCK_FACTORS:
-        step = max(1, BLOCK_FACTORS // max(per_sample, 1))
+    if per_sample <= limit:
+        step = max(1, limit // max(per_sample, 1))
         for n0 in range(0, batch, step):
             yield n0, min(n0 + step, batch), 0, out_channels
         return
-    step = max(1, BLOCK_FACTORS // factors_per_item)
+    step = max(1, limit // factors_per_item)
     for n0 in range(batch):
         for o0 in range(0, out_channels, step):
             yield n0, n0 + 1, o0, min(o0 + step, out_channels)
@@ -71,7 +73,7 @@ def forward(input, weight, geometry):
     positions = geometry.out_size[0] * geometry.out_size[1]
     out = torch.empty((n_all, o_all, *geometry.out_size), dtype=dtype, device=input.device)
     buffer = None
-    for n0, n1, o0, o1 in _blocks(n_all, o_all, c * positions):
+    for n0, n1, o0, o1 in _blocks(n_all, o_all, c * positions, dtype):
         size = c * (n1 - n0) * (o1 - o0) * positions
         if buffer is None or buffer.numel() < size:
             buffer = torch.empty(size, dtype=dtype, device=input.device)
@@ -98,16 +100,24 @@ def _exclusive_over_taps(tap_products, grad):
     return result
 
 
-def _exclusive_over_channels(factors, initial, out):
-    """``out[t, c] = initial[t] * prod_{c' != c} factors[t, c']`` for ``[K, C, M]``."""
-    acc = initial
-    for c in range(factors.shape[1]):
-        out[:, c].copy_(acc)
-        acc.mul_(factors[:, c])
-    acc.fill_(1)
-    for c in reversed(range(factors.shape[1])):
-        out[:, c].mul_(acc)
-        acc.mul_(factors[:, c])
+def _factor_gradients(factors, grad):
+    """``d out / d u`` for every factor ``f = tan(u)`` of ``[K, C, M]``, times ``grad [M]``.
+
+    ``prod_{others} * (1 + f^2) = prod_{others} + prod_{all} * f``. The product of the
+    others is ``prefix_c * E_t * suffix_c``: a prefix sweep over channels (ending with the
+    tap products), the exclusive product over taps ``E_t``, a suffix sweep over channels
+    (ending with ``grad * prod_{all}``). Overwrites nothing in ``factors``.
+    """
+    k, c, m = factors.shape
+    out = torch.empty_like(factors)
+    out[:, 0] = 1
+    for channel in range(1, c):
+        torch.mul(out[:, channel - 1], factors[:, channel - 1], out=out[:, channel])
+    acc = _exclusive_over_taps(out[:, c - 1] * factors[:, c - 1], grad)  # of the tap products
+    for channel in reversed(range(c)):
+        out[:, channel].mul_(acc)
+        acc.mul_(factors[:, channel])
+    out.addcmul_(factors, acc[0])  # acc[t] == grad * prod_{all} for every t
     return out
 
 
@@ -122,18 +132,14 @@ def backward(grad_out, input, weight, geometry):
     oh, ow = geometry.out_size
     grad_xpad = torch.zeros_like(xpad)
     grad_w = torch.zeros_like(w)
-    one = torch.ones((), dtype=dtype, device=input.device)
-    for n0, n1, o0, o1 in _blocks(n_all, o_all, k * c * oh * ow):
+    for n0, n1, o0, o1 in _blocks(n_all, o_all, k * c * oh * ow, dtype):
         n, o = n1 - n0, o1 - o0
         m = n * o * oh * ow
         factors = torch.empty((k, c, m), dtype=dtype, device=input.device)
         for t, (i, j) in enumerate(taps):
             _factors(xpad, w, geometry, i, j, n0, n1, o0, o1, factors[t])
         factors.tan_()
-        others = _exclusive_over_taps(factors.prod(1), grad[n0:n1, o0:o1].reshape(m))
-        grad_u = _exclusive_over_channels(factors, others, torch.empty_like(factors))
-        torch.addcmul(one, factors, factors, out=factors)  # sec^2 = 1 + tan^2
-        grad_u.mul_(factors)
+        grad_u = _factor_gradients(factors, grad[n0:n1, o0:o1].reshape(m))
         grad_u = grad_u.view(k, c, n, o, oh, ow)
         grad_cols = grad_u.sum(3)  # [K, C, n, oh, ow]
         grad_w[o0:o1] += grad_u.sum((2, 4, 5)).permute(2, 1, 0).reshape(o, c, *geometry.kernel)
