@@ -38,34 +38,35 @@ class DepthBins:
 
     def __init__(self, depth, geometry, bins, focal, pixel_size):
         (top, left), (bottom, right) = geometry.pad_before, geometry.pad_after
-        self.depth = F.pad(depth[:, 0].to(torch.float64), (left, right, top, bottom))
-        self.geometry = geometry
+        padded = F.pad(depth[:, 0].to(torch.float64), (left, right, top, bottom))
+        (sh, sw), (dh, dw), (oh, ow) = geometry.stride, geometry.dilation, geometry.out_size
+        self.taps = torch.stack([
+            padded[:, i * dh : i * dh + sh * (oh - 1) + 1 : sh,
+                   j * dw : j * dw + sw * (ow - 1) + 1 : sw].reshape(-1)
+            for i, j in geometry.taps()
+        ])  # [K, P]: the depth each tap reads at every output position
         self.bins = bins
         kh, kw = geometry.kernel
-        centre = self._tap(kh // 2, kw // 2)[:, None]  # [P, 1]
+        centre = self.taps[(kh // 2) * kw + kw // 2][:, None]  # [P, 1]
         s = centre * pixel_size / focal
         coefficients = torch.arange(bins + 1, dtype=torch.float64, device=depth.device) - bins / 2
         edges = centre + coefficients * s  # [P, B+1]
         self.lower, self.upper = edges[:, :-1], edges[:, 1:]
 
-    def _tap(self, i, j):
-        """Depth read by tap ``(i, j)`` at every output position, ``[N*oh*ow]``."""
-        (sh, sw), (dh, dw), (oh, ow) = (self.geometry.stride, self.geometry.dilation,
-                                        self.geometry.out_size)
-        tap = self.depth[:, i * dh : i * dh + sh * (oh - 1) + 1 : sh,
-                         j * dw : j * dw + sw * (ow - 1) + 1 : sw]
-        return tap.reshape(tap.numel())
+    def masks(self, t=None):
+        """``[P, B]`` bool for tap t (``[K, P, B]`` for every tap): is the tap's depth in
+        bin l (half-open)?"""
+        taps = (self.taps if t is None else self.taps[t])[..., None]
+        return (self.lower <= taps) & (self.upper > taps)
 
-    def masks(self, i, j):
-        """``[N*oh*ow, B]`` bool: is tap ``(i, j)``'s depth in bin l (half-open)?"""
-        tap = self._tap(i, j)[:, None]
-        return (self.lower <= tap) & (self.upper > tap)
-
-    def groups(self, i, j):
-        """Positions (flat ``n*oh*ow + y*ow + x``) grouped by bin, and each bin's count."""
-        members = torch.nonzero(self.masks(i, j).t())  # (bin, position), bin-major
-        counts = torch.bincount(members[:, 0], minlength=self.bins)
-        return members[:, 1], counts.tolist()
+    def groups(self):
+        """Every tap's output positions grouped by bin: ``(taps, positions, counts)`` with
+        ``taps[m], positions[m]`` ordered by tap, then bin, and ``counts[t][b]``."""
+        members = torch.nonzero(self.masks().transpose(1, 2))  # (tap, bin, position)
+        k = self.taps.shape[0]
+        cells = members[:, 0] * self.bins + members[:, 1]
+        counts = torch.bincount(cells, minlength=k * self.bins).view(k, self.bins).tolist()
+        return members[:, 0], members[:, 2], counts
 
 
 class _Layout:
@@ -87,10 +88,10 @@ class _Layout:
         self.first = (samples[:, None, None] + ys[None, :, None] + xs[None, None, :]).reshape(-1)
         self.geometry = geometry
 
-    def tap_rows(self, i, j, positions=None):
+    def tap_rows(self, i, j):
+        """The row tap ``(i, j)`` reads, for every output position."""
         dh, dw = self.geometry.dilation
-        first = self.first if positions is None else self.first[positions]
-        return first + (i * dh * self.padded_size[1] + j * dw)
+        return self.first + (i * dh * self.padded_size[1] + j * dw)
 
     def unpad(self, rows):
         """``[N*Hp*Wp, C]`` rows back to an ``[N, C, H, W]`` tensor."""
@@ -107,7 +108,9 @@ def _tap_kernels(weight):
 
 
 def _all_finite(*tensors):
-    return all(bool(torch.isfinite(t).all()) for t in tensors)
+    """No NaN or Inf in ``tensors`` (a sum that overflows also says no: the dense path is
+    exact either way, only slower)."""
+    return all(bool(torch.isfinite(t.sum())) for t in tensors)
 
 
 def _channels_last(t):
@@ -120,31 +123,59 @@ def _from_channels_last(rows, shape):
     return rows.view(n, oh, ow, o).permute(0, 3, 1, 2).contiguous()
 
 
+class _Groups:
+    """Per tap, the bin groups' positions and input rows (sorted by tap, then bin)."""
+
+    def __init__(self, bins, layout):
+        taps, self.positions, self.counts = bins.groups()
+        dh, dw = layout.geometry.dilation
+        kw = layout.geometry.kernel[1]
+        tap_shift = (taps // kw) * (dh * layout.padded_size[1]) + (taps % kw) * dw
+        self.rows = layout.first[self.positions] + tap_shift
+        self.starts = [0]
+        for counts in self.counts:
+            self.starts.append(self.starts[-1] + sum(counts))
+        self.largest = max((b - a for a, b in zip(self.starts, self.starts[1:])), default=0)
+
+    def tap(self, t):
+        """``(positions, rows, bin slices)`` of tap t, the slices relative to the tap's."""
+        part = slice(self.starts[t], self.starts[t + 1])
+        slices, start = [], 0
+        for count in self.counts[t]:
+            slices.append(slice(start, start + count))
+            start += count
+        return self.positions[part], self.rows[part], slices
+
+
+def _dense(bins_count, channels, *tensors):
+    return bins_count * channels <= DENSE_WIDTH or not _all_finite(*tensors)
+
+
 def forward(input, depth, weight, geometry, focal, pixel_size):
     """``[N, C, H, W]``, ``[N, 1, H, W]``, ``[B, O, C, kh, kw]`` -> ``[N, O, oh, ow]``."""
     dtype = compute_dtype(input.dtype)
     x, kernels = input.to(dtype), _tap_kernels(weight.to(dtype))
     layout = _Layout(x, geometry, dtype)
     bins = DepthBins(depth, geometry, weight.shape[0], focal, pixel_size)
-    n, o = input.shape[0], weight.shape[1]
+    (n, c), o = input.shape[:2], weight.shape[1]
     out = torch.zeros((n * geometry.out_size[0] * geometry.out_size[1], o), dtype=dtype,
                       device=input.device)
-    dense = weight.shape[0] * input.shape[1] <= DENSE_WIDTH or not _all_finite(x, kernels)
-    for i, j in geometry.taps():
-        if dense:
-            masks = bins.masks(i, j).to(dtype)
+    taps = list(geometry.taps())
+    if _dense(weight.shape[0], c, x, kernels):
+        for t, (i, j) in enumerate(taps):
             cols = layout.rows.index_select(0, layout.tap_rows(i, j))
-            masked = cols[:, None, :] * masks[:, :, None]  # [P, B, C]: x * m first
+            masked = cols[:, None, :] * bins.masks(t).to(dtype)[:, :, None]  # x * m first
             out.addmm_(masked.flatten(1), kernels[i, j].flatten(0, 1))
-            continue
-        positions, counts = bins.groups(i, j)
-        cols = layout.rows.index_select(0, layout.tap_rows(i, j, positions))
-        products = torch.empty((len(positions), o), dtype=dtype, device=input.device)
-        start = 0
-        for b, count in enumerate(counts):
-            torch.mm(cols[start : start + count], kernels[i, j, b],
-                     out=products[start : start + count])
-            start += count
+        return _from_channels_last(out, (n, o, *geometry.out_size)).to(input.dtype)
+    groups = _Groups(bins, layout)
+    cols_buffer = torch.empty((groups.largest, c), dtype=dtype, device=input.device)
+    products_buffer = torch.empty((groups.largest, o), dtype=dtype, device=input.device)
+    for t, (i, j) in enumerate(taps):
+        positions, rows, slices = groups.tap(t)
+        cols = torch.index_select(layout.rows, 0, rows, out=cols_buffer[: len(rows)])
+        products = products_buffer[: len(rows)]
+        for b, part in enumerate(slices):
+            torch.mm(cols[part], kernels[i, j, b], out=products[part])
         out.index_add_(0, positions, products)
     return _from_channels_last(out, (n, o, *geometry.out_size)).to(input.dtype)
 
@@ -158,28 +189,33 @@ def backward(grad_out, input, depth, weight, geometry, focal, pixel_size):
     bins = DepthBins(depth, geometry, weight.shape[0], focal, pixel_size)
     grad_rows = torch.zeros_like(layout.rows)
     grad_kernels = torch.zeros_like(kernels)
-    bins_count, c = weight.shape[0], input.shape[1]
-    dense = weight.shape[0] * input.shape[1] <= DENSE_WIDTH or not _all_finite(x, kernels, grad)
-    for i, j in geometry.taps():
-        if dense:
-            masks = bins.masks(i, j).to(dtype)[:, :, None]  # [P, B, 1]
+    (bins_count, o), c = weight.shape[:2], input.shape[1]
+    taps = list(geometry.taps())
+    if _dense(bins_count, c, x, kernels, grad):
+        for t, (i, j) in enumerate(taps):
+            masks = bins.masks(t).to(dtype)[:, :, None]  # [P, B, 1]
             rows = layout.tap_rows(i, j)
             masked = layout.rows.index_select(0, rows)[:, None, :] * masks  # [P, B, C]
-            grad_kernels[i, j] = (masked.flatten(1).t() @ grad).view(bins_count, c, grad.shape[1])
+            grad_kernels[i, j] = (masked.flatten(1).t() @ grad).view(bins_count, c, o)
             grad_masked = (grad @ kernels[i, j].flatten(0, 1).t()).view(-1, bins_count, c)
             grad_rows.index_add_(0, rows, (grad_masked * masks).sum(1))
-            continue
-        positions, counts = bins.groups(i, j)
-        rows = layout.tap_rows(i, j, positions)
-        cols = layout.rows.index_select(0, rows)
-        grads = grad.index_select(0, positions)
-        grad_cols = torch.empty_like(cols)
-        start = 0
-        for b, count in enumerate(counts):
-            part = slice(start, start + count)
+        return layout.unpad(grad_rows).to(input.dtype), _weight_layout(grad_kernels, weight)
+    groups = _Groups(bins, layout)
+    cols_buffer = torch.empty((groups.largest, c), dtype=dtype, device=input.device)
+    grads_buffer = torch.empty((groups.largest, o), dtype=dtype, device=input.device)
+    grad_cols_buffer = torch.empty((groups.largest, c), dtype=dtype, device=input.device)
+    for t, (i, j) in enumerate(taps):
+        positions, rows, slices = groups.tap(t)
+        cols = torch.index_select(layout.rows, 0, rows, out=cols_buffer[: len(rows)])
+        grads = torch.index_select(grad, 0, positions, out=grads_buffer[: len(rows)])
+        grad_cols = grad_cols_buffer[: len(rows)]
+        for b, part in enumerate(slices):
             torch.mm(cols[part].t(), grads[part], out=grad_kernels[i, j, b])
             torch.mm(grads[part], kernels[i, j, b].t(), out=grad_cols[part])
-            start += count
         grad_rows.index_add_(0, rows, grad_cols)
-    grad_input = layout.unpad(grad_rows).to(input.dtype)
-    return grad_input, grad_kernels.permute(2, 4, 3, 0, 1).contiguous().to(weight.dtype)
+    return layout.unpad(grad_rows).to(input.dtype), _weight_layout(grad_kernels, weight)
+
+
+def _weight_layout(grad_kernels, weight):
+    """``[kh, kw, B, C, O]`` -> the weight's ``[B, O, C, kh, kw]``."""
+    return grad_kernels.permute(2, 4, 3, 0, 1).contiguous().to(weight.dtype)
