@@ -8,22 +8,23 @@ SPEC.md and ``reference/deform.py`` state them.
 
 How it runs, per kernel tap:
 
-- The input, zero padded by one cell, is stored once as "quads" (:class:`Quads`): row
-  ``(plane, r, c)`` holds the four cells ``(r, c), (r, c+1), (r+1, c), (r+1, c+1)`` of
-  every channel of an offset group, contiguous. One row gather per sample point then
-  fetches all four bilinear corners of all its channels; corners off the image read
-  the zero border. A last all-zero row serves points with no corner on the image.
+- The input is stored once channels-last with a zero border of one cell
+  (:class:`PaddedRows`): row ``(plane, r, c)`` holds the ``C/Go`` channels of one cell of
+  one offset group's plane. A sample point's four bilinear corners are the rows ``cell``,
+  ``cell + 1``, ``cell + W + 2`` and ``cell + W + 3``: four row gathers per tap fetch them
+  for every point; corners off the image read the border. Points with no corner on the
+  image use a block of zero rows after the image.
 - The sample is the four corners weighted (mask folded into the weights), and the output
   gets ``sample @ weight[:, :, i, j].T``: a matmul over channels, as in a convolution.
-- Backward gathers the same rows again; ``E[p, corner] = sum_c grad_cols[p, c] *
-  value[p, corner, c]`` (a batched matmul) gives the offset and mask gradients, and the
-  input gradient is scattered as one quad row per point, then folded back onto the image.
+- Backward gathers the corners again; ``E[p, corner] = sum_c grad_cols[p, c] *
+  value[corner, p, c]`` (a batched matmul) gives the offset and mask gradients, and the
+  input gradient is scattered back onto the corner rows.
 
 Sample coordinates, bilinear weights and their derivatives are computed in float64 from
 the offsets (``[K, N, Go, oh*ow]``, small), so floors and border tests agree with the
 reference whatever the input dtype. Bulk work runs in the input dtype (float32 for
-float16/bfloat16). Memory: the quads (4x the input) and ``[N*Go*oh*ow, 4*C/Go]`` buffers
-for one tap; no tensor grows with the number of taps.
+float16/bfloat16). Memory: the padded input and ``[4, N*Go*oh*ow, C/Go]`` buffers for one
+tap; no tensor grows with the number of taps.
 """
 
 from __future__ import annotations
@@ -35,47 +36,45 @@ import torch
 from ..common import compute_dtype
 
 
-class Quads:
-    """Rows ``[N*Go*(H+1)*(W+1) + 1, 4*C/Go]`` of 2x2 neighbourhoods of the padded input."""
+class PaddedRows:
+    """The input as rows ``[N*Go*(H+2)*(W+2) + W+4, C/Go]``: channels-last planes with a
+    zero border, then zero rows (all four corners of a point with none on the image)."""
 
     def __init__(self, input, offset_groups, dtype):
         n, c, h, w = input.shape
         self.shape = (n * offset_groups, h, w, c // offset_groups)
         planes, h, w, cg = self.shape
-        padded = torch.zeros((planes, h + 2, w + 2, cg), dtype=dtype, device=input.device)
-        padded[:, 1 : h + 1, 1 : w + 1] = (
+        self.zero_row = planes * (h + 2) * (w + 2)
+        #: Row offsets of a cell's corners (y0, x0), (y0, x0+1), (y0+1, x0), (y0+1, x0+1).
+        self.corners = (0, 1, w + 2, w + 3)
+        self.rows = torch.zeros((self.zero_row + w + 4, cg), dtype=dtype, device=input.device)
+        grid = self.grid(self.rows)
+        grid[:, 1 : h + 1, 1 : w + 1] = (
             input.view(n, offset_groups, cg, h, w).permute(0, 1, 3, 4, 2).reshape(planes, h, w, cg)
         )
-        self.rows = torch.empty((planes * (h + 1) * (w + 1) + 1, 4 * cg), dtype=dtype,
-                                device=input.device)
-        self.rows[-1] = 0
-        for corner, view in enumerate(self.corner_views(self.rows)):
-            view.copy_(padded[:, corner // 2 : corner // 2 + h + 1, corner % 2 : corner % 2 + w + 1])
 
-    @property
-    def zero_row(self) -> int:
-        return self.rows.shape[0] - 1
-
-    def corner_views(self, rows):
-        """The four ``[planes, H+1, W+1, C/Go]`` corner slices of quad ``rows``."""
+    def grid(self, rows):
+        """``[planes, H+2, W+2, C/Go]`` view of ``rows``' image part."""
         planes, h, w, cg = self.shape
-        grid = rows[:-1].view(planes, h + 1, w + 1, 4, cg)
-        return [grid[:, :, :, corner] for corner in range(4)]
+        return rows[: self.zero_row].view(planes, h + 2, w + 2, cg)
 
-    def fold(self, rows):
-        """Adjoint of the construction: quad-row gradients -> ``[N, C, H, W]`` input gradient."""
+    def gather(self, cells, out):
+        """``out[corner, p] = rows[cells[p] + corner offset]``; ``out`` is ``[4, P, C/Go]``."""
+        for corner, shift in enumerate(self.corners):
+            torch.index_select(self.rows, 0, cells + shift, out=out[corner])
+        return out
+
+    def unpad(self, rows):
+        """``[planes, H, W, C/Go]`` image part of ``rows`` without the border."""
         planes, h, w, cg = self.shape
-        padded = torch.zeros((planes, h + 2, w + 2, cg), dtype=rows.dtype, device=rows.device)
-        for corner, view in enumerate(self.corner_views(rows)):
-            padded[:, corner // 2 : corner // 2 + h + 1, corner % 2 : corner % 2 + w + 1] += view
-        return padded[:, 1 : h + 1, 1 : w + 1]
+        return self.grid(rows)[:, 1 : h + 1, 1 : w + 1]
 
 
 @dataclass
 class Points:
     """Every tap's sample points: ``[K, N*Go*P]`` per field, points in ``(n, g, p)`` order."""
 
-    rows: torch.Tensor  # quad row of each point whose 2x2 cell touches the image, else zero row
+    rows: torch.Tensor  # top-left corner row of each point whose cell touches the image, else zero row
     sample_rows: torch.Tensor  # the same, but the zero row for points outside (sample 0)
     ly: torch.Tensor  # float64 fractional parts of the (clamped) coordinates
     lx: torch.Tensor
@@ -109,7 +108,7 @@ def _corner_products(hy, ly, hx, lx, factor):
     return out
 
 
-def sample_points(offset, geometry, in_size, offset_groups, quads) -> Points:
+def sample_points(offset, geometry, in_size, offset_groups, image) -> Points:
     n = offset.shape[0]
     (kh, kw), (oh, ow) = geometry.kernel, geometry.out_size
     h, w = in_size
@@ -134,9 +133,9 @@ def sample_points(offset, geometry, in_size, offset_groups, quads) -> Points:
     y0, x0 = torch.floor(y), torch.floor(x)
     touches = (y0 >= -1) & (y0 <= h - 1) & (x0 >= -1) & (x0 <= w - 1)
     planes = torch.arange(n * offset_groups, device=device).view(1, n, offset_groups, 1, 1)
-    cell = (planes * (h + 1) + (y0.long() + 1)) * (w + 1) + (x0.long() + 1)
-    rows = torch.where(touches, cell, quads.zero_row)
-    sample_rows = torch.where(outside, quads.zero_row, rows)  # NaN points: zero row already
+    cell = (planes * (h + 2) + (y0.long() + 1)) * (w + 2) + (x0.long() + 1)
+    rows = torch.where(touches, cell, image.zero_row)
+    sample_rows = torch.where(outside, image.zero_row, rows)  # NaN points: zero row already
     points = n * offset_groups * oh * ow
     fields = (rows, sample_rows, y - y0, x - x0, outside, not_a_point)
     return Points(*(field.reshape(k, points) for field in fields))
@@ -170,10 +169,10 @@ def _to_point_rows(channel_rows, n, offset_groups, positions):
 
 
 def _weigh_corners(values, weights, out):
-    """``out[p] = sum_corner weights[corner, p] * values[p, corner]``; values ``[P, 4, C]``."""
-    torch.mul(values[:, 0], weights[0, :, None], out=out)
+    """``out[p] = sum_corner weights[corner, p] * values[corner, p]``; values ``[4, P, C]``."""
+    torch.mul(values[0], weights[0, :, None], out=out)
     for corner in range(1, 4):
-        out.addcmul_(values[:, corner], weights[corner, :, None])
+        out.addcmul_(values[corner], weights[corner, :, None])
     return out
 
 
@@ -193,18 +192,17 @@ def forward(input, offset, weight, mask, geometry, groups, offset_groups):
     n, c, h, w = input.shape
     o, (kh, kw), (oh, ow) = weight.shape[0], geometry.kernel, geometry.out_size
     positions, k = oh * ow, kh * kw
-    quads = Quads(input.to(dtype), offset_groups, dtype)
-    points = sample_points(offset, geometry, (h, w), offset_groups, quads)
+    image = PaddedRows(input.to(dtype), offset_groups, dtype)
+    points = sample_points(offset, geometry, (h, w), offset_groups, image)
     weights = points.weights(_tap_mask(mask, offset_groups, k)).to(dtype)
     kernel = weight.to(dtype)
-    cg = c // offset_groups
-    values = torch.empty((n * offset_groups * positions, 4 * cg), dtype=dtype, device=input.device)
-    sample = torch.empty((n * offset_groups * positions, cg), dtype=dtype, device=input.device)
+    cg, count = c // offset_groups, n * offset_groups * positions
+    values = torch.empty((4, count, cg), dtype=dtype, device=input.device)
+    sample = torch.empty((count, cg), dtype=dtype, device=input.device)
     out = torch.zeros((n * positions, o), dtype=dtype, device=input.device)
     slices = _group_slices(o, c, groups)
     for t, (i, j) in enumerate(geometry.taps()):
-        torch.index_select(quads.rows, 0, points.sample_rows[t], out=values)
-        _weigh_corners(values.view(-1, 4, cg), weights[t], sample)
+        _weigh_corners(image.gather(points.sample_rows[t], values), weights[t], sample)
         cols = _to_channel_rows(sample, n, offset_groups, positions)
         for out_part, in_part in slices:
             out[:, out_part].addmm_(cols[:, in_part], kernel[out_part, :, i, j].t())
@@ -220,44 +218,44 @@ def backward(grad_out, input, offset, weight, mask, geometry, groups, offset_gro
     o, (kh, kw), (oh, ow) = weight.shape[0], geometry.kernel, geometry.out_size
     positions, k = oh * ow, kh * kw
     x = input.to(dtype)
-    quads = Quads(x, offset_groups, dtype)
-    points = sample_points(offset, geometry, (h, w), offset_groups, quads)
+    image = PaddedRows(x, offset_groups, dtype)
+    points = sample_points(offset, geometry, (h, w), offset_groups, image)
     tap_mask = _tap_mask(mask, offset_groups, k)
     sample_weights = points.weights(tap_mask).to(dtype)
     scatter_weights = points.weights(tap_mask, nan_points=0.0).to(dtype)  # NaN points add nothing
-    input_finite = bool(torch.isfinite(x).all())
+    input_finite = bool(torch.isfinite(x.sum()))  # an overflowing sum only costs a masked_fill
     grad = _channels_last(grad_out.to(dtype))
     kernel = weight.to(dtype)
-    cg = c // offset_groups
-    count = n * offset_groups * positions
-    values = torch.empty((count, 4 * cg), dtype=dtype, device=input.device)
+    cg, count = c // offset_groups, n * offset_groups * positions
+    values = torch.empty((4, count, cg), dtype=dtype, device=input.device)
     sample = torch.empty((count, cg), dtype=dtype, device=input.device)
-    spread = torch.empty((count, 4, cg), dtype=dtype, device=input.device)
+    spread = torch.empty((count, cg), dtype=dtype, device=input.device)
     grad_cols = torch.empty((n * positions, c), dtype=dtype, device=input.device)
-    # corner_grads[t, p, corner] = sum_c grad_cols[p, c] * value[p, corner, c]
+    # corner_grads[t, p, corner] = sum_c grad_cols[p, c] * values[corner, p, c]
     corner_grads = torch.empty((k, count, 4), dtype=dtype, device=input.device)
-    grad_rows = torch.zeros_like(quads.rows)
+    grad_rows = torch.zeros_like(image.rows)
     grad_w = torch.zeros_like(kernel)
     slices = _group_slices(o, c, groups)
     for t, (i, j) in enumerate(geometry.taps()):
-        torch.index_select(quads.rows, 0, points.rows[t], out=values)
-        corner_values = values.view(count, 4, cg)
+        cells = points.rows[t]
+        image.gather(cells, values)
         if groups == 1:
             torch.mm(grad, kernel[:, :, i, j], out=grad_cols)
         else:
             for out_part, in_part in slices:
                 grad_cols[:, in_part] = grad[:, out_part] @ kernel[out_part, :, i, j]
         point_grads = _to_point_rows(grad_cols, n, offset_groups, positions)
-        torch.bmm(corner_values, point_grads.view(count, cg, 1), out=corner_grads[t, :, :, None])
-        _weigh_corners(corner_values, sample_weights[t], sample)
+        torch.bmm(values.transpose(0, 1), point_grads[:, :, None], out=corner_grads[t, :, :, None])
+        _weigh_corners(values, sample_weights[t], sample)
         if not input_finite:  # a NaN border cell must not leak into points outside
             sample.masked_fill_(points.outside[t][:, None], 0.0)
         cols = _to_channel_rows(sample, n, offset_groups, positions)
         for out_part, in_part in slices:
             grad_w[out_part, :, i, j] = grad[:, out_part].t() @ cols[:, in_part]
-        torch.mul(scatter_weights[t].t()[:, :, None], point_grads[:, None, :], out=spread)
-        grad_rows.index_add_(0, points.rows[t], spread.view(count, 4 * cg))
-    grad_input = quads.fold(grad_rows).view(n, offset_groups, h, w, cg)
+        for corner, shift in enumerate(image.corners):
+            torch.mul(point_grads, scatter_weights[t, corner, :, None], out=spread)
+            grad_rows.index_add_(0, cells + shift, spread)
+    grad_input = image.unpad(grad_rows).reshape(n, offset_groups, h, w, cg)
     grad_input = grad_input.permute(0, 1, 4, 2, 3).reshape(n, c, h, w).to(input.dtype)
     per_corner = corner_grads.transpose(1, 2).to(torch.float64)  # [K, 4, NGP]
     d_dy, d_dx = points.derivatives()
