@@ -109,6 +109,8 @@ def _corner_products(hy, ly, hx, lx, factor):
 
 
 def sample_points(offset, geometry, in_size, offset_groups, image) -> Points:
+    """Where every tap of every output samples ``image`` (a :class:`PaddedRows`), from
+    ``offset [N, 2*Go*K, oh, ow]``, in float64."""
     n = offset.shape[0]
     (kh, kw), (oh, ow) = geometry.kernel, geometry.out_size
     h, w = in_size

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from ..common import compute_dtype
 
-#: Factors per block (8 MB per buffer in float32): large enough that per-op overhead stays
+#: Factors per block (16 MB per buffer in float32): large enough that per-op overhead stays
 #: small, small enough that a channel slice of a block stays in cache for the sweeps.
 BLOCK_FACTORS = 1 << 22
 
