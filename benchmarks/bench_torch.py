@@ -11,6 +11,11 @@
   ``torch.tan`` over as many elements as the op has factors (N*O*oh*ow*C*kh*kw, about
   9.4 million; target <= 3x).
 
+A last table repeats the three time ratios on one thread in process CPU time (round-robin
+medians too): on a shared machine, other processes' load stalls every multi-threaded op
+at its barrier, and wall time with 2 threads then says more about the neighbours than
+about the code; one thread's CPU time does not.
+
 Peak memory is measured by the operating system: each candidate runs in a fresh Python
 process that builds its inputs, runs once (lazy initialisation), returns freed heap
 memory to the system (``malloc_trim``), resets the process's peak resident size
@@ -23,8 +28,10 @@ buffers), not only tensors torch accounts for. Linux only; elsewhere that table 
 from __future__ import annotations
 
 import json
+import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from crossconv.bench import Section, ratio, seconds, side_by_side
@@ -37,7 +44,6 @@ ROOT = Path(__file__).resolve().parents[1]
 def _torch():
     import torch
 
-    torch.set_num_threads(THREADS)
     return torch
 
 
@@ -262,6 +268,72 @@ def tanprod_section(repeats):
     return section
 
 
+# ----------------------------------------------------------------------------- CPU time
+
+
+def cpu_side_by_side(candidates, repeats, warmup=1):
+    """Like :func:`crossconv.bench.side_by_side`, in process CPU time."""
+    times = {name: [] for name in candidates}
+    for round_ in range(warmup + repeats):
+        for name, fn in candidates.items():
+            start = time.process_time()
+            fn()
+            if round_ >= warmup:
+                times[name].append(time.process_time() - start)
+    return {name: statistics.median(ts) for name, ts in times.items()}
+
+
+def single_thread_section(repeats):
+    import torch.nn.functional as F
+    import torchvision
+
+    import torch_impl
+
+    torch = _torch()
+    torch.set_num_threads(1)
+    try:
+        x, offset, weight, mask = deform_inputs()
+        tensors = (x, offset, weight, mask)
+        ours = lambda: torch_impl.deform_conv2d(x, offset, weight, padding=1, mask=mask)  # noqa: E731
+        tv = lambda: torchvision.ops.deform_conv2d(x, offset, weight, padding=1, mask=mask)  # noqa: E731
+        fwd = cpu_side_by_side({"ours": _no_grad(ours), "tv": _no_grad(tv)}, repeats)
+        both = cpu_side_by_side({
+            "ours": _fwd_bwd(ours, *tensors), "tv": _fwd_bwd(tv, *tensors),
+            "conv": _fwd_bwd(lambda: F.conv2d(x, weight, padding=1), *tensors),
+        }, repeats)
+        depth = cpu_side_by_side({k: v for k, v in _conv2_5d_candidates().items()
+                                  if k != "seed-style"}, repeats)
+        g = torch.Generator().manual_seed(0)
+        xt = (torch.rand(4, 16, 32, 32, generator=g) * 1.2 - 0.6).requires_grad_()
+        wt = (torch.rand(16, 16, 3, 3, generator=g) * 1.2 - 0.6).requires_grad_()
+        values = torch.rand(xt.numel() * 16 * 9, generator=g) * 2.4 - 1.2
+        tan = cpu_side_by_side({
+            "ours": _fwd_bwd(lambda: torch_impl.tanprod_conv2d(xt, wt, padding=1), xt, wt),
+            "tan": lambda: torch.tan(values),
+        }, repeats)
+    finally:
+        torch.set_num_threads(THREADS)
+    section = Section("The same ratios on one thread, in process CPU time",
+                      ["comparison", "torch_impl", "other", "ratio (target)"])
+    section.rows += [
+        ["deform forward vs torchvision", seconds(fwd["ours"]), seconds(fwd["tv"]),
+         f"{ratio(fwd['tv'], fwd['ours'])} faster (>= 2x)"],
+        ["deform forward+backward vs torchvision", seconds(both["ours"]), seconds(both["tv"]),
+         f"{ratio(both['tv'], both['ours'])} faster (>= 4x)"],
+        ["deform forward+backward vs F.conv2d", seconds(both["ours"]), seconds(both["conv"]),
+         f"{ratio(both['ours'], both['conv'])} slower"],
+        ["conv2_5d forward+backward vs 3 x F.conv2d", seconds(depth["torch_impl"]),
+         seconds(depth["3 x F.conv2d"]),
+         f"{ratio(depth['torch_impl'], depth['3 x F.conv2d'])} (<= 1.5x)"],
+        ["tanprod forward+backward vs torch.tan", seconds(tan["ours"]), seconds(tan["tan"]),
+         f"{ratio(tan['ours'], tan['tan'])} (<= 3x)"],
+    ]
+    section.notes.append("same shapes and inputs as above; CPU time counts only this process's "
+                         "own work, so it holds on a busy machine")
+    return section
+
+
 def sections(repeats):
-    _torch()
-    return [deform_section(repeats), conv2_5d_section(repeats), tanprod_section(repeats)]
+    _torch().set_num_threads(THREADS)
+    return [deform_section(repeats), conv2_5d_section(repeats), tanprod_section(repeats),
+            single_thread_section(repeats)]
