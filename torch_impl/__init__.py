@@ -7,6 +7,7 @@ implementations and registered autograd, so they work under ``torch.compile``. M
 live in :mod:`torch_impl.nn`. See docs/torch.md.
 """
 
+from . import nn
 from .conv2_5d import conv2_5d
 from .conv2d import conv2d, xcorr2d, xcorr2d_depthwise
 from .deform import deform_conv2d
@@ -19,6 +20,7 @@ __all__ = [
     "conv2d",
     "deform_conv2d",
     "max_pool2d",
+    "nn",
     "tanprod_conv2d",
     "xcorr2d",
     "xcorr2d_depthwise",
