@@ -182,6 +182,14 @@ IMPLEMENTATIONS: tuple[Implementation, ...] = (
     Implementation("max_pool2d", "torch-anchor", limits={"nonfinite": True}),
     Implementation("avg_pool2d", "torch-anchor", limits={"nonfinite": True}),
     # torch_impl (the PyTorch backend).
+    Implementation("conv2d", "torch"),
+    Implementation("xcorr2d", "torch"),
+    Implementation("xcorr2d_depthwise", "torch"),
+    Implementation("tanprod_conv2d", "torch"),
+    Implementation("conv2_5d", "torch"),
+    Implementation("deform_conv2d", "torch"),
+    Implementation("max_pool2d", "torch", limits={"nonfinite": True}),
+    Implementation("avg_pool2d", "torch", limits={"nonfinite": True}),
     # jax_impl (the JAX backend).
     # lua_port (the Torch7 CustomConv port, one column per Lua runtime).
     # Torch7's nn.CustomConv and nn.SpatialConvolutionMM have no dilation or groups and

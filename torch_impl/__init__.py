@@ -1,7 +1,27 @@
-"""PyTorch backend of crossconv (vectorised torch and Triton kernels).
+"""PyTorch backend of crossconv: every operation of SPEC.md as a torch op.
 
-Not implemented yet: the harness lists this backend with no operations until its ops are
-added here and registered in ``crossconv/registry.py``.
+``conv2d``, ``xcorr2d``, ``xcorr2d_depthwise``, ``max_pool2d`` and ``avg_pool2d`` run
+torch's own operators after the shared argument checks. ``tanprod_conv2d``, ``conv2_5d``
+and ``deform_conv2d`` are custom operators (``torch.ops.crossconv.*``) with fake
+implementations and registered autograd, so they work under ``torch.compile``. Modules
+live in :mod:`torch_impl.nn`. See docs/torch.md.
 """
 
-__all__: list[str] = []
+from . import nn
+from .conv2_5d import conv2_5d
+from .conv2d import conv2d, xcorr2d, xcorr2d_depthwise
+from .deform import deform_conv2d
+from .pool import avg_pool2d, max_pool2d
+from .tanprod import tanprod_conv2d
+
+__all__ = [
+    "avg_pool2d",
+    "conv2_5d",
+    "conv2d",
+    "deform_conv2d",
+    "max_pool2d",
+    "nn",
+    "tanprod_conv2d",
+    "xcorr2d",
+    "xcorr2d_depthwise",
+]

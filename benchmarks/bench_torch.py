@@ -1,0 +1,339 @@
+"""The PyTorch backend's custom ops against torch / torchvision (CPU, float32, 2 threads).
+
+- deform_conv2d forward and forward+backward at N=8, C=O=64, 56x56, 3x3, padding 1, one
+  offset group, with mask, against ``torchvision.ops.deform_conv2d`` (targets: >= 2x
+  faster forward, >= 4x faster forward+backward) and against ``F.conv2d`` at the same
+  shape (single digits is the aim).
+- conv2_5d forward+backward, same shape, 3 bins: against 3 x ``F.conv2d``
+  forward+backward (target <= 1.5x), and its peak memory against a seed-style
+  implementation (unfold, multiply by the bins x kh x kw masks, einsum; target <= 1/3).
+- tanprod_conv2d forward+backward at N=4, C=O=16, 32x32, 3x3, padding 1 against
+  ``torch.tan`` over as many elements as the op has factors (N*O*oh*ow*C*kh*kw, about
+  9.4 million; target <= 3x).
+
+A last table repeats the three time ratios on one thread in process CPU time (round-robin
+medians too): on a shared machine, other processes' load stalls every multi-threaded op
+at its barrier, and wall time with 2 threads then says more about the neighbours than
+about the code; one thread's CPU time does not.
+
+Peak memory is measured by the operating system: each candidate runs in a fresh Python
+process that builds its inputs, runs once (lazy initialisation), returns freed heap
+memory to the system (``malloc_trim``), resets the process's peak resident size
+(``/proc/self/clear_refs``), then runs forward+backward once; the figure is the peak
+resident size (``VmHWM``) minus the resident size just before that run (``VmRSS``), so
+it counts everything the run touched (tensors, autograd's saved tensors, library
+buffers), not only tensors torch accounts for. Linux only; elsewhere that table is skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from crossconv.bench import Section, ratio, seconds, side_by_side
+
+TITLE = "PyTorch backend (torch_impl) against torch / torchvision"
+THREADS = 2
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _torch():
+    import torch
+
+    return torch
+
+
+def _fwd_bwd(fn, *tensors):
+    """A callable running ``fn`` forward, then backward with a ones cotangent."""
+
+    def run():
+        for t in tensors:
+            t.grad = None
+        out = fn()
+        out.backward(_torch().ones_like(out))
+
+    return run
+
+
+def _no_grad(fn):
+    def run():
+        with _torch().no_grad():
+            fn()
+
+    return run
+
+
+# ----------------------------------------------------------------------------- deform
+
+
+def deform_inputs(seed=0):
+    torch = _torch()
+    g = torch.Generator().manual_seed(seed)
+    n, c, o, size = 8, 64, 64, 56
+    x = torch.randn(n, c, size, size, generator=g).requires_grad_()
+    offset = (torch.rand(n, 18, size, size, generator=g) * 2 - 1).requires_grad_()
+    mask = torch.rand(n, 9, size, size, generator=g).requires_grad_()
+    weight = (torch.randn(o, c, 3, 3, generator=g) / 24).requires_grad_()
+    return x, offset, weight, mask
+
+
+def deform_section(repeats):
+    import torch.nn.functional as F
+    import torchvision
+
+    import torch_impl
+
+    x, offset, weight, mask = deform_inputs()
+
+    def ours():
+        return torch_impl.deform_conv2d(x, offset, weight, padding=1, mask=mask)
+
+    def theirs():
+        return torchvision.ops.deform_conv2d(x, offset, weight, padding=1, mask=mask)
+
+    def conv():
+        return F.conv2d(x, weight, padding=1)
+
+    tensors = (x, offset, weight, mask)
+    fwd = side_by_side({"ours": _no_grad(ours), "tv": _no_grad(theirs)}, repeats)
+    both = side_by_side({"ours": _fwd_bwd(ours, *tensors), "tv": _fwd_bwd(theirs, *tensors),
+                         "conv": _fwd_bwd(conv, *tensors)}, repeats)
+    section = Section(
+        "deform_conv2d, N=8, C=O=64, 56x56, 3x3, padding 1, one offset group, with mask",
+        ["pass", "torch_impl", "torchvision", "F.conv2d", "torchvision / torch_impl (target)",
+         "torch_impl / F.conv2d"],
+    )
+    section.rows.append(["forward", seconds(fwd["ours"]), seconds(fwd["tv"]), "",
+                         f"{ratio(fwd['tv'], fwd['ours'])} (>= 2x)", ""])
+    section.rows.append(["forward+backward", seconds(both["ours"]), seconds(both["tv"]),
+                         seconds(both["conv"]), f"{ratio(both['tv'], both['ours'])} (>= 4x)",
+                         ratio(both["ours"], both["conv"])])
+    section.notes.append("offsets uniform in [-1, 1), mask uniform in [0, 1); float32, "
+                         f"{THREADS} threads; medians of {repeats} round-robin rounds")
+    return section
+
+
+# ----------------------------------------------------------------------------- conv2_5d
+
+
+def seed_style_conv2_5d(input, depth, weight, padding, focal=1.0, pixel_size=1.0):
+    """The seed's way (``000_e8ec2e…``), with SPEC.md's bins: unfold the input and the
+    depth, build the ``[B, N, 1, K, P]`` masks, multiply, einsum with the weight. Autograd
+    keeps the unfolded and masked tensors."""
+    torch = _torch()
+    import torch.nn.functional as F
+
+    n, c, h, w = input.shape
+    bins, o, _, kh, kw = weight.shape
+    taps = kh * kw
+    cols = F.unfold(input, (kh, kw), padding=padding)  # [N, C*K, P]
+    depths = F.unfold(depth, (kh, kw), padding=padding)  # [N, K, P]
+    centre = depths[:, taps // 2]
+    s = centre * pixel_size / focal
+    k = torch.arange(bins + 1, dtype=input.dtype) - bins / 2
+    edges = centre[None] + k[:, None, None] * s[None]  # [B+1, N, P]
+    masks = (edges[:-1, :, None] <= depths[None]) & (depths[None] < edges[1:, :, None])
+    masked = cols.view(1, n, c, taps, -1) * masks[:, :, None].to(input.dtype)  # [B, N, C, K, P]
+    out = torch.einsum("bnckp,bock->nop", masked, weight.reshape(bins, o, c, taps))
+    oh = h + 2 * padding - kh + 1
+    return out.reshape(n, o, oh, -1)
+
+
+def conv2_5d_inputs(seed=0):
+    torch = _torch()
+    g = torch.Generator().manual_seed(seed)
+    n, c, o, size, bins = 8, 64, 64, 56, 3
+    x = torch.randn(n, c, size, size, generator=g).requires_grad_()
+    depth = torch.rand(n, 1, size, size, generator=g)  # the seed's depth: uniform [0, 1)
+    weight = (torch.randn(bins, o, c, 3, 3, generator=g) / 24).requires_grad_()
+    return x, depth, weight
+
+
+def _conv2_5d_candidates():
+    import torch.nn.functional as F
+
+    import torch_impl
+
+    x, depth, weight = conv2_5d_inputs()
+    plain = [weight[b].detach().clone().requires_grad_() for b in range(weight.shape[0])]
+
+    def ours():
+        return torch_impl.conv2_5d(x, depth, weight, padding=1)
+
+    def seed():
+        return seed_style_conv2_5d(x, depth, weight, padding=1)
+
+    def three_convs():
+        return sum(F.conv2d(x, w, padding=1) for w in plain)
+
+    return {
+        "torch_impl": _fwd_bwd(ours, x, weight),
+        "3 x F.conv2d": _fwd_bwd(three_convs, x, *plain),
+        "seed-style": _fwd_bwd(seed, x, weight),
+    }
+
+
+def peak_memory(candidate: str) -> float:
+    """MB of peak resident memory above the starting point for one forward+backward of a
+    conv2_5d candidate, in this (fresh) process; see the module docstring."""
+    import ctypes
+
+    run = _conv2_5d_candidates()[candidate]
+    run()
+    ctypes.CDLL("libc.so.6").malloc_trim(0)
+    Path("/proc/self/clear_refs").write_text("5")
+
+    def status(key):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(key):
+                return int(line.split()[1])
+        raise KeyError(key)
+
+    before = status("VmRSS")
+    run()
+    return (status("VmHWM") - before) / 1024
+
+
+def _peak_in_subprocess(candidate: str) -> float:
+    code = ("import json, benchmarks.bench_torch as b; "
+            f"print(json.dumps(b.peak_memory({candidate!r})))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                         check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def conv2_5d_section(repeats):
+    times = side_by_side(_conv2_5d_candidates(), repeats)
+    section = Section(
+        "conv2_5d forward+backward, N=8, C=O=64, 56x56, 3x3, padding 1, 3 bins",
+        ["implementation", "time", "vs 3 x F.conv2d (target <= 1.5x)", "peak memory",
+         "memory vs seed-style (target <= 1/3)"],
+    )
+    memory = {}
+    if sys.platform.startswith("linux") and Path("/proc/self/clear_refs").exists():
+        memory = {name: _peak_in_subprocess(name) for name in times}
+    for name, t in times.items():
+        mem = memory.get(name)
+        section.rows.append([
+            name, seconds(t), ratio(t, times["3 x F.conv2d"]),
+            "" if mem is None else f"{mem:.0f} MB",
+            "" if mem is None else f"{mem / memory['seed-style']:.3f}",
+        ])
+    section.notes.append("depth uniform in [0, 1) with focal = pixel_size = 1 (the seed's "
+                         "setting): almost every tap falls in a bin, the most work for torch_impl")
+    section.notes.append("peak memory: resident-set high-water mark of a fresh process over one "
+                         "forward+backward, after a warm-up run and malloc_trim (see the module "
+                         "docstring)")
+    return section
+
+
+# ----------------------------------------------------------------------------- tanprod
+
+
+def tanprod_section(repeats):
+    torch = _torch()
+
+    import torch_impl
+
+    g = torch.Generator().manual_seed(0)
+    n, c, o, size = 4, 16, 16, 32
+    x = (torch.rand(n, c, size, size, generator=g) * 1.2 - 0.6).requires_grad_()
+    weight = (torch.rand(o, c, 3, 3, generator=g) * 1.2 - 0.6).requires_grad_()
+    factors = n * o * size * size * c * 9
+    values = torch.rand(factors, generator=g) * 2.4 - 1.2
+    out = torch.empty_like(values)
+
+    def ours():
+        return torch_impl.tanprod_conv2d(x, weight, padding=1)
+
+    times = side_by_side({
+        "torch_impl": _fwd_bwd(ours, x, weight),
+        "torch.tan": lambda: torch.tan(values),
+        "torch.tan(out=)": lambda: torch.tan(values, out=out),
+    }, repeats)
+    section = Section(
+        f"tanprod_conv2d forward+backward, N=4, C=O=16, 32x32, 3x3, padding 1 ({factors:,} "
+        "factors)",
+        ["candidate", "time", "torch_impl / candidate (target <= 3x vs torch.tan)"],
+    )
+    for name, t in times.items():
+        section.rows.append([name, seconds(t), ratio(times["torch_impl"], t)])
+    section.notes.append("torch.tan allocates its 38 MB result on every call, as a plain call "
+                         "does; torch.tan(out=) writes into a preallocated tensor and shows "
+                         "the arithmetic alone")
+    return section
+
+
+# ----------------------------------------------------------------------------- CPU time
+
+
+def cpu_side_by_side(candidates, repeats, warmup=1):
+    """Like :func:`crossconv.bench.side_by_side`, in process CPU time."""
+    times = {name: [] for name in candidates}
+    for round_ in range(warmup + repeats):
+        for name, fn in candidates.items():
+            start = time.process_time()
+            fn()
+            if round_ >= warmup:
+                times[name].append(time.process_time() - start)
+    return {name: statistics.median(ts) for name, ts in times.items()}
+
+
+def single_thread_section(repeats):
+    import torch.nn.functional as F
+    import torchvision
+
+    import torch_impl
+
+    torch = _torch()
+    torch.set_num_threads(1)
+    try:
+        x, offset, weight, mask = deform_inputs()
+        tensors = (x, offset, weight, mask)
+        ours = lambda: torch_impl.deform_conv2d(x, offset, weight, padding=1, mask=mask)  # noqa: E731
+        tv = lambda: torchvision.ops.deform_conv2d(x, offset, weight, padding=1, mask=mask)  # noqa: E731
+        fwd = cpu_side_by_side({"ours": _no_grad(ours), "tv": _no_grad(tv)}, repeats)
+        both = cpu_side_by_side({
+            "ours": _fwd_bwd(ours, *tensors), "tv": _fwd_bwd(tv, *tensors),
+            "conv": _fwd_bwd(lambda: F.conv2d(x, weight, padding=1), *tensors),
+        }, repeats)
+        depth = cpu_side_by_side({k: v for k, v in _conv2_5d_candidates().items()
+                                  if k != "seed-style"}, repeats)
+        g = torch.Generator().manual_seed(0)
+        xt = (torch.rand(4, 16, 32, 32, generator=g) * 1.2 - 0.6).requires_grad_()
+        wt = (torch.rand(16, 16, 3, 3, generator=g) * 1.2 - 0.6).requires_grad_()
+        values = torch.rand(xt.numel() * 16 * 9, generator=g) * 2.4 - 1.2
+        tan = cpu_side_by_side({
+            "ours": _fwd_bwd(lambda: torch_impl.tanprod_conv2d(xt, wt, padding=1), xt, wt),
+            "tan": lambda: torch.tan(values),
+        }, repeats)
+    finally:
+        torch.set_num_threads(THREADS)
+    section = Section("The same ratios on one thread, in process CPU time",
+                      ["comparison", "torch_impl", "other", "ratio (target)"])
+    section.rows += [
+        ["deform forward vs torchvision", seconds(fwd["ours"]), seconds(fwd["tv"]),
+         f"{ratio(fwd['tv'], fwd['ours'])} faster (>= 2x)"],
+        ["deform forward+backward vs torchvision", seconds(both["ours"]), seconds(both["tv"]),
+         f"{ratio(both['tv'], both['ours'])} faster (>= 4x)"],
+        ["deform forward+backward vs F.conv2d", seconds(both["ours"]), seconds(both["conv"]),
+         f"{ratio(both['ours'], both['conv'])} slower"],
+        ["conv2_5d forward+backward vs 3 x F.conv2d", seconds(depth["torch_impl"]),
+         seconds(depth["3 x F.conv2d"]),
+         f"{ratio(depth['torch_impl'], depth['3 x F.conv2d'])} (<= 1.5x)"],
+        ["tanprod forward+backward vs torch.tan", seconds(tan["ours"]), seconds(tan["tan"]),
+         f"{ratio(tan['ours'], tan['tan'])} (<= 3x)"],
+    ]
+    section.notes.append("same shapes and inputs as above; CPU time counts only this process's "
+                         "own work, so it holds on a busy machine")
+    return section
+
+
+def sections(repeats):
+    _torch().set_num_threads(THREADS)
+    return [deform_section(repeats), conv2_5d_section(repeats), tanprod_section(repeats),
+            single_thread_section(repeats)]
