@@ -181,13 +181,13 @@ IMPLEMENTATIONS: tuple[Implementation, ...] = (
     Implementation("deform_conv2d", "torch-anchor", limits={"nonfinite": True}),
     Implementation("max_pool2d", "torch-anchor", limits={"nonfinite": True}),
     Implementation("avg_pool2d", "torch-anchor", limits={"nonfinite": True}),
-    # torch_impl (the PyTorch backend).
-    Implementation("conv2d", "torch"),
-    Implementation("xcorr2d", "torch"),
-    Implementation("xcorr2d_depthwise", "torch"),
-    Implementation("tanprod_conv2d", "torch"),
-    Implementation("conv2_5d", "torch"),
-    Implementation("deform_conv2d", "torch"),
+    # torch_impl (the PyTorch backend): every feature, SPEC.md's NaN/Inf rules included.
+    Implementation("conv2d", "torch", limits={"nonfinite": True}),
+    Implementation("xcorr2d", "torch", limits={"nonfinite": True}),
+    Implementation("xcorr2d_depthwise", "torch", limits={"nonfinite": True}),
+    Implementation("tanprod_conv2d", "torch", limits={"nonfinite": True}),
+    Implementation("conv2_5d", "torch", limits={"nonfinite": True}),
+    Implementation("deform_conv2d", "torch", limits={"nonfinite": True, "nonfinite_offsets": True}),
     Implementation("max_pool2d", "torch", limits={"nonfinite": True}),
     Implementation("avg_pool2d", "torch", limits={"nonfinite": True}),
     # jax_impl (the JAX backend).
