@@ -178,6 +178,14 @@ IMPLEMENTATIONS: tuple[Implementation, ...] = (
     Implementation("avg_pool2d", "torch-anchor", limits={"nonfinite": True}),
     # torch_impl (the PyTorch backend).
     # jax_impl (the JAX backend).
+    Implementation("conv2d", "jax"),
+    Implementation("xcorr2d", "jax"),
+    Implementation("xcorr2d_depthwise", "jax"),
+    Implementation("tanprod_conv2d", "jax"),
+    Implementation("conv2_5d", "jax"),
+    Implementation("deform_conv2d", "jax"),
+    Implementation("max_pool2d", "jax", limits={"nonfinite": True}),
+    Implementation("avg_pool2d", "jax", limits={"nonfinite": True}),
     # lua_port (the Torch7 CustomConv port, one column per Lua runtime).
 )
 
