@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import functools
 import sys
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -39,84 +39,132 @@ OP = "deform_conv2d"
 # ----------------------------------------------------------------------------- sampling
 
 
-def _tap_points(offset_k, geometry, t, dtype):
-    """Sampling coordinates ``y, x [N, Go, oh*ow]`` of tap ``t``; ``offset_k`` is
-    ``[N, Go, 2, oh*ow]``. The integer part is exact, so each is one rounding, as in
-    torchvision."""
-    i0, j0 = common.tap_start(geometry, t)  # i*dh, j*dw
-    rows = common.positions(geometry, 0).astype(np.int32)
-    cols = common.positions(geometry, 1).astype(np.int32)
-    oh, ow = geometry.out_size
-    base_y = jnp.broadcast_to((rows + i0)[:, None], (oh, ow)).reshape(-1).astype(dtype)
-    base_x = jnp.broadcast_to((cols + j0)[None, :], (oh, ow)).reshape(-1).astype(dtype)
-    return base_y + offset_k[:, :, 0], base_x + offset_k[:, :, 1]
+class _Points(NamedTuple):
+    """What one tap's sampling needs per point (never per channel): arrays ``[N, Go, 4, P]``
+    over the four bilinear corners ``(y0, x0), (y0, x0+1), (y0+1, x0), (y0+1, x0+1)``, and
+    ``outside [N, Go, P]``.
 
+    ``read`` is the corner's row in the sample's table, or the table's zero row when the
+    corner is off the image (so it reads 0 whatever the input holds). ``write`` is where
+    its input gradient goes: the zero row (a dummy, dropped at the end) unless the corner
+    is inside with both weight factors > 0 (torchvision's ``|y - row| < 1``). ``weight``
+    is the bilinear weight, ``d_dy``/``d_dx`` its derivatives (right-hand at integers:
+    floor picks the cell below/right); all three are NaN at a NaN point, which makes its
+    sample and its offset and mask gradients NaN. ``outside`` marks the points whose
+    sample is 0 by the border rule (``y <= -1 or y >= H or x <= -1 or x >= W``).
+    """
 
-@dataclass(frozen=True)
-class _Corner:
-    """One of the four bilinear corners of every sample point, arrays ``[N, Go, P]``."""
-
-    index: jax.Array  # flat h*W + w; 0 where off the image
-    inside: jax.Array
-    weight: jax.Array  # bilinear weight
-    d_dy: jax.Array  # d weight / d y (right-hand at integers: floor picks the cell below)
+    read: jax.Array
+    write: jax.Array
+    weight: jax.Array
+    d_dy: jax.Array
     d_dx: jax.Array
-    contributes: jax.Array  # gets input gradient: inside, both weight factors > 0
+    outside: jax.Array
 
 
-def _corners(y, x, height, width):
-    """The four corners of every point ``y, x [N, Go, P]``, in the reference's order
-    ``(y0, x0), (y0, x0+1), (y0+1, x0), (y0+1, x0+1)``, and the masks of NaN points and
-    of points outside (sample 0 by the border rule)."""
+def _points(layout, offset_taps, t, dtype):
+    """The :class:`_Points` of tap ``t`` from ``offset_taps [K, N, Go, 2, P]``."""
+    geometry, height, width = layout.geometry, layout.h, layout.w
+    offset = lax.dynamic_index_in_dim(offset_taps, t, keepdims=False)
+    i0, j0 = common.tap_start(geometry, t)  # i*dh, j*dw
+    oh, ow = geometry.out_size
+    rows = jnp.broadcast_to(common.positions(geometry, 0).astype(np.int32)[:, None], (oh, ow))
+    cols = jnp.broadcast_to(common.positions(geometry, 1).astype(np.int32)[None, :], (oh, ow))
+    # The integer part is exact, so each coordinate is one rounding, as in torchvision.
+    y = (rows.reshape(-1) + i0).astype(dtype) + offset[:, :, 0]
+    x = (cols.reshape(-1) + j0).astype(dtype) + offset[:, :, 1]
     not_a_point = jnp.isnan(y) | jnp.isnan(x)
     # Clipping keeps far points off the image (all four corners outside) and castable.
     y = jnp.clip(jnp.where(not_a_point, -2.0, y), -2.0, height + 1.0)
     x = jnp.clip(jnp.where(not_a_point, -2.0, x), -2.0, width + 1.0)
-    outside = (y <= -1) | (y >= height) | (x <= -1) | (x >= width)
+    outside = ((y <= -1) | (y >= height) | (x <= -1) | (x >= width)) & ~not_a_point
     y0, x0 = jnp.floor(y), jnp.floor(x)
     ly, lx = y - y0, x - x0
     row0, col0 = y0.astype(jnp.int32), x0.astype(jnp.int32)
-    corners = []
+    zero_row = layout.zero_row
+    fields = {name: [] for name in ("read", "write", "weight", "d_dy", "d_dx")}
+    nan = jnp.asarray(jnp.nan, dtype)
     for row, wy, sy in ((row0, 1 - ly, -1), (row0 + 1, ly, 1)):
         for col, wx, sx in ((col0, 1 - lx, -1), (col0 + 1, lx, 1)):
             inside = (row >= 0) & (row < height) & (col >= 0) & (col < width)
-            corners.append(_Corner(
-                index=jnp.where(inside, row * width + col, 0), inside=inside, weight=wy * wx,
-                d_dy=sy * wx, d_dx=wy * sx, contributes=inside & (wy > 0) & (wx > 0)))
-    return corners, not_a_point, outside
+            index = layout.plane_start + row * width + col
+            fields["read"].append(jnp.where(inside, index, zero_row))
+            contributes = inside & (wy > 0) & (wx > 0) & ~not_a_point
+            fields["write"].append(jnp.where(contributes, index, zero_row))
+            for name, value in (("weight", wy * wx), ("d_dy", sy * wx), ("d_dx", wy * sx)):
+                fields[name].append(jnp.where(not_a_point, nan, value))
+    stacked = {name: jnp.stack(values, axis=2) for name, values in fields.items()}
+    return _Points(**stacked, outside=outside)
 
 
-def _read(table, corner, plane_start):
-    """Corner rows ``[N, Go, P, C/Go]`` from ``table [N, Go*H*W, C/Go]``, 0 off the image.
-
-    Whole channel rows, gathered per sample (the batch is a gather batch axis, so a
-    batch-sharded call stays sharded). One gather per corner: XLA fuses such a gather
-    into its elementwise consumer, where one gather of all four corners followed by a
-    reduction over them compiles to a far slower loop.
-    """
-    index = plane_start + corner.index
-    rows = jax.vmap(functools.partial(jnp.take, axis=0, mode="clip"))(
-        table, index.reshape(index.shape[0], -1))
-    rows = rows.reshape(*index.shape, table.shape[-1])
-    return jnp.where(corner.inside[..., None], rows, jnp.zeros((), table.dtype))
-
-
-def _scatter_add(table, corner, plane_start, rows):
-    """``table [N, Go*H*W, C/Go]`` plus ``rows [N, Go, P, C/Go]`` at the corner's cells."""
-    index = (plane_start + corner.index).reshape(table.shape[0], -1)
-    rows = rows.reshape(table.shape[0], -1, table.shape[-1])
-    return jax.vmap(lambda t, i, r: t.at[i].add(r, mode="promise_in_bounds"))(table, index, rows)
+def _read(table, points):
+    """The four corners' channel rows, ``[N, Go, P, C/Go]`` each, from ``table
+    [N, Go*H*W + 1, C/Go]``: whole rows gathered per sample (the batch is a gather batch
+    axis, so a batch-sharded call stays sharded), one gather per corner, which XLA fuses
+    into the elementwise work that consumes it."""
+    n, go, _, p = points.read.shape
+    values = []
+    for k in range(4):
+        index = points.read[:, :, k].reshape(n, go * p)
+        rows = jax.vmap(functools.partial(jnp.take, axis=0, mode="clip"))(table, index)
+        values.append(rows.reshape(n, go, p, table.shape[-1]))
+    return values
 
 
-def _weighted(corners, values, field):
-    """``sum over corners of corner.<field> * value``, for values ``[N, Go, P]`` or
-    ``[N, Go, P, C/Go]``."""
+def _weighted(points, field, values):
+    """``sum over corners of points.<field> * value``, for per-corner values ``[N, Go, P]``
+    or ``[N, Go, P, C/Go]``."""
+    factors = getattr(points, field)
     total = None
-    for corner, value in zip(corners, values):
-        factor = getattr(corner, field)
+    for k, value in enumerate(values):
+        factor = factors[:, :, k]
         term = (factor if value.ndim == factor.ndim else factor[..., None]) * value
         total = term if total is None else total + term
     return total
+
+
+def _sample(points, values):
+    """Bilinear samples ``[N, Go, P, C/Go]`` (before the mask)."""
+    sample = _weighted(points, "weight", values)
+    return jnp.where(points.outside[..., None], jnp.zeros((), sample.dtype), sample)
+
+
+def _scatter_add(table, points, k, rows):
+    """``table`` plus ``rows [N, Go, P, C/Go]`` at corner ``k``'s ``write`` rows."""
+    n = table.shape[0]
+    index = points.write[:, :, k].reshape(n, -1)
+    rows = rows.reshape(n, -1, table.shape[-1])
+    return jax.vmap(lambda t, i, r: t.at[i].add(r, mode="promise_in_bounds"))(table, index, rows)
+
+
+def _channel_dot(a, b):
+    """``sum_c a * b`` over the channel axis of ``[N, Go, P, C/Go]`` arrays, as a batched
+    dot: XLA:CPU compiles the equivalent multiply-and-reduce into a much slower loop."""
+    return lax.dot_general(a, b, (((3,), (3,)), ((0, 1, 2), (0, 1, 2))),
+                           precision=common.PRECISION)
+
+
+def _tap_loop(layout, offset, step, init, xs):
+    """``lax.scan`` of ``step(carry, points, xs_t) -> (carry, ys_t)`` over the taps.
+
+    Tap t+1's :class:`_Points` are computed at the end of step t and handed over in the
+    loop's carry. That makes XLA materialise them once per tap: computed inside the
+    step, they would be fused into every per-channel gather and product that reads them
+    and recomputed for each channel.
+    """
+    offset_taps = layout.offset_taps(offset)
+    dtype = offset.dtype
+    last = layout.taps - 1
+
+    def body(carry, tap):
+        state, points = carry
+        t, tap_xs = tap
+        state, ys = step(state, points, tap_xs)
+        return (state, _points(layout, offset_taps, jnp.minimum(t + 1, last), dtype)), ys
+
+    start = (init, _points(layout, offset_taps, 0, dtype))
+    (state, _), ys = lax.scan(body, start, (common.tap_indices(layout.geometry), xs))
+    return state, ys
 
 
 class _Layout:
@@ -130,16 +178,20 @@ class _Layout:
         self.taps = geometry.kernel[0] * geometry.kernel[1]
         self.p = geometry.out_size[0] * geometry.out_size[1]
         self.geometry = geometry
-        # Offset group g's rows start at g*H*W in a sample's table.
+        # Offset group g's rows start at g*H*W in a sample's table; one zero row follows.
         self.plane_start = (jnp.arange(self.go, dtype=jnp.int32) * (self.h * self.w))[:, None]
+        self.zero_row = self.go * self.h * self.w
 
     def table(self, input):
-        """``[N, C, H, W] -> [N, Go*H*W, C/Go]``: rows of one offset group's channels."""
+        """``[N, C, H, W] -> [N, Go*H*W + 1, C/Go]``: rows of one offset group's channels,
+        then a row of zeros (what corners off the image read)."""
         x = input.reshape(self.n, self.go, self.cg, self.h * self.w)
-        return jnp.transpose(x, (0, 1, 3, 2)).reshape(self.n, self.go * self.h * self.w, self.cg)
+        rows = jnp.transpose(x, (0, 1, 3, 2)).reshape(self.n, self.zero_row, self.cg)
+        return jnp.pad(rows, ((0, 0), (0, 1), (0, 0)))
 
     def untable(self, table):
-        x = table.reshape(self.n, self.go, self.h * self.w, self.cg)
+        """Inverse of :meth:`table`, dropping the zero (in a gradient: dummy) row."""
+        x = table[:, :self.zero_row].reshape(self.n, self.go, self.h * self.w, self.cg)
         return jnp.transpose(x, (0, 1, 3, 2)).reshape(self.n, self.c, self.h, self.w)
 
     def offset_taps(self, offset):
@@ -197,18 +249,11 @@ def _contract(a, b, a_axis, b_axis):
                            precision=common.PRECISION)
 
 
-def _tap_samples(layout, table, offset_k, t, dtype):
-    """Samples of tap ``t`` ``[N, Go, P, C/Go]`` (before the mask), the corners, their
-    values and which points are NaN."""
-    corners, not_a_point, outside = _corners(
-        *_tap_points(offset_k, layout.geometry, t, dtype), layout.h, layout.w)
-    values = [_read(table, corner, layout.plane_start) for corner in corners]
-    sample = jnp.where(outside[..., None], jnp.zeros((), dtype), _weighted(corners, values, "weight"))
-    sample = jnp.where(not_a_point[..., None], jnp.asarray(jnp.nan, dtype), sample)
-    return sample, corners, values, (not_a_point, outside)
-
-
 # ----------------------------------------------------------------------------- contract
+
+
+def _mask_xs(layout, mask):
+    return None if mask is None else layout.mask_taps(mask)
 
 
 def forward(input, offset, weight, mask, geometry, groups, offset_groups):
@@ -219,18 +264,16 @@ def forward(input, offset, weight, mask, geometry, groups, offset_groups):
     """
     layout = _Layout(input, weight, geometry, groups, offset_groups)
     table = layout.table(input)
-    xs = (common.tap_indices(geometry), layout.offset_taps(offset), layout.weight_taps(weight),
-          None if mask is None else layout.mask_taps(mask))
 
-    def step(out, tap):
-        t, offset_k, weight_k, mask_k = tap
-        cols, _, _, _ = _tap_samples(layout, table, offset_k, t, input.dtype)
+    def step(out, points, tap):
+        weight_k, mask_k = tap
+        cols = _sample(points, _read(table, points))
         if mask_k is not None:
             cols = cols * mask_k[..., None]
         return out + _contract(layout.columns(cols), weight_k, 2, 2), None
 
     out = jnp.zeros((groups, layout.n * layout.p, layout.o // groups), input.dtype)
-    out, _ = lax.scan(step, out, xs)
+    out, _ = _tap_loop(layout, offset, step, out, (layout.weight_taps(weight), _mask_xs(layout, mask)))
     return layout.output(out)
 
 
@@ -240,39 +283,33 @@ def backward(grad_out, input, offset, weight, mask, geometry, groups, offset_gro
     layout = _Layout(input, weight, geometry, groups, offset_groups)
     table = layout.table(input)
     gout = layout.grad_output(grad_out)
-    xs = (common.tap_indices(geometry), layout.offset_taps(offset), layout.weight_taps(weight),
-          None if mask is None else layout.mask_taps(mask))
-    zero = jnp.zeros((), input.dtype)
 
-    def step(grad_table, tap):
-        t, offset_k, weight_k, mask_k = tap
-        sample, corners, values, (not_a_point, outside) = _tap_samples(
-            layout, table, offset_k, t, input.dtype)
+    def step(grad_table, points, tap):
+        weight_k, mask_k = tap
+        values = _read(table, points)
+        sample = _sample(points, values)
         cols = sample if mask_k is None else sample * mask_k[..., None]
         grad_w = _contract(gout, layout.columns(cols), 1, 1)
         grad_cols = layout.by_offset_group(_contract(gout, weight_k, 2, 1))
         grad_sample = grad_cols if mask_k is None else grad_cols * mask_k[..., None]
-        # Input: each corner row gets its share, only where it contributes.
-        for corner in corners:
-            share = jnp.where(corner.contributes[..., None], corner.weight[..., None] * grad_sample,
-                              zero)
-            grad_table = _scatter_add(grad_table, corner, layout.plane_start, share)
-        # Offsets and mask: derivatives of the bilinear weights times each corner's
-        # channel sum, sum_c grad_cols * value (channels reduced once per corner).
-        along = [jnp.sum(grad_cols * value, axis=3) for value in values]
-        if mask_k is None:
-            grad_mask, scale = None, 1
-        else:
-            grad_mask = jnp.where(outside, zero, _weighted(corners, along, "weight"))
-            grad_mask = jnp.where(not_a_point, jnp.asarray(jnp.nan, input.dtype), grad_mask)
-            scale = mask_k
-        grad_offset = jnp.stack([scale * _weighted(corners, along, "d_dy"),
-                                 scale * _weighted(corners, along, "d_dx")], axis=2)
-        grad_offset = jnp.where(not_a_point[:, :, None], jnp.asarray(jnp.nan, input.dtype),
-                                grad_offset)
+        for k in range(4):  # input: each corner's share, to its write row
+            share = points.weight[:, :, k, :, None] * grad_sample
+            grad_table = _scatter_add(grad_table, points, k, share)
+        # Offsets and mask: the bilinear weights' derivatives times each corner's channel
+        # sum, sum_c grad_cols * value (no whole-sample early-out: torchvision's rule).
+        along = [_channel_dot(grad_cols, value) for value in values]
+        grad_offset = jnp.stack([_weighted(points, "d_dy", along),
+                                 _weighted(points, "d_dx", along)], axis=2)
+        grad_mask = None
+        if mask_k is not None:
+            grad_offset = grad_offset * mask_k[:, :, None]
+            grad_mask = jnp.where(points.outside, jnp.zeros((), input.dtype),
+                                  _weighted(points, "weight", along))
         return grad_table, (grad_offset, grad_w, grad_mask)
 
-    grad_table, (grad_offset, grad_w, grad_mask) = lax.scan(step, jnp.zeros_like(table), xs)
+    grad_table, (grad_offset, grad_w, grad_mask) = _tap_loop(
+        layout, offset, step, jnp.zeros_like(table),
+        (layout.weight_taps(weight), _mask_xs(layout, mask)))
     return (layout.untable(grad_table), layout.offset_from_taps(grad_offset),
             layout.weight_from_taps(grad_w),
             None if mask is None else layout.mask_from_taps(grad_mask))
