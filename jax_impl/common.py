@@ -17,6 +17,7 @@ nothing ``kh*kw`` times the input is ever materialised, in the forward or the ba
 
 from __future__ import annotations
 
+import functools
 import importlib
 
 import jax
@@ -56,6 +57,18 @@ def compute_dtype(dtype):
     return jnp.float32 if jnp.dtype(dtype).itemsize < 4 else jnp.dtype(dtype)
 
 
+def result_and_compute_dtypes(dtype):
+    """The dtype an op returns for inputs of ``dtype`` (JAX's: float64 only under x64)
+    and the one it computes in."""
+    result = jax.dtypes.canonicalize_dtype(dtype)
+    return result, compute_dtype(result)
+
+
+def cast(dtype, *tensors):
+    """Each tensor as a JAX array of ``dtype`` (None stays None)."""
+    return tuple(None if t is None else jnp.asarray(t, dtype) for t in tensors)
+
+
 def index_dtype():
     """int64 under ``jax_enable_x64`` (torch's index dtype), int32 otherwise."""
     return jax.dtypes.canonicalize_dtype(jnp.int64)
@@ -92,6 +105,23 @@ def kernel_module(op: str, kernel_file: str):
             f"{op}: impl='pallas' needs the Pallas kernel module {name}, which is not "
             f"available ({error}); use impl='native'", name=name
         ) from error
+
+
+@functools.cache
+def _jitted(fn, static_argnums):
+    return jax.jit(fn, static_argnums=static_argnums)
+
+
+def call_compiled(fn, *args):
+    """``fn(*args)`` through one ``jax.jit`` per contract function, its non-array
+    arguments (geometry, groups, ...) static.
+
+    Called eagerly, an op then runs compiled; inside a user's ``jit`` the call is inlined.
+    And a ``custom_vjp`` traces its primal and its forward rule apart (under ``jit`` and
+    differentiation both happen), so sharing one jitted forward traces it once.
+    """
+    static = tuple(i for i, a in enumerate(args) if a is not None and not hasattr(a, "shape"))
+    return _jitted(fn, static)(*args)
 
 
 # ----------------------------------------------------------------------------- layout

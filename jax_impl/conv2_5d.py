@@ -129,30 +129,23 @@ def _functions(impl):
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4, 5, 6))
 def _conv2_5d(input, depth, weight, geometry, focal, pixel_size, impl):
-    return _functions(impl).forward(input, depth, weight, geometry, focal, pixel_size)
+    return common.call_compiled(_functions(impl).forward, input, depth, weight, geometry, focal,
+                                pixel_size)
 
 
 def _conv2_5d_fwd(input, depth, weight, geometry, focal, pixel_size, impl):
-    out = _functions(impl).forward(input, depth, weight, geometry, focal, pixel_size)
+    out = _conv2_5d(input, depth, weight, geometry, focal, pixel_size, impl)
     return out, (input, depth, weight)
 
 
 def _conv2_5d_bwd(geometry, focal, pixel_size, impl, residuals, grad_out):
     input, depth, weight = residuals
-    grad_input, grad_weight = _functions(impl).backward(grad_out, input, depth, weight, geometry,
-                                                        focal, pixel_size)
+    grad_input, grad_weight = common.call_compiled(_functions(impl).backward, grad_out, input,
+                                                   depth, weight, geometry, focal, pixel_size)
     return grad_input, jnp.zeros_like(depth), grad_weight
 
 
 _conv2_5d.defvjp(_conv2_5d_fwd, _conv2_5d_bwd)
-
-
-@functools.partial(jax.jit, static_argnames=("geometry", "focal", "pixel_size", "impl"))
-def _conv2_5d_op(input, depth, weight, bias, geometry, focal, pixel_size, impl):
-    dtype = common.compute_dtype(input.dtype)
-    out = _conv2_5d(input.astype(dtype), depth.astype(dtype), weight.astype(dtype), geometry,
-                    focal, pixel_size, impl)
-    return common.add_bias(out, bias).astype(input.dtype)
 
 
 def conv2_5d(input, depth, weight, bias=None, stride=1, padding=0, dilation=1, focal=1.0,
@@ -178,4 +171,7 @@ def conv2_5d(input, depth, weight, bias=None, stride=1, padding=0, dilation=1, f
     sig = conv2_5d_signature(input.shape, depth.shape, weight.shape, shape_of(bias), stride,
                              padding, dilation, focal, pixel_size)
     impl = common.resolve_impl(OP, impl, "conv2_5d")
-    return _conv2_5d_op(input, depth, weight, bias, sig.geometry, sig.focal, sig.pixel_size, impl)
+    result, compute = common.result_and_compute_dtypes(input.dtype)
+    input, depth, weight, bias = common.cast(compute, input, depth, weight, bias)
+    out = _conv2_5d(input, depth, weight, sig.geometry, sig.focal, sig.pixel_size, impl)
+    return common.add_bias(out, bias).astype(result)

@@ -129,10 +129,11 @@ def _sample(points, values):
     return jnp.where(points.outside[..., None], jnp.zeros((), sample.dtype), sample)
 
 
-def _scatter_add(table, points, k, rows):
-    """``table`` plus ``rows [N, Go, P, C/Go]`` at corner ``k``'s ``write`` rows."""
+def _scatter_add(table, points, rows):
+    """``table`` plus ``rows [N, Go, 4, P, C/Go]`` at the corners' ``write`` rows: one
+    scatter per sample (the batch is a scatter batch axis)."""
     n = table.shape[0]
-    index = points.write[:, :, k].reshape(n, -1)
+    index = points.write.reshape(n, -1)
     rows = rows.reshape(n, -1, table.shape[-1])
     return jax.vmap(lambda t, i, r: t.at[i].add(r, mode="promise_in_bounds"))(table, index, rows)
 
@@ -292,9 +293,9 @@ def backward(grad_out, input, offset, weight, mask, geometry, groups, offset_gro
         grad_w = _contract(gout, layout.columns(cols), 1, 1)
         grad_cols = layout.by_offset_group(_contract(gout, weight_k, 2, 1))
         grad_sample = grad_cols if mask_k is None else grad_cols * mask_k[..., None]
-        for k in range(4):  # input: each corner's share, to its write row
-            share = points.weight[:, :, k, :, None] * grad_sample
-            grad_table = _scatter_add(grad_table, points, k, share)
+        # Input: each corner's share, to its write row.
+        grad_table = _scatter_add(grad_table, points,
+                                  points.weight[..., None] * grad_sample[:, :, None])
         # Offsets and mask: the bilinear weights' derivatives times each corner's channel
         # sum, sum_c grad_cols * value (no whole-sample early-out: torchvision's rule).
         along = [_channel_dot(grad_cols, value) for value in values]
@@ -325,28 +326,21 @@ def _functions(impl):
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(4, 5, 6, 7))
 def _deform(input, offset, weight, mask, geometry, groups, offset_groups, impl):
-    return _functions(impl).forward(input, offset, weight, mask, geometry, groups, offset_groups)
+    return common.call_compiled(_functions(impl).forward, input, offset, weight, mask, geometry,
+                                groups, offset_groups)
 
 
 def _deform_fwd(input, offset, weight, mask, geometry, groups, offset_groups, impl):
-    out = _functions(impl).forward(input, offset, weight, mask, geometry, groups, offset_groups)
+    out = _deform(input, offset, weight, mask, geometry, groups, offset_groups, impl)
     return out, (input, offset, weight, mask)
 
 
 def _deform_bwd(geometry, groups, offset_groups, impl, residuals, grad_out):
-    return tuple(_functions(impl).backward(grad_out, *residuals, geometry, groups, offset_groups))
+    return tuple(common.call_compiled(_functions(impl).backward, grad_out, *residuals, geometry,
+                                      groups, offset_groups))
 
 
 _deform.defvjp(_deform_fwd, _deform_bwd)
-
-
-@functools.partial(jax.jit, static_argnames=("geometry", "groups", "offset_groups", "impl"))
-def _deform_conv2d(input, offset, weight, bias, mask, geometry, groups, offset_groups, impl):
-    dtype = common.compute_dtype(input.dtype)
-    cast = lambda t: None if t is None else t.astype(dtype)  # noqa: E731
-    out = _deform(cast(input), cast(offset), cast(weight), cast(mask), geometry, groups,
-                  offset_groups, impl)
-    return common.add_bias(out, cast(bias)).astype(input.dtype)
 
 
 def deform_conv2d(input, offset, weight, bias=None, stride=1, padding=0, dilation=1, mask=None,
@@ -372,5 +366,7 @@ def deform_conv2d(input, offset, weight, bias=None, stride=1, padding=0, dilatio
     sig = deform_signature(input.shape, offset.shape, weight.shape, shape_of(bias), stride,
                            padding, dilation, shape_of(mask))
     impl = common.resolve_impl(OP, impl, "deform")
-    return _deform_conv2d(input, offset, weight, bias, mask, sig.geometry, sig.groups,
-                          sig.offset_groups, impl)
+    result, compute = common.result_and_compute_dtypes(input.dtype)
+    input, offset, weight, bias, mask = common.cast(compute, input, offset, weight, bias, mask)
+    out = _deform(input, offset, weight, mask, sig.geometry, sig.groups, sig.offset_groups, impl)
+    return common.add_bias(out, bias).astype(result)

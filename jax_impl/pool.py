@@ -118,26 +118,21 @@ def _functions(impl, op):
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2))
 def _max_pool(input, geometry, impl):
-    return _functions(impl, "max_pool2d").max_forward(input, geometry)
+    return common.call_compiled(_functions(impl, "max_pool2d").max_forward, input, geometry)
 
 
 def _max_pool_fwd(input, geometry, impl):
-    out, indices = _functions(impl, "max_pool2d").max_forward(input, geometry)
+    out, indices = _max_pool(input, geometry, impl)
     return (out, indices), indices
 
 
 def _max_pool_bwd(geometry, impl, indices, grads):
-    return (_functions(impl, "max_pool2d").max_backward(grads[0], indices, geometry),)
+    grad = common.call_compiled(_functions(impl, "max_pool2d").max_backward, grads[0], indices,
+                                geometry)
+    return (grad,)
 
 
 _max_pool.defvjp(_max_pool_fwd, _max_pool_bwd)
-
-
-@functools.partial(jax.jit, static_argnames=("geometry", "return_indices", "impl"))
-def _max_pool2d(input, geometry, return_indices, impl):
-    out, indices = _max_pool(input.astype(common.compute_dtype(input.dtype)), geometry, impl)
-    out = out.astype(input.dtype)
-    return (out, indices) if return_indices else out
 
 
 def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
@@ -165,37 +160,35 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     geometry = max_pool_signature(input.shape, kernel_size, stride, padding, dilation, ceil_mode,
                                   return_indices)
     impl = common.resolve_impl("max_pool2d", impl, "pool")
-    return _max_pool2d(input, geometry, bool(return_indices), impl)
+    result, compute = common.result_and_compute_dtypes(input.dtype)
+    out, indices = _max_pool(*common.cast(compute, input), geometry, impl)
+    return (out.astype(result), indices) if return_indices else out.astype(result)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2, 3, 4))
 def _avg_pool_kernel(input, geometry, count_include_pad, divisor_override, impl):
-    return _functions(impl, "avg_pool2d").avg_forward(input, geometry, count_include_pad, divisor_override)
+    return common.call_compiled(_functions(impl, "avg_pool2d").avg_forward, input, geometry,
+                                count_include_pad, divisor_override)
 
 
 def _avg_pool_kernel_fwd(input, geometry, count_include_pad, divisor_override, impl):
-    out = _functions(impl, "avg_pool2d").avg_forward(input, geometry, count_include_pad,
-                                                      divisor_override)
-    return out, None
+    return _avg_pool_kernel(input, geometry, count_include_pad, divisor_override, impl), None
 
 
 def _avg_pool_kernel_bwd(geometry, count_include_pad, divisor_override, impl, _, grad_out):
-    return (_functions(impl, "avg_pool2d").avg_backward(grad_out, geometry, count_include_pad,
-                                          divisor_override),)
+    grad = common.call_compiled(_functions(impl, "avg_pool2d").avg_backward, grad_out, geometry,
+                                count_include_pad, divisor_override)
+    return (grad,)
 
 
 _avg_pool_kernel.defvjp(_avg_pool_kernel_fwd, _avg_pool_kernel_bwd)
 
 
-@functools.partial(jax.jit, static_argnames=("geometry", "count_include_pad", "divisor_override",
-                                             "impl"))
-def _avg_pool2d(input, geometry, count_include_pad, divisor_override, impl):
-    x = input.astype(common.compute_dtype(input.dtype))
+def _avg_pool(input, geometry, count_include_pad, divisor_override, impl):
     if impl == "native":  # linear: JAX's own derivatives, both modes
-        out = avg_forward(x, geometry, count_include_pad, divisor_override)
-    else:
-        out = _avg_pool_kernel(x, geometry, count_include_pad, divisor_override, impl)
-    return out.astype(input.dtype)
+        return common.call_compiled(avg_forward, input, geometry, count_include_pad,
+                                    divisor_override)
+    return _avg_pool_kernel(input, geometry, count_include_pad, divisor_override, impl)
 
 
 def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
@@ -221,6 +214,9 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
     geometry = avg_pool_signature(input.shape, kernel_size, stride, padding, ceil_mode,
                                   count_include_pad, divisor_override)
     impl = common.resolve_impl("avg_pool2d", impl, "pool")
-    return _avg_pool2d(input, geometry, bool(count_include_pad),
-                       None if divisor_override is None else int(divisor_override), impl)
+    result, compute = common.result_and_compute_dtypes(input.dtype)
+    divisor_override = None if divisor_override is None else int(divisor_override)
+    out = _avg_pool(*common.cast(compute, input), geometry, bool(count_include_pad),
+                    divisor_override, impl)
+    return out.astype(result)
 

@@ -116,25 +116,18 @@ def _functions(impl):
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
 def _tanprod(input, weight, geometry, impl):
-    return _functions(impl).forward(input, weight, geometry)
+    return common.call_compiled(_functions(impl).forward, input, weight, geometry)
 
 
 def _tanprod_fwd(input, weight, geometry, impl):
-    return _functions(impl).forward(input, weight, geometry), (input, weight)
+    return _tanprod(input, weight, geometry, impl), (input, weight)
 
 
 def _tanprod_bwd(geometry, impl, residuals, grad_out):
-    return tuple(_functions(impl).backward(grad_out, *residuals, geometry))
+    return tuple(common.call_compiled(_functions(impl).backward, grad_out, *residuals, geometry))
 
 
 _tanprod.defvjp(_tanprod_fwd, _tanprod_bwd)
-
-
-@functools.partial(jax.jit, static_argnames=("geometry", "impl"))
-def _tanprod_conv2d(input, weight, bias, geometry, impl):
-    dtype = common.compute_dtype(input.dtype)
-    out = _tanprod(input.astype(dtype), weight.astype(dtype), geometry, impl)
-    return common.add_bias(out, bias).astype(input.dtype)
 
 
 def tanprod_conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, *, impl="auto"):
@@ -155,4 +148,7 @@ def tanprod_conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, *,
     common.check_dtypes(OP, input=input, weight=weight, bias=bias)
     sig = tanprod_signature(input.shape, weight.shape, shape_of(bias), stride, padding, dilation)
     impl = common.resolve_impl(OP, impl, "tanprod")
-    return _tanprod_conv2d(input, weight, bias, sig.geometry, impl)
+    result, compute = common.result_and_compute_dtypes(input.dtype)
+    input, weight, bias = common.cast(compute, input, weight, bias)
+    out = _tanprod(input, weight, sig.geometry, impl)
+    return common.add_bias(out, bias).astype(result)
