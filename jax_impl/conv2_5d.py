@@ -58,7 +58,7 @@ def _masked(cols, masks):
     """Input columns ``[N, oh, ow, C]`` per bin, ``[N*oh*ow, B*C]``: ``x * m_l`` (the
     product as written, so an infinite input in a closed bin gives NaN, as the reference)."""
     n, oh, ow, c = cols.shape
-    return (masks[..., :, None] * cols[..., None, :]).reshape(n * oh * ow, -1)
+    return (masks[..., :, None] * cols[..., None, :]).reshape(n * oh * ow, masks.shape[-1] * c)
 
 
 def _weight_taps(weight):

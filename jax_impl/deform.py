@@ -21,6 +21,7 @@ Pallas kernels in ``jax_impl.kernels.deform`` expose the same functions).
 from __future__ import annotations
 
 import functools
+import math
 import sys
 from typing import NamedTuple
 
@@ -133,8 +134,8 @@ def _scatter_add(table, points, rows):
     """``table`` plus ``rows [N, Go, 4, P, C/Go]`` at the corners' ``write`` rows: one
     scatter per sample (the batch is a scatter batch axis)."""
     n = table.shape[0]
-    index = points.write.reshape(n, -1)
-    rows = rows.reshape(n, -1, table.shape[-1])
+    index = points.write.reshape(n, math.prod(points.write.shape[1:]))
+    rows = rows.reshape(n, index.shape[1], table.shape[-1])
     return jax.vmap(lambda t, i, r: t.at[i].add(r, mode="promise_in_bounds"))(table, index, rows)
 
 
@@ -216,7 +217,8 @@ class _Layout:
     def columns(self, grouped):
         """``[N, Go, P, C/Go] -> [G, N*P, C/G]``: one matrix per weight group (plain
         reshapes, no copy, when G = Go = 1)."""
-        cols = jnp.transpose(grouped, (0, 2, 1, 3)).reshape(self.n * self.p, self.groups, -1)
+        cols = jnp.transpose(grouped, (0, 2, 1, 3)).reshape(self.n * self.p, self.groups,
+                                                            self.c // self.groups)
         return jnp.transpose(cols, (1, 0, 2))
 
     def by_offset_group(self, cols):
@@ -226,13 +228,14 @@ class _Layout:
 
     def output(self, out):
         """``[G, N*P, O/G] -> [N, O, oh, ow]``."""
-        out = out.reshape(self.groups, self.n, *self.geometry.out_size, -1)
+        out = out.reshape(self.groups, self.n, *self.geometry.out_size, self.o // self.groups)
         return jnp.transpose(out, (1, 0, 4, 2, 3)).reshape(self.n, self.o, *self.geometry.out_size)
 
     def grad_output(self, grad_out):
         """Inverse of :meth:`output`."""
         g = grad_out.reshape(self.n, self.groups, self.o // self.groups, self.p)
-        return jnp.transpose(g, (1, 0, 3, 2)).reshape(self.groups, self.n * self.p, -1)
+        return jnp.transpose(g, (1, 0, 3, 2)).reshape(self.groups, self.n * self.p,
+                                                      self.o // self.groups)
 
     def weight_taps(self, weight):
         """``[O, C/G, kh, kw] -> [K, G, O/G, C/G]``: each tap's matrices."""
