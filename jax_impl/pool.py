@@ -6,8 +6,10 @@ value starts at the first tap inside the input (padding never wins), a tap repla
 when ``v > best or v is NaN``, so ties keep the first index and NaN wins (the last NaN,
 among several). Indices are torch's flat ``h*W + w`` per plane. The taps are a short
 unrolled loop of elementwise work on ``[N, C, oh, ow]`` arrays that XLA fuses into one
-pass. The gradient (a ``jax.custom_vjp``) goes to the chosen index only, scatter-added:
-JAX's own ``reduce_window`` max differs on ties (see docs/jax.md).
+pass. The gradient (a ``jax.custom_vjp``) goes to the chosen index only, scatter-added.
+JAX's own pooling gradients differ (docs/jax.md): a reshape-and-max pool splits ties,
+``reduce_window`` max passes over a NaN and can send an all -inf window's gradient to
+padding.
 
 avg_pool2d is XLA's ``reduce_window`` sum over the zero-padded input (the ceil-mode
 overhang included) divided by torch's divisor (``reference.common.avg_divisor``, a
