@@ -143,7 +143,7 @@ def _xcorr(search, template, depthwise):
     oh, ow = h - th + 1, w - tw + 1
     if n == 0:  # no groups to fold into: nothing to correlate
         return jnp.zeros((0, c if depthwise else 1, oh, ow), search.dtype)
-    dtype = common.compute_dtype(search.dtype)
+    result, dtype = search.dtype, common.compute_dtype(search.dtype)
     search, template = search.astype(dtype), template.astype(dtype)
     if th * tw > FFT_TEMPLATE_CELLS:
         out = _correlate_large(search, template, sum_channels=not depthwise)
@@ -153,7 +153,7 @@ def _xcorr(search, template, depthwise):
             out = _convolve(folded, template.reshape(n * c, 1, th, tw), groups=n * c)
         else:
             out = _convolve(folded, template, groups=n)
-    return out.reshape(n, c if depthwise else 1, oh, ow).astype(search.dtype)
+    return out.reshape(n, c if depthwise else 1, oh, ow).astype(result)
 
 
 def xcorr2d(search, template, *, impl="auto"):
