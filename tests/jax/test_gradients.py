@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from jax.test_util import check_grads
-from jax_cases import CUSTOM_VJP, OPS, case
+from jax_cases import CUSTOM_VJP, OPS, case, quick_jit
 
 import jax_impl
 import reference
@@ -45,6 +45,39 @@ def test_check_grads(op):
     modes = ("rev",) if op in CUSTOM_VJP else ("fwd", "rev")
     args = tuple(jnp.asarray(c.tensors[k]) for k in names)
     check_grads(jax.jit(f), args, order=1, modes=modes)
+
+
+@pytest.mark.parametrize("op", [op for op in CUSTOM_VJP if op != "max_pool2d"])  # linear pieces
+def test_second_order_reverse_mode_through_the_custom_vjps(op):
+    """Not part of the contract (torchvision has no double backward), but the native
+    backward is plain JAX code, so reverse-over-reverse differentiates it. A Hessian-vector
+    product against central differences of the (checked) first-order gradient."""
+    c = case(op, np.float64, smooth=True, seed=5)
+    names = [n for n in _differentiable(c) if n != "bias"]  # bias enters linearly
+    fixed = {k: v for k, v in c.tensors.items() if k not in names}
+    fn = functools.partial(getattr(jax_impl, op), **fixed, **c.params)
+    rng = np.random.default_rng(6)
+    diff = {k: jnp.asarray(c.tensors[k]) for k in names}
+    projection = jnp.asarray(rng.standard_normal(as_outputs(fn(**diff))[0].shape))
+    direction = {k: jnp.asarray(rng.standard_normal(v.shape)) for k, v in diff.items()}
+
+    def grad(d):
+        return jax.grad(lambda d: jnp.sum(as_outputs(fn(**d))[0] * projection))(d)
+
+    def hvp(d):
+        return jax.grad(lambda d: sum(jnp.vdot(grad(d)[k], direction[k]) for k in d))(d)
+
+    step = 1e-5
+    shifted = {k: v + step * direction[k] for k, v in diff.items()}
+    back = {k: v - step * direction[k] for k, v in diff.items()}
+    grad_at = quick_jit(grad)
+    analytic = quick_jit(hvp)(diff)
+    for k in names:
+        numeric = (grad_at(shifted)[k] - grad_at(back)[k]) / (2 * step)
+        scale = float(jnp.abs(numeric).max())
+        assert scale > 0
+        np.testing.assert_allclose(analytic[k], numeric, rtol=1e-5, atol=1e-6 * scale,
+                                   err_msg=f"{op} d2/d{k}")
 
 
 def _vjp(op, grad, wrt, **tensors_and_params):
