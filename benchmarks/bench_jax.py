@@ -19,6 +19,19 @@ from crossconv.bench import Section, ratio, seconds, side_by_side
 TITLE = "JAX backend (XLA, float32) against the torch backend"
 
 N, C, O, H, W, BINS = 8, 64, 64, 56, 56, 3
+#: Each timed call starts with this pause, subtracted again from the medians: XLA's and
+#: torch's thread pools spin for a while after their work, and a call started at once
+#: competes with the other framework's spinning threads (measured here: torch's conv2_5d
+#: 10x slower right after an XLA call than alone).
+SETTLE = 0.25
+
+
+def _settled(fn):
+    def call():
+        time.sleep(SETTLE)
+        return fn()
+
+    return call
 
 
 def _inputs(rng):
@@ -44,10 +57,12 @@ def _torch_candidates(torch, data):
     except ImportError:
         torch_impl = None
 
-    def fwd_bwd(fn, *args):
-        leaves = [a.detach().requires_grad_() for a in args]
+    def fwd_bwd(fn, *args, fixed=()):
+        """Gradients of every argument but the positions in ``fixed`` (conv2_5d's depth)."""
+        leaves = [a if i in fixed else a.detach().requires_grad_() for i, a in enumerate(args)]
         out = fn(*leaves)
-        return torch.autograd.grad(out, leaves, t["grad"])
+        return torch.autograd.grad(out, [a for i, a in enumerate(leaves) if i not in fixed],
+                                   t["grad"])
 
     if hasattr(torch_impl, "deform_conv2d"):
         label = "torch_impl (native)"
@@ -66,15 +81,16 @@ def _torch_candidates(torch, data):
     if hasattr(torch_impl, "conv2_5d"):
         label = "torch_impl (native)"
         conv = lambda x, d, w: torch_impl.conv2_5d(x, d, w, padding=1, impl="native")  # noqa: E731
-        conv_args = (t["input"], t["depth"], t["bins_weight"])
+        conv_args, fixed = (t["input"], t["depth"], t["bins_weight"]), (1,)
     else:
         label = "3 x F.conv2d"
 
         def conv(x, w):
             return sum(F.conv2d(x, w[b], padding=1) for b in range(BINS))
 
-        conv_args = (t["input"], t["bins_weight"])
-    candidates["conv2_5d"] = (label, lambda: conv(*conv_args), lambda: fwd_bwd(conv, *conv_args))
+        conv_args, fixed = (t["input"], t["bins_weight"]), ()
+    candidates["conv2_5d"] = (label, lambda: conv(*conv_args),
+                              lambda: fwd_bwd(conv, *conv_args, fixed=fixed))
     return candidates
 
 
@@ -83,17 +99,25 @@ def _jax_candidates(jax, data):
     import jax_impl
 
     a = {k: jax.device_put(v) for k, v in data.items()}
-    ops = {
+    ops = {  # (op, its tensors, positions of the differentiable ones)
         "deform_conv2d": (lambda x, off, w, m: jax_impl.deform_conv2d(x, off, w, padding=1, mask=m),
-                          (a["input"], a["offset"], a["deform_weight"], a["mask"])),
+                          (a["input"], a["offset"], a["deform_weight"], a["mask"]), (0, 1, 2, 3)),
         "conv2_5d": (lambda x, d, w: jax_impl.conv2_5d(x, d, w, padding=1),
-                     (a["input"], a["depth"], a["bins_weight"])),
+                     (a["input"], a["depth"], a["bins_weight"]), (0, 2)),
     }
     candidates = {}
-    for name, (op, args) in ops.items():
-        def fwd_bwd(*args, op=op):
-            out, pullback = jax.vjp(op, *args)
-            return pullback(a["grad"])
+    for name, (op, args, wrt) in ops.items():
+        def fwd_bwd(*args, op=op, wrt=wrt):
+            """The output and the gradients, as a training step needs both (XLA would
+            drop an unused forward)."""
+            def of_wrt(*diff):
+                full = list(args)
+                for i, d in zip(wrt, diff):
+                    full[i] = d
+                return op(*full)
+
+            out, pullback = jax.vjp(of_wrt, *(args[i] for i in wrt))
+            return out, pullback(a["grad"])
 
         start = time.perf_counter()
         forward = jax.jit(op).lower(*args).compile()
@@ -125,14 +149,20 @@ def sections(repeats):
         for what, jax_fn, torch_fn in (("forward", jax_fwd, torch_fwd),
                                        ("forward+backward", jax_bwd, torch_bwd)):
             with torch.no_grad() if what == "forward" else torch.enable_grad():
-                t = side_by_side({"jax": jax_fn, "torch": torch_fn}, repeats=repeats)
+                t = side_by_side({"jax": _settled(jax_fn), "torch": _settled(torch_fn)},
+                                 repeats=repeats)
+                t = {k: v - SETTLE for k, v in t.items()}
             section.rows.append([name, what, seconds(t["jax"]), label, seconds(t["torch"]),
                                  ratio(t["jax"], t["torch"]),
                                  seconds(compile_time) if what == "forward" else ""])
     section.notes += [
-        "medians of round-robin runs; torch with 2 threads, XLA with the machine's cores",
-        "forward+backward: the gradients of every tensor argument (deform: input, offset, "
-        "weight, mask; conv2_5d: input and weight) for a fixed output cotangent",
+        "medians of round-robin runs, each call after a 0.25 s pause (not counted) that lets "
+        "the other framework's thread pool go idle; torch with 2 threads, XLA with the "
+        "machine's cores",
+        "forward+backward: the output and the gradients of every differentiable tensor "
+        "argument (deform: input, offset, weight, mask; conv2_5d: input and weight) for a "
+        "fixed output cotangent; every tensor is an argument of the compiled function (a "
+        "captured constant would let XLA precompute conv2_5d's masks)",
         "jax compile: tracing and XLA compilation of both jitted functions, once per shape",
         "3 x F.conv2d (when torch_impl has no conv2_5d) is a floor, not conv2_5d: the same "
         "multiply-adds through oneDNN without computing or applying the depth masks",

@@ -84,17 +84,23 @@ def forward(input, depth, weight, geometry, focal, pixel_size):
     focal and pixel_size are Python floats.
     """
     n, (oh, ow), o = input.shape[0], geometry.out_size, weight.shape[1]
-    bins = _Bins(depth, weight.shape[0], geometry, focal, pixel_size)
+    b, c = weight.shape[0], weight.shape[2]
+    bins = _Bins(depth, b, geometry, focal, pixel_size)
     xpad = common.pad_hw(common.to_channels_last(input), geometry)
+    # Each tap's columns times every bin's kernel at once, [C, B*O], then masked per bin
+    # and summed: one product B kernels wide, the columns never copied B times.
+    weights = jnp.transpose(common.kernel_taps(weight), (0, 3, 1, 2)).reshape(-1, c, b * o)
 
     def step(out, tap):
         t, w_tap = tap
-        cols = _masked(common.tap(xpad, geometry, t), bins.masks(t))
-        return out + _dot(cols, w_tap, 1, 0), None
+        cols = common.tap(xpad, geometry, t).reshape(n * oh * ow, c)
+        per_bin = _dot(cols, w_tap, 1, 0).reshape(n, oh, ow, b, o)
+        # masks * (x @ W) = (masks * x) @ W: also Inf * 0 = NaN in a closed bin.
+        return out + jnp.sum(bins.masks(t)[..., None] * per_bin, axis=3), None
 
-    out = jnp.zeros((n * oh * ow, o), input.dtype)
-    out, _ = lax.scan(step, out, (common.tap_indices(geometry), _weight_taps(weight)))
-    return common.to_channels_first(out.reshape(n, oh, ow, o))
+    out = jnp.zeros((n, oh, ow, o), input.dtype)
+    out, _ = lax.scan(step, out, (common.tap_indices(geometry), weights))
+    return common.to_channels_first(out)
 
 
 def backward(grad_out, input, depth, weight, geometry, focal, pixel_size):
@@ -104,19 +110,23 @@ def backward(grad_out, input, depth, weight, geometry, focal, pixel_size):
     bins = _Bins(depth, b, geometry, focal, pixel_size)
     xpad = common.pad_hw(common.to_channels_last(input), geometry)
     gout = common.to_channels_last(grad_out).reshape(n * oh * ow, o)
+    # Each tap's kernels as [B*O, C]: bins and output channels as rows.
+    weights = jnp.transpose(common.kernel_taps(weight), (0, 1, 2, 3)).reshape(-1, b * o, c)
 
     def step(grad_xpad, tap):
         t, w_tap = tap
-        masks = bins.masks(t)
-        grad_w = _dot(_masked(common.tap(xpad, geometry, t), masks), gout, 0, 0)  # [B*C, O]
-        grad_bins = _dot(gout, w_tap, 1, 1).reshape(n, oh, ow, b, c)  # per bin, before masks
-        grad_cols = jnp.sum(masks[..., None] * grad_bins, axis=3)
+        # The output gradient per bin, masked: [N*oh*ow, B*O]. Both products read it, so
+        # the masks are applied once and the columns are never copied per bin.
+        masked = (bins.masks(t)[..., None] * gout.reshape(n, oh, ow, 1, o)).reshape(-1, b * o)
+        cols = common.tap(xpad, geometry, t).reshape(n * oh * ow, c)
+        grad_w = _dot(cols, masked, 0, 0)  # [C, B*O]: XLA:CPU is slower at [B*O, C]
+        grad_cols = _dot(masked, w_tap, 1, 0).reshape(n, oh, ow, c)
         return common.add_tap(grad_xpad, geometry, t, grad_cols), grad_w
 
-    grad_xpad, grad_w = lax.scan(step, jnp.zeros_like(xpad),
-                                 (common.tap_indices(geometry), _weight_taps(weight)))
+    grad_xpad, grad_w = lax.scan(step, jnp.zeros_like(xpad), (common.tap_indices(geometry), weights))
     grad_input = common.to_channels_first(common.unpad_hw(grad_xpad, geometry))
-    return grad_input, _weight_from_taps(grad_w, weight.shape)
+    grad_w = jnp.transpose(grad_w.reshape(-1, c, b, o), (0, 2, 3, 1))  # [K, B, O, C]
+    return grad_input, common.from_kernel_taps(grad_w, weight.shape[3:])
 
 
 # ----------------------------------------------------------------------------- the op
