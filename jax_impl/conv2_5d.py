@@ -7,12 +7,14 @@
     out[n, o, p] = bias[o] + sum_l sum_{c,i,j} weight[l, o, c, i, j] * xpad[n, c, tap] * m_l[tap]
 
 How it runs: channels last, one ``lax.scan`` over the ``kh*kw`` taps. Per tap, the bin
-masks ``[N, oh*ow, B]`` come from the depth alone (one value per position and bin, never
-per channel); the tap's input columns are masked per bin into ``[N*oh*ow, B*C]`` and
-multiplied by the tap's weights ``[B*C, O]`` in one matrix product, so the bins cost one
-wider product rather than B passes. The gradient is a ``jax.custom_vjp``: depth gets an
-exact zero (the masks are piecewise constant), and the backward recomputes each tap's
-masks instead of storing them.
+masks ``[N, oh, ow, B]`` come from the depth alone (one value per position and bin, never
+per channel). The forward multiplies the tap's columns by all B kernels at once
+(``[C, B*O]``) and sums the results under the masks; the backward masks the output
+gradient per bin once (``[N*oh*ow, B*O]``) and both products read it: the input
+gradient against the tap's ``[B*O, C]`` kernels, the weight gradient against the
+columns. So the bins cost B-wide matrix products, never B copies of the columns. The
+gradient is a ``jax.custom_vjp``: depth gets an exact zero (the masks are piecewise
+constant), and the backward recomputes each tap's masks instead of storing them.
 
 ``forward`` / ``backward`` are the native implementations of the kernel contract (the
 Pallas kernels in ``jax_impl.kernels.conv2_5d`` expose the same functions).
@@ -54,25 +56,6 @@ class _Bins:
         return ((self.lower <= tap_depth) & (tap_depth < self.upper)).astype(tap_depth.dtype)
 
 
-def _masked(cols, masks):
-    """Input columns ``[N, oh, ow, C]`` per bin, ``[N*oh*ow, B*C]``: ``x * m_l`` (the
-    product as written, so an infinite input in a closed bin gives NaN, as the reference)."""
-    n, oh, ow, c = cols.shape
-    return (masks[..., :, None] * cols[..., None, :]).reshape(n * oh * ow, masks.shape[-1] * c)
-
-
-def _weight_taps(weight):
-    """``[B, O, C, kh, kw] -> [K, B*C, O]``: each tap's matrix, bins and channels as rows."""
-    b, o, c = weight.shape[:3]
-    return jnp.transpose(common.kernel_taps(weight), (0, 1, 3, 2)).reshape(-1, b * c, o)
-
-
-def _weight_from_taps(taps, weight_shape):
-    b, o, c, kh, kw = weight_shape
-    taps = jnp.transpose(taps.reshape(-1, b, c, o), (0, 1, 3, 2))
-    return common.from_kernel_taps(taps, (kh, kw))
-
-
 def _dot(a, b, a_axis, b_axis):
     return lax.dot_general(a, b, (((a_axis,), (b_axis,)), ((), ())), precision=common.PRECISION)
 
@@ -110,13 +93,12 @@ def backward(grad_out, input, depth, weight, geometry, focal, pixel_size):
     bins = _Bins(depth, b, geometry, focal, pixel_size)
     xpad = common.pad_hw(common.to_channels_last(input), geometry)
     gout = common.to_channels_last(grad_out).reshape(n * oh * ow, o)
-    # Each tap's kernels as [B*O, C]: bins and output channels as rows.
-    weights = jnp.transpose(common.kernel_taps(weight), (0, 1, 2, 3)).reshape(-1, b * o, c)
+    weights = common.kernel_taps(weight).reshape(-1, b * o, c)  # [K, B*O, C] per tap
 
     def step(grad_xpad, tap):
         t, w_tap = tap
-        # The output gradient per bin, masked: [N*oh*ow, B*O]. Both products read it, so
-        # the masks are applied once and the columns are never copied per bin.
+        # The output gradient per bin, masked, [N*oh*ow, B*O]: both products read it.
+        # (An Inf gradient in a closed bin gives Inf * 0 = NaN, as the reference's sum.)
         masked = (bins.masks(t)[..., None] * gout.reshape(n, oh, ow, 1, o)).reshape(-1, b * o)
         cols = common.tap(xpad, geometry, t).reshape(n * oh * ow, c)
         grad_w = _dot(cols, masked, 0, 0)  # [C, B*O]: XLA:CPU is slower at [B*O, C]
