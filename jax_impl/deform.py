@@ -5,14 +5,18 @@ For output ``(n, o, yo, xo)`` and tap ``k = i*kw + j``, input channel ``c`` (off
 ``g = c // (C/Go)``) is sampled bilinearly at ``y = yo*sh - ph + i*dh + dy``,
 ``x = xo*sw - pw + j*dw + dx`` and ``out = bias + sum w * mask * sample``.
 
-How it runs: one ``lax.scan`` over the ``kh*kw`` taps. Per tap, the four bilinear corners
-of every sample point are gathered as whole channel rows from a channels-last table
-``[N*Go*H*W, C/Go]`` (one gather of contiguous rows, not one per value), combined into
-the tap's columns ``[N, oh*ow, C]`` and contracted with the tap's weight slice on the
-matrix unit. The backward (a ``jax.custom_vjp``: torchvision's conventions, which plain
-autodiff of ``floor`` would not give) walks the taps again, recomputes the same gathers,
-and scatter-adds the input gradient into an input-sized accumulator: at any time it
-holds one tap's columns, never the ``kh*kw``-fold column buffer of im2col.
+How it runs: one ``lax.scan`` over the ``kh*kw`` taps. Per tap, every sample point's
+four bilinear corners are gathered as whole channel rows, per sample, from a
+channels-last table ``[N, Go*H*W + 1, C/Go]`` whose last row is zeros (what corners off
+the image read), combined into the tap's columns and contracted with the tap's weight
+slice in one matrix product per weight group. The backward (a ``jax.custom_vjp``:
+torchvision's conventions, which autodiff of ``floor`` would not give) walks the taps
+again, recomputes the same gathers, scatter-adds the input gradient into an input-sized
+accumulator and reduces the offset and mask gradients over channels with batched dots.
+At any time it holds one tap's columns, never the ``kh*kw``-fold buffer of im2col; the
+per-point sampling data reaches each backward step through the loop carry
+(:func:`_tap_loop`). The batch is a batch axis of every gather and scatter, so a
+batch-sharded call stays sharded.
 
 ``forward`` / ``backward`` are the native implementations of the kernel contract (the
 Pallas kernels in ``jax_impl.kernels.deform`` expose the same functions).
