@@ -190,7 +190,15 @@ IMPLEMENTATIONS: tuple[Implementation, ...] = (
     Implementation("deform_conv2d", "torch", limits={"nonfinite": True, "nonfinite_offsets": True}),
     Implementation("max_pool2d", "torch", limits={"nonfinite": True}),
     Implementation("avg_pool2d", "torch", limits={"nonfinite": True}),
-    # jax_impl (the JAX backend).
+    # jax_impl (the JAX backend): every feature, SPEC.md's NaN/Inf rules included.
+    Implementation("conv2d", "jax", limits={"nonfinite": True}),
+    Implementation("xcorr2d", "jax", limits={"nonfinite": True}),
+    Implementation("xcorr2d_depthwise", "jax", limits={"nonfinite": True}),
+    Implementation("tanprod_conv2d", "jax", limits={"nonfinite": True}),
+    Implementation("conv2_5d", "jax", limits={"nonfinite": True}),
+    Implementation("deform_conv2d", "jax", limits={"nonfinite": True, "nonfinite_offsets": True}),
+    Implementation("max_pool2d", "jax", limits={"nonfinite": True}),
+    Implementation("avg_pool2d", "jax", limits={"nonfinite": True}),
     # lua_port (the Torch7 CustomConv port, one column per Lua runtime).
     # Torch7's nn.CustomConv and nn.SpatialConvolutionMM have no dilation or groups and
     # pad both sides alike (so no padding="same" with an even kernel).
@@ -206,11 +214,11 @@ IMPLEMENTATIONS: tuple[Implementation, ...] = (
     # jax_impl Pallas kernels (impl="pallas": interpret mode on a CPU). Every example
     # compiles its own kernels (~0.3-2 s each here), hence the small example fractions.
     Implementation("tanprod_conv2d", "jax", label="jax-pallas", extra={"impl": "pallas"},
-                   examples=0.1),
+                   limits={"nonfinite": True}, examples=0.1),
     Implementation("conv2_5d", "jax", label="jax-pallas", extra={"impl": "pallas"},
-                   examples=0.1),
+                   limits={"nonfinite": True}, examples=0.1),
     Implementation("deform_conv2d", "jax", label="jax-pallas", extra={"impl": "pallas"},
-                   examples=0.1),
+                   limits={"nonfinite": True, "nonfinite_offsets": True}, examples=0.1),
     Implementation("max_pool2d", "jax", label="jax-pallas", extra={"impl": "pallas"},
                    limits={"nonfinite": True}, examples=0.2),
     Implementation("avg_pool2d", "jax", label="jax-pallas", extra={"impl": "pallas"},

@@ -1,7 +1,24 @@
-"""JAX backend of crossconv (XLA and Pallas kernels).
+"""JAX backend of crossconv: every operation of SPEC.md in XLA (Pallas kernels through
+``impl="pallas"``), working under ``jax.jit``, ``jax.grad``/``jax.vjp`` and ``jax.vmap``.
 
-Not implemented yet: the harness lists this backend with no operations until its ops are
-added here and registered in ``crossconv/registry.py``.
+Tensor arguments are arrays; every other argument (stride, padding, groups, ...) is a
+static Python value, checked at trace time by the reference's shared checks. See
+docs/jax.md.
 """
 
-__all__: list[str] = []
+from .conv2_5d import conv2_5d
+from .conv2d import conv2d, xcorr2d, xcorr2d_depthwise
+from .deform import deform_conv2d
+from .pool import avg_pool2d, max_pool2d
+from .tanprod import tanprod_conv2d
+
+__all__ = [
+    "avg_pool2d",
+    "conv2_5d",
+    "conv2d",
+    "deform_conv2d",
+    "max_pool2d",
+    "tanprod_conv2d",
+    "xcorr2d",
+    "xcorr2d_depthwise",
+]

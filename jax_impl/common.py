@@ -1,0 +1,214 @@
+"""What every JAX op shares: dtypes, the ``impl`` switch, and taps of the padded input.
+
+Argument checks are not here: every op calls the shared checks of ``reference.common``
+on shapes and Python values (at trace time under ``jax.jit``), so errors read exactly as
+the reference's.
+
+Taps. For a kernel tap ``(i, j)`` of a :class:`reference.common.Geometry`, :func:`tap`
+is what that tap reads at every output position of a padded channels-last array
+``xpad [N, Hp, Wp, C]``::
+
+    tap(xpad, geometry, i, j)[n, y, x, c] == xpad[n, y*sh + i*dh, x*sw + j*dw, c]
+
+and :func:`add_tap` is its adjoint (add ``value`` back at those cells). Both take a traced
+tap index, so the ops loop over taps with ``lax.scan`` and hold one tap's work at a time:
+nothing ``kh*kw`` times the input is ever materialised, in the forward or the backward.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from reference.common import check_float_dtypes
+
+#: Accepted input dtypes. The half-precision ones are computed in float32 and the result
+#: is cast back (products of tangents, bilinear weights and long sums lose too much in
+#: 8-bit or 11-bit mantissas). float64 needs ``jax_enable_x64``.
+DTYPES = ("float32", "float64", "bfloat16", "float16")
+IMPLS = ("auto", "native", "pallas")
+#: Matrix products at full precision on every device (no TF32 / bf16 passes on GPUs).
+PRECISION = lax.Precision.HIGHEST
+
+
+def as_arrays(*values):
+    """Each value as something with a shape and a dtype, for the checks: JAX and NumPy
+    arrays as they are (nothing is copied or moved before the checks pass), anything else
+    (a list, a scalar) through ``jnp.asarray``. None stays None."""
+    return tuple(v if v is None or (hasattr(v, "shape") and hasattr(v, "dtype"))
+                 else jnp.asarray(v) for v in values)
+
+
+def check_dtypes(op: str, **tensors):
+    """The tensors' common dtype; ``TypeError`` (reference wording) if one is not a float
+    dtype of :data:`DTYPES` or they differ."""
+    dtypes = {name: (None if t is None else t.dtype) for name, t in tensors.items()}
+    check_float_dtypes(op, dtypes, allowed=DTYPES, same=True)
+    return next(t.dtype for t in tensors.values() if t is not None)
+
+
+def compute_dtype(dtype):
+    """float32 for the half-precision dtypes, the dtype itself otherwise."""
+    return jnp.float32 if jnp.dtype(dtype).itemsize < 4 else jnp.dtype(dtype)
+
+
+def result_and_compute_dtypes(dtype):
+    """The dtype an op returns for inputs of ``dtype`` (JAX's: float64 only under x64)
+    and the one it computes in."""
+    result = jax.dtypes.canonicalize_dtype(dtype)
+    return result, compute_dtype(result)
+
+
+def cast(dtype, *tensors):
+    """Each tensor as a JAX array of ``dtype`` (None stays None)."""
+    return tuple(None if t is None else jnp.asarray(t, dtype) for t in tensors)
+
+
+def index_dtype():
+    """int64 under ``jax_enable_x64`` (torch's index dtype), int32 otherwise."""
+    return jax.dtypes.canonicalize_dtype(jnp.int64)
+
+
+# ----------------------------------------------------------------------------- impl
+
+
+def resolve_impl(op: str, impl, kernel_file: str | None) -> str:
+    """``impl`` as ``"native"`` or ``"pallas"``: ``"auto"`` is the Pallas kernel on a GPU
+    and XLA elsewhere. ``"pallas"`` imports ``jax_impl.kernels.<kernel_file>`` now, so a
+    missing kernel is an error naming it before any work."""
+    if impl not in IMPLS:
+        raise ValueError(f"{op}: impl must be one of {', '.join(map(repr, IMPLS))}, got impl={impl!r}")
+    if impl == "auto":
+        impl = "pallas" if kernel_file and jax.default_backend() == "gpu" else "native"
+    if impl == "pallas":
+        if kernel_file is None:
+            raise ValueError(f"{op}: there is no Pallas kernel for {op} (XLA's own code runs on "
+                             f"every device); use impl='auto' or 'native', got impl='pallas'")
+        kernel_module(op, kernel_file)
+    return impl
+
+
+def kernel_module(op: str, kernel_file: str):
+    """``jax_impl.kernels.<kernel_file>``, or ``ModuleNotFoundError`` saying what is missing."""
+    name = f"jax_impl.kernels.{kernel_file}"
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as error:
+        if error.name not in (name, "jax_impl.kernels"):
+            raise
+        raise ModuleNotFoundError(
+            f"{op}: impl='pallas' needs the Pallas kernel module {name}, which is not "
+            f"available ({error}); use impl='native'", name=name
+        ) from error
+
+
+@functools.cache
+def _jitted(fn, static_argnums):
+    return jax.jit(fn, static_argnums=static_argnums)
+
+
+def call_compiled(fn, *args):
+    """``fn(*args)`` through one ``jax.jit`` per contract function, its non-array
+    arguments (geometry, groups, ...) static.
+
+    Called eagerly, an op then runs compiled; inside a user's ``jit`` the call is inlined.
+    And a ``custom_vjp`` traces its primal and its forward rule apart (under ``jit`` and
+    differentiation both happen), so sharing one jitted forward traces it once.
+    """
+    static = tuple(i for i, a in enumerate(args) if a is not None and not hasattr(a, "shape"))
+    return _jitted(fn, static)(*args)
+
+
+# ----------------------------------------------------------------------------- layout
+
+
+def to_channels_last(x):
+    """``[N, C, H, W] -> [N, H, W, C]``."""
+    return jnp.transpose(x, (0, 2, 3, 1))
+
+
+def to_channels_first(x):
+    """``[N, H, W, C] -> [N, C, H, W]``."""
+    return jnp.transpose(x, (0, 3, 1, 2))
+
+
+def pad_hw(x, geometry, value=0.0):
+    """Pad the two spatial axes of ``[N, H, W, C]`` (constant ``value``)."""
+    (top, left), (bottom, right) = geometry.pad_before, geometry.pad_after
+    config = [(0, 0, 0), (top, bottom, 0), (left, right, 0), (0, 0, 0)]
+    return lax.pad(x, jnp.asarray(value, x.dtype), config)
+
+
+def unpad_hw(xpad, geometry):
+    """Inverse of :func:`pad_hw`: the unpadded ``[N, H, W, C]`` part."""
+    (top, left), (h, w) = geometry.pad_before, geometry.in_size
+    return xpad[:, top:top + h, left:left + w, :]
+
+
+def _tap_window(geometry):
+    """Extent of one tap's strided view in the padded input, rows and columns."""
+    (sh, sw), (oh, ow) = geometry.stride, geometry.out_size
+    return sh * (oh - 1) + 1, sw * (ow - 1) + 1
+
+
+def tap_start(geometry, t):
+    """Padded-input row and column where (possibly traced) tap ``t = i*kw + j`` starts."""
+    t = jnp.asarray(t, jnp.int32)
+    kw = geometry.kernel[1]
+    (dh, dw) = geometry.dilation
+    return (t // kw) * dh, (t % kw) * dw
+
+
+def tap(xpad, geometry, t):
+    """``[N, oh, ow, C]``: what tap ``t`` reads from ``xpad [N, Hp, Wp, C]``."""
+    rows, cols = _tap_window(geometry)
+    i0, j0 = tap_start(geometry, t)
+    zero = jnp.zeros((), jnp.int32)
+    window = lax.dynamic_slice(xpad, (zero, i0, j0, zero),
+                               (xpad.shape[0], rows, cols, xpad.shape[3]))
+    return window[:, ::geometry.stride[0], ::geometry.stride[1], :]
+
+
+def add_tap(grad_pad, geometry, t, value):
+    """Adjoint of :func:`tap`: ``grad_pad`` plus ``value [N, oh, ow, C]`` at tap ``t``'s cells."""
+    rows, cols = _tap_window(geometry)
+    (sh, sw) = geometry.stride
+    spread = lax.pad(value, jnp.zeros((), value.dtype),
+                     [(0, 0, 0), (0, 0, sh - 1), (0, 0, sw - 1), (0, 0, 0)])
+    i0, j0 = tap_start(geometry, t)
+    zero = jnp.zeros((), jnp.int32)
+    start = (zero, i0, j0, zero)
+    current = lax.dynamic_slice(grad_pad, start, (grad_pad.shape[0], rows, cols, grad_pad.shape[3]))
+    return lax.dynamic_update_slice(grad_pad, current + spread, start)
+
+
+def tap_indices(geometry):
+    """``[kh*kw]`` int32 tap indices, the ``xs`` of a scan over taps."""
+    return jnp.arange(geometry.kernel[0] * geometry.kernel[1], dtype=jnp.int32)
+
+
+def kernel_taps(weight):
+    """``[..., kh, kw] -> [kh*kw, ...]``: one weight slice per tap, for a scan."""
+    lead = weight.shape[:-2]
+    taps = weight.reshape(*lead, -1)
+    return jnp.moveaxis(taps, -1, 0)
+
+
+def from_kernel_taps(taps, kernel):
+    """Inverse of :func:`kernel_taps`: ``[kh*kw, ...] -> [..., kh, kw]``."""
+    return jnp.moveaxis(taps, 0, -1).reshape(*taps.shape[1:], *kernel)
+
+
+def add_bias(out, bias):
+    """``out [N, O, oh, ow] + bias[o]`` (None: unchanged)."""
+    return out if bias is None else out + bias.astype(out.dtype)[None, :, None, None]
+
+
+def positions(geometry, axis):
+    """Unpadded input coordinate of tap 0 along ``axis`` per output, as a NumPy int array."""
+    return np.arange(geometry.out_size[axis]) * geometry.stride[axis] - geometry.pad_before[axis]
