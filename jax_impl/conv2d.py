@@ -52,11 +52,28 @@ def _convolve(x, w, stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1), gr
                                     precision=common.PRECISION)
 
 
+def _window_region(x, geometry):
+    """``x`` zero padded, then cropped to exactly the rows and columns the windows read.
+
+    With padding passed to the convolution instead, the input gradient of a strided
+    convolution whose last rows no window reads needs a negative (cropping) padding, and
+    XLA's algebraic simplifier folds that crop into the transposed convolution's window
+    padding: it aborted the process (a failed check in AlgebraicSimplifier) on some
+    shapes, and openxla/xla#48715 reports wrong results from the same fold. Padded and
+    cropped here, every padding in the forward and in both transposes is non-negative.
+    """
+    (top, left), (bottom, right) = geometry.pad_before, geometry.pad_after
+    x = jnp.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)))
+    used = [(o - 1) * s + d * (k - 1) + 1 for o, s, d, k in
+            zip(geometry.out_size, geometry.stride, geometry.dilation, geometry.kernel)]
+    return x[:, :, :used[0], :used[1]]
+
+
 @functools.partial(jax.jit, static_argnames=("geometry", "groups"))
 def _conv2d(input, weight, bias, geometry, groups):
     dtype = common.compute_dtype(input.dtype)
-    padding = tuple(zip(geometry.pad_before, geometry.pad_after))
-    out = _convolve(input.astype(dtype), weight.astype(dtype), geometry.stride, padding,
+    region = _window_region(input.astype(dtype), geometry)
+    out = _convolve(region, weight.astype(dtype), geometry.stride, ((0, 0), (0, 0)),
                     geometry.dilation, groups)
     return common.add_bias(out, bias).astype(input.dtype)
 

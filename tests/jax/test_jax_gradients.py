@@ -184,3 +184,35 @@ def test_conv2_5d_depth_gradient_is_zero_and_input_gradient_uses_the_masks():
     assert not np.any(np.asarray(grads["depth"]))
     for name in ("input", "weight"):
         assert_close(grads[name], expected[name], FP64, f"conv2_5d d/d{name}")
+
+
+
+CRASHING_CONV = """
+import jax, jax.numpy as jnp, numpy as np
+import jax_impl
+x, w, b = jnp.ones((1, 4, 4, 1)), jnp.ones((2, 2, 2, 2)), jnp.ones(2)
+def loss(x, w, b):
+    return jnp.sum(jax_impl.conv2d(x, w, b, stride=(2, 3), padding=1, dilation=(1, 2), groups=2))
+grads = jax.jit(jax.grad(loss, argnums=(0, 1, 2)))(x, w, b)
+print(np.asarray(grads[1]).sum())
+"""
+
+
+def test_a_conv2d_gradient_that_aborted_xla_compiles():
+    """With the padding passed to XLA's convolution, this strided, dilated, grouped
+    float64 gradient has rows no window reads, and XLA's algebraic simplifier turned the
+    transpose's crop into a negative window padding and aborted the process (a failed
+    check, not an exception). In its own process, so a regression fails this test only."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    env = {"JAX_ENABLE_X64": "1", "JAX_PLATFORMS": "cpu", "PATH": "/usr/bin:/bin"}
+    done = subprocess.run([sys.executable, "-c", CRASHING_CONV], cwd=root, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    x = np.ones((1, 4, 4, 1))
+    expected = reference.conv2d_vjp(np.ones((1, 2, 3, 1)), x, np.ones((2, 2, 2, 2)), np.ones(2),
+                                    stride=(2, 3), padding=1, dilation=(1, 2), groups=2)
+    assert float(done.stdout) == expected["weight"].sum()
