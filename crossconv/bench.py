@@ -9,7 +9,9 @@ candidates of one comparison are timed interleaved, round by round
 
 docs/benchmarks.md holds one block per module between ``<!-- bench:<name> -->`` markers;
 a run rewrites the blocks of the modules it ran and leaves the others as they were, with
-the machine description and command of each block's own run.
+the machine description and command of each block's own run. ``make bench`` runs each
+module in a fresh process (:func:`run_module_isolated`), so one framework's thread pools
+and allocator do not change another module's figures.
 """
 
 from __future__ import annotations
@@ -17,9 +19,12 @@ from __future__ import annotations
 import datetime
 import importlib
 import os
+import pickle
 import platform
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -108,10 +113,11 @@ def modules() -> list[str]:
     return sorted(p.stem.removeprefix("bench_") for p in BENCH_DIR.glob("bench_*.py"))
 
 
-def _block(name: str, title: str, sections: list[Section], command: str, skipped: str = "") -> str:
+def _block(name: str, title: str, sections: list[Section], command: str, skipped: str = "",
+           on: str = "") -> str:
     today = datetime.date.today().isoformat()
     body = [f"<!-- bench:{name} -->", f"## {title}", "",
-            f"Measured {today} with `{command}` on: {machine()}.", ""]
+            f"Measured {today} with `{command}` on: {on or machine()}.", ""]
     if skipped:
         body += [f"{'' if skipped.startswith('FAILED') else 'Skipped: '}{skipped}", ""]
     body += [s.markdown() for s in sections]
@@ -141,13 +147,68 @@ def write_blocks(blocks: dict[str, str], path: Path = DOC) -> None:
     path.write_text(text)
 
 
+@dataclass
+class ModuleResult:
+    """What one benchmark module produced (picklable, to come back from its own process)."""
+
+    title: str
+    sections: list[Section]
+    skipped: str = ""
+    failed: bool = False
+    machine: str = ""
+
+
+def run_module(name: str, repeats: int) -> ModuleResult:
+    """Run ``benchmarks/bench_<name>.py`` in this process.
+
+    ``ImportError`` (a framework missing) is a skip; any other exception a failure."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    module = importlib.import_module(f"benchmarks.bench_{name}")
+    try:
+        sections = module.sections(repeats)
+        result = ModuleResult(module.TITLE, sections,
+                              "" if sections else "nothing to measure on this machine")
+    except ImportError as error:
+        result = ModuleResult(module.TITLE, [], f"{error}")
+    except Exception as error:  # noqa: BLE001 - one broken module must not hide the others
+        result = ModuleResult(module.TITLE, [], f"FAILED: {type(error).__name__}: {error}", True)
+    result.machine = machine()  # with the versions of what the module imported
+    return result
+
+
+_CHILD = """import pickle, sys
+from crossconv.bench import run_module
+result = run_module(sys.argv[1], int(sys.argv[2]))
+with open(sys.argv[3], "wb") as f:
+    pickle.dump(result, f)
+"""
+
+
+def run_module_isolated(name: str, repeats: int) -> ModuleResult:
+    """:func:`run_module` in a fresh Python process: one module's frameworks (XLA's and
+    torch's thread pools, allocators that change how fast a fresh allocation is) cannot
+    slow down or speed up another module's figures. A crash of that process is a failure."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "result.pickle"
+        done = subprocess.run([sys.executable, "-c", _CHILD, name, str(repeats), str(path)],
+                              cwd=ROOT, capture_output=True, text=True)
+        if done.returncode == 0 and path.exists():
+            with open(path, "rb") as f:
+                return pickle.load(f)
+    tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+    return ModuleResult(name, [], f"FAILED: its process exited with {done.returncode}: {tail[0]}",
+                        True)
+
+
 def run_benchmarks(console, repeats: int = 5, only=None, write: bool = True,
-                   command: str = "make bench", doc: Path = DOC) -> int:
+                   command: str = "make bench", doc: Path = DOC, isolate: bool = False) -> int:
     """Run every benchmark module (or those named in ``only``); print and record them.
 
     A module that raises ``ImportError`` (a framework missing) is recorded as skipped; any
     other exception is printed, recorded as failed and makes the exit code 1, and the
-    other modules still run. Exit 2 for an unknown name in ``only``.
+    other modules still run. Exit 2 for an unknown name in ``only``. ``isolate``: each
+    module in its own process (what ``make bench`` does).
     """
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
@@ -161,23 +222,19 @@ def run_benchmarks(console, repeats: int = 5, only=None, write: bool = True,
     for name in modules():
         if only and name not in only:
             continue
-        module = importlib.import_module(f"benchmarks.bench_{name}")
-        console.print(f"[bold]{module.TITLE}[/] (benchmarks/bench_{name}.py)")
-        try:
-            sections = module.sections(repeats)
-            skipped = "" if sections else "nothing to measure on this machine"
-        except ImportError as error:
-            sections, skipped = [], f"{error}"
-        except Exception as error:  # noqa: BLE001 - one broken module must not hide the others
-            sections, skipped, failed = [], f"FAILED: {type(error).__name__}: {error}", True
-        for section in sections:
+        console.print(f"[bold]benchmarks/bench_{name}.py[/]")
+        result = run_module_isolated(name, repeats) if isolate else run_module(name, repeats)
+        console.print(f"[bold]{result.title}[/]")
+        for section in result.sections:
             console.print(section.table())
             for note in section.notes:
                 console.print(f"  - {note}", highlight=False)
-        if skipped:
-            console.print(f"  {'' if skipped.startswith('FAILED') else 'skipped: '}{skipped}",
-                          highlight=False)
-        blocks[name] = _block(name, module.TITLE, sections, command, skipped)
+        if result.skipped:
+            prefix = "" if result.skipped.startswith("FAILED") else "skipped: "
+            console.print(f"  {prefix}{result.skipped}", highlight=False)
+        failed = failed or result.failed
+        blocks[name] = _block(name, result.title, result.sections, command, result.skipped,
+                              result.machine)
     if write and blocks:
         write_blocks(blocks, doc)
         console.print(f"written to {doc.relative_to(ROOT) if doc.is_relative_to(ROOT) else doc}")

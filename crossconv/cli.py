@@ -153,7 +153,7 @@ def _bench(args, console: Console) -> int:
     only = _names(args.only)
     command = "python -m crossconv bench" + (f" --only {args.only}" if args.only else "")
     return run_benchmarks(console, repeats=args.repeats, only=only, write=not args.no_write,
-                          command=command)
+                          command=command, isolate=not args.in_process)
 
 
 def _verify(args, console: Console) -> int:
@@ -206,6 +206,8 @@ def parser() -> argparse.ArgumentParser:
     bench.add_argument("--repeats", type=int, default=5, help="timed rounds per comparison")
     bench.add_argument("--only", help="comma-separated benchmark modules (benchmarks/bench_*.py)")
     bench.add_argument("--no-write", action="store_true", help="print only; leave docs/ alone")
+    bench.add_argument("--in-process", action="store_true",
+                       help="run every module in this process (default: each in its own)")
     figures = sub.add_parser("figures", help="draw the figures of docs/figures/")
     figures.add_argument("--out", default=None, help="directory (default docs/figures)")
     figures.add_argument("--report", default=None,

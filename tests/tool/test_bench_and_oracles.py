@@ -68,3 +68,16 @@ def test_every_op_has_its_oracle_in_the_file_named_like_the_references():
 @pytest.mark.parametrize("name", ["oracle_conv2d", "oracle_deform_conv2d_vjp", "seed_customconv_2d"])
 def test_the_package_keeps_the_old_names(name):
     assert callable(getattr(oracles, name))
+
+
+def test_make_bench_runs_each_module_in_its_own_process(monkeypatch, tmp_path):
+    """The isolated run gets its results back from a child process (the Lua module is the
+    cheapest real one): the sections arrive and the child's machine line names lupa,
+    which this process has not imported for it."""
+    pytest.importorskip("lupa")
+    result = bench.run_module_isolated("lua", 1)
+    assert not result.failed, result.skipped
+    assert result.sections and all(s.rows for s in result.sections)
+    assert "lupa" in result.machine
+    broken = bench.run_module_isolated("no_such_module", 1)
+    assert broken.failed and "exited with" in broken.skipped
