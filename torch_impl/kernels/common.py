@@ -170,3 +170,11 @@ def recording_launches():
         yield _recorded
     finally:
         _recorded = previous
+
+
+def window_args(geometry):
+    """A window's scalars in the order the conv kernels take them: stride, the padding
+    before, dilation and kernel size, each ``(rows, cols)`` flattened."""
+    (sh, sw), (ph, pw), (dh, dw), (kh, kw) = (geometry.stride, geometry.pad_before,
+                                               geometry.dilation, geometry.kernel)
+    return sh, sw, ph, pw, dh, dw, kh, kw

@@ -47,6 +47,7 @@ from .common import (
     index_type,
     launch,
     parallel_splits,
+    window_args,
 )
 
 #: Block-size ranges ``(low, high)``, interpreted then compiled (common.block); tl.dot
@@ -55,12 +56,6 @@ from .common import (
 POSITIONS = ((16, 128), (16, 64))
 OUT_CHANNELS = ((16, 32), (16, 64))
 IN_CHANNELS = ((16, 32), (16, 32))
-
-
-def _geometry_args(geometry):
-    (sh, sw), (ph, pw), (dh, dw), (kh, kw) = (geometry.stride, geometry.pad_before,
-                                               geometry.dilation, geometry.kernel)
-    return sh, sw, ph, pw, dh, dw, kh, kw
 
 
 def _scalars(focal: float, pixel_size: float, device) -> torch.Tensor:
@@ -259,7 +254,7 @@ def forward(input, depth, weight, geometry, focal: float, pixel_size: float) -> 
     bm, bo, bc = _dot_blocks(m, o, c)
     launch(_forward_kernel, (triton.cdiv(m, bm), triton.cdiv(o, bo)),
            x, d, w, _scalars(focal, pixel_size, x.device), out,
-           c, h, wd, o, oh, ow, m, bins, *_geometry_args(geometry),
+           c, h, wd, o, oh, ow, m, bins, *window_args(geometry),
            ACC=acc_type(dtype), BM=bm, BO=bo, BC=bc, BB=triton.next_power_of_2(bins),
            IDX=index_type(x, w, out))
     return out
@@ -284,7 +279,7 @@ def backward(grad_out, input, depth, weight, geometry, focal: float,
     if m == 0:
         return torch.zeros_like(x), torch.zeros_like(w)
     scalars = _scalars(focal, pixel_size, x.device)
-    geo = _geometry_args(geometry)
+    geo = window_args(geometry)
     bm, bo, bc = _dot_blocks(m, o, c)
     bb = triton.next_power_of_2(bins)
 

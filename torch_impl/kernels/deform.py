@@ -48,6 +48,7 @@ from .common import (
     index_type,
     launch,
     parallel_splits,
+    window_args,
 )
 
 #: Block-size ranges ``(low, high)``, interpreted then compiled (common.block); tl.dot
@@ -55,12 +56,6 @@ from .common import (
 POSITIONS = ((16, 128), (16, 64))
 OUT_CHANNELS = ((16, 32), (16, 64))
 IN_CHANNELS = ((16, 32), (16, 32))
-
-
-def _geometry_args(geometry):
-    (sh, sw), (ph, pw), (dh, dw), (kh, kw) = (geometry.stride, geometry.pad_before,
-                                               geometry.dilation, geometry.kernel)
-    return sh, sw, ph, pw, dh, dw, kh, kw
 
 
 @triton.jit
@@ -316,7 +311,7 @@ def forward(input, offset, weight, mask, geometry, groups: int, offset_groups: i
     bm, bo, bc = _blocks(m, o // groups, min(c // groups, c // offset_groups))
     launch(_forward_kernel, (triton.cdiv(m, bm), groups, triton.cdiv(o // groups, bo)),
            x, off, w, msk, out, c, h, wd, o, oh, ow, m, groups, offset_groups,
-           int(mask is not None), *_geometry_args(geometry),
+           int(mask is not None), *window_args(geometry),
            ACC=acc_type(dtype), BM=bm, BO=bo, BC=bc, IDX=index_type(x, off, w, msk, out))
     return out
 
@@ -369,7 +364,7 @@ def backward(grad_out, input, offset, weight, mask, geometry, groups: int, offse
         launch(_backward_kernel, (splits, offset_groups),
                x, off, w, msk, g, grad_x, grad_off, grad_mask, partial, values, targets,
                c, h, wd, o, oh, ow, m, groups, offset_groups, int(mask is not None),
-               int(not deterministic), first, stop, *_geometry_args(geometry),
+               int(not deterministic), first, stop, *window_args(geometry),
                ACC=acc_type(dtype), BM=bm, BO=bo, BC=bc,
                IDX=index_type(x, off, msk, grad_x, partial, values, targets))
         if deterministic:

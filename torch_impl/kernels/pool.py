@@ -28,7 +28,16 @@ import torch
 import triton
 import triton.language as tl
 
-from .common import acc_type, bfloat16_in_float32, block, check_tensors, divide, index_type, launch
+from .common import (
+    acc_type,
+    bfloat16_in_float32,
+    block,
+    check_tensors,
+    divide,
+    index_type,
+    launch,
+    window_args,
+)
 
 #: Block-size range ``(low, high)`` of cells per program, interpreted then compiled.
 CELLS = ((16, 4096), (16, 1024))
@@ -36,9 +45,7 @@ CELLS = ((16, 4096), (16, 1024))
 
 def _geometry_args(geometry):
     (h, w), (oh, ow) = geometry.in_size, geometry.out_size
-    (sh, sw), (ph, pw), (dh, dw), (kh, kw) = (geometry.stride, geometry.pad_before,
-                                               geometry.dilation, geometry.kernel)
-    return h, w, oh, ow, sh, sw, ph, pw, dh, dw, kh, kw
+    return (h, w, oh, ow, *window_args(geometry))
 
 
 def _blocks(count: int) -> int:

@@ -49,6 +49,7 @@ from .common import (
     index_type,
     launch,
     tan,
+    window_args,
 )
 
 #: Block-size ranges ``(low, high)``, interpreted then compiled (common.block): positions
@@ -59,12 +60,6 @@ OUT_CHANNELS = ((1, 8), (1, 16))
 BACKWARD_POSITIONS = ((16, 128), (16, 32))
 FACTORS = ((2, 64), (2, 64))
 CELLS = ((16, 4096), (16, 1024))
-
-
-def _geometry_args(geometry):
-    (sh, sw), (ph, pw), (dh, dw), (kh, kw) = (geometry.stride, geometry.pad_before,
-                                               geometry.dilation, geometry.kernel)
-    return sh, sw, ph, pw, dh, dw, kh, kw
 
 
 @triton.jit
@@ -228,7 +223,7 @@ def forward(input: torch.Tensor, weight: torch.Tensor, geometry) -> torch.Tensor
     bo = block(o, *OUT_CHANNELS)
     fb = block(c * geometry.kernel[0] * geometry.kernel[1], *FACTORS)
     launch(_forward_kernel, (triton.cdiv(m, bm), triton.cdiv(o, bo)), x, w, out,
-           c, h, wd, o, oh, ow, m, *_geometry_args(geometry),
+           c, h, wd, o, oh, ow, m, *window_args(geometry),
            ACC=acc_type(dtype), BM=bm, BO=bo, FB=fb, IDX=index_type(x, w, out))
     return out
 
@@ -261,7 +256,7 @@ def backward(grad_out: torch.Tensor, input: torch.Tensor, weight: torch.Tensor,
     partial = torch.empty((programs, o, factors), dtype=work, device=x.device)
     deterministic = torch.are_deterministic_algorithms_enabled()
     cols = torch.empty((factors, m), dtype=work, device=x.device) if deterministic else grad_x
-    geo = _geometry_args(geometry)
+    geo = window_args(geometry)
     launch(_backward_kernel, (programs,), x, w, g, grad_x, cols, partial,
            c, h, wd, o, oh, ow, m, *geo,
            int(not deterministic), ACC=acc_type(dtype), BM=bm, FB=fb,
