@@ -1,8 +1,8 @@
 """Running a user's Torch7 snippet: ``lua_port.run(code)``.
 
 People paste old Torch7 code here to study it. The snippet runs with ``torch`` and ``nn``
-(the shim, fresh for every run) in a Lua runtime of its own, inside a worker process
-(:mod:`lua_port.sandbox_worker`), never in the caller's process. Two lines of defence:
+(the shim) in a Lua runtime of its own, in a process of its own: never in the caller's
+process. Two lines of defence:
 
 In Lua (lua/sandbox.lua lists the isolation):
 
@@ -16,20 +16,22 @@ In Lua (lua/sandbox.lua lists the isolation):
 - C calls nested through Lua callbacks (``string.gsub`` with a function, coroutines) are
   counted: too many is a "C stack overflow" error, not a crash.
 
-Around Lua, in the operating system:
+Around Lua, in the operating system (lua_port/sandbox_worker.py):
 
-- the worker process has an address-space limit (a few times ``max_memory``) and a
-  CPU-time limit, and the caller's side waits for each snippet only until its deadline
-  plus a short grace: a single long C call that no hook can interrupt (a backtracking
-  ``string.find``) is stopped by killing the worker (:class:`~lua_port.errors.LuaLimitError`);
+- a worker process holds the sandbox runtime with the shim loaded and the next
+  snippet's environment built, and forks one child per snippet: each snippet starts
+  from the same pristine copy (nothing one snippet does reaches the next), and no run
+  pays for loading the shim. The child for the next run is forked as soon as a run is
+  over;
+- each child has an address-space limit (a few times ``max_memory``) and a CPU-time
+  limit; the worker waits for it only until the snippet's deadline plus a short grace,
+  so a single long C call that no hook can interrupt (a backtracking ``string.find``)
+  ends in a :class:`~lua_port.errors.LuaLimitError` when its child is killed;
 - a crash of the runtime (a LuaJIT segfault, a Lua panic) ends that run with
-  :class:`~lua_port.errors.LuaCrashError` naming the signal; the caller's process and
-  the next run are unharmed.
-
-The worker is started once per :class:`Sandbox` (about 0.1 s, in the background) and
-reused while healthy; after a crash, a stop (instruction budget, time or memory limit)
-or a kill it is replaced by a fresh one, so no snippet leaves anything behind for the
-next. An ordinary Lua error keeps the worker.
+  :class:`~lua_port.errors.LuaCrashError` naming the signal; the caller's process, the
+  worker and the next run are unharmed;
+- the worker answers with plain data only (unpickled here with every class and
+  function refused), and a file reaches a snippet only if the caller grants it (below).
 
 ``print`` output is captured and written to ``sys.stdout`` (or ``stdout=``) after the run.
 Results come back as Python values: numbers as ``float`` (Torch7's numbers are doubles),
@@ -53,10 +55,15 @@ are dropped, and any ``..`` part is refused; the result must be a granted file, 
 path the caller gave or its real path (symlinks resolved). Anything else is a Lua error
 naming the path. What a closed writer wrote replaces the file when the run ends (after a
 result, a Lua error or a stop alike; not after a crash or a kill), and a later read in
-the same run sees it. The shim's ``torch.load(path)`` reads
-``__crossconv_open(path, "r")`` and decodes the bytes; ``torch.save(path, object)``
-encodes, then ``local f = __crossconv_open(path, "w"); f:write(bytes); f:close()``.
-Where ``__crossconv_open`` is absent (the trusted runtime), they have no files to reach.
+the same run sees it.
+
+How the shim uses it: ``__crossconv_open`` is a global of the environment the shim is
+loaded into (shim code may keep a reference from load time: it always reaches the
+current run's files). ``torch.load(path)`` reads ``__crossconv_open(path, "rb")`` and
+decodes the bytes; ``torch.save(path, object)`` encodes the object, then
+``local f = __crossconv_open(path, "wb"); f:write(bytes); f:close()``. lua_port's trusted
+runtime has no ``__crossconv_open``: there the shim has no files to reach, and its
+errors should say so (Python reads and writes .t7 files itself).
 """
 
 from __future__ import annotations
@@ -427,20 +434,20 @@ class Sandbox:
         stdout = _check_stdout(stdout)
         grants = _check_files(files, max_memory)
         request = {
-            "code": code.encode("utf-8", "surrogateescape"),
+            "code": code.encode("utf-8", "surrogatepass"),
             "max_instructions": max_instructions, "timeout": timeout, "max_memory": max_memory,
             # A report holds at most what the snippet could allocate, copied a few times.
             "max_reply": 8 * max_memory + 2**26,
             "files": {"paths": {alias: key for key, grant in enumerate(grants, 1) for alias in grant.aliases},
                       "entries": {key: (grant.mode, grant.data) for key, grant in enumerate(grants, 1)}},
-            "cwd": os.getcwd(),
+            "cwd": os.getcwd() if grants else "/",  # only granted files need it
         }
         with self._lock:
             reply = self._exchange(request, timeout)
         _write_files(reply.get("written"), grants)
         _write(reply.get("output"), stdout)
         if reply["ok"]:
-            values = [_decode(v) for v in reply.get("values", [])]
+            values = _decode_values(reply.get("values", []))
             return None if not values else values[0] if len(values) == 1 else tuple(values)
         raise self._error(reply, max_memory)
 
@@ -492,6 +499,13 @@ def _strip_controller(message: str) -> str:
 # ----------------------------------------------------------------------------- values
 
 
+def _decode_values(values: list) -> list:
+    try:
+        return [_decode(v) for v in values]
+    except RecursionError:
+        raise LuaCrashError("the snippet's process sent a malformed value") from None
+
+
 def _decode(node):
     """A worker's plain-data value (see ``sandbox_worker.Worker._value``) as a Python value."""
     if node is None or isinstance(node, bool):
@@ -509,6 +523,8 @@ def _decode(node):
         return numbers_.reshape(sizes) if sizes else numbers_
     if kind == "storage":
         return _floats(node[1])
+    if kind == "numbers":
+        return _floats(node[1]).tolist()
     if kind == "sizes":
         return tuple(int(s) for s in node[1])
     if kind == "list":

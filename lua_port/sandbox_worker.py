@@ -325,6 +325,8 @@ class Worker:
             return ("sizes", tuple(int(s) for s in array("d", self._numbers(value))))
         if kind == b"storage":
             return ("storage", self._numbers(value))
+        if kind == b"numbers":
+            return ("numbers", self._numbers(value))
         keys = [self._value(k) for k in value[b"keys"].values()]
         items = [self._value(v) for v in value[b"values"].values()]
         if kind == b"table" and sorted(keys, key=_order) == [float(i) for i in range(1, len(keys) + 1)]:

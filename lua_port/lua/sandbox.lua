@@ -35,7 +35,8 @@
 --   always inside a protected call, never in lupa's glue. A failed allocation caught by
 --   pcall/xpcall/coroutine.resume stops the snippet the same way.
 -- * What Lua cannot stop (one long C call such as a backtracking string.find, a crash)
---   the worker's process limits and the Python side's watchdog stop (lua_port.sandbox).
+--   ends with the snippet's own process: the worker forks one per snippet, limits it
+--   and kills it past the deadline (lua_port/sandbox_worker.py).
 --
 -- Files: files = {paths = {[absolute path] = key}, entries = {[key] = {mode = "r" | "w" |
 -- "rw", data = string | nil}}}, cwd = the caller's working directory. The Python side
@@ -428,6 +429,30 @@ local function exporter(env)
     end
   end
 
+  -- An array of numbers (keys exactly 1..n) as a plain table of its numbers, read raw;
+  -- nil for any other table. Python reads it in chunks, as a storage.
+  local function numberArray(t)
+    local count = 0
+    for k, v in next, t do
+      if type(k) ~= "number" or type(v) ~= "number" then
+        return nil
+      end
+      count = count + 1
+    end
+    if count == 0 then
+      return nil
+    end
+    local data = {}
+    for i = 1, count do
+      local v = rawget(t, i)
+      if v == nil then
+        return nil
+      end
+      data[i] = v
+    end
+    return data, count
+  end
+
   local function export(value, depth, seen, lenient)
     local kind = type(value)
     if kind == "nil" or kind == "boolean" or kind == "number" or kind == "string" then
@@ -464,8 +489,14 @@ local function exporter(env)
     if depth > 64 then
       error("cannot return tables nested more than 64 deep to Python", 0)
     end
-    seen[value] = true
     local object = typename(value) ~= nil
+    if not object then
+      local data, count = numberArray(value)
+      if data then
+        return { kind = "numbers", data = data, count = count }
+      end
+    end
+    seen[value] = true
     local keys, values = {}, {}
     for k, v in next, value do
       local keyKind = type(k)
