@@ -68,6 +68,7 @@ errors should say so (Python reads and writes .t7 files itself).
 
 from __future__ import annotations
 
+import atexit
 import io
 import math
 import numbers
@@ -574,6 +575,12 @@ def _write_files(written, grants: list[_Grant]) -> None:
 
 _sandboxes: dict[str, Sandbox] = {}
 _sandboxes_lock = threading.Lock()
+
+
+@atexit.register
+def _close_sandboxes() -> None:
+    for shared in list(_sandboxes.values()):
+        shared.close()
 
 
 def sandbox(runtime: str | None = None) -> Sandbox:

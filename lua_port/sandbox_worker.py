@@ -136,6 +136,8 @@ class Worker:
         self.protocol_fd: int | None = None
         #: The next snippet's child, forked ahead: (pid, request fd, result fd, stderr fd).
         self.spare = None
+        #: Children that sent their report and are exiting (see reap).
+        self.exited: list[int] = []
 
     def _set_limit(self, extra) -> None:
         """Called by the controller: ``extra`` more bytes from now on (0: no limit)."""
@@ -199,16 +201,21 @@ class Worker:
             os.close(err_read)
 
     def _watch(self, pid: int, request: dict, result_read: int, err_read: int):
+        """Wait for the child's report (RAN, a length, the report) until its deadlines.
+
+        A complete report is answered at once: the child's exit is reaped later
+        (:meth:`reap`), off the caller's path. Anything else (no report, a short one, a
+        deadline passed, too many bytes) ends the child here and reports how it ended.
+        """
         timeout = request["timeout"]
         deadline = time.monotonic() + timeout + grace(timeout)
         result, err = bytearray(), bytearray()
-        ran, status, open_fds = False, "done", {result_read, err_read}
-        while result_read in open_fds:
+        ran, size, status, open_fds = False, None, None, {result_read, err_read}
+        while status is None and result_read in open_fds:
             remaining = deadline - time.monotonic()
-            ready = select.select(list(open_fds), [], [], max(0.0, remaining))[0] if remaining > 0 else []
+            ready = select.select(list(open_fds), [], [], remaining)[0] if remaining > 0 else []
             if not ready:
                 status = "late" if ran else "timeout"
-                break
             for fd in ready:
                 chunk = os.read(fd, 2**20)
                 if not chunk:
@@ -220,12 +227,16 @@ class Worker:
                     result += chunk
                     if not ran and result[:1] == RAN:
                         ran, deadline = True, time.monotonic() + REPLY_SECONDS
-                    if len(result) > request["max_reply"] + 1:
+                    if size is None and len(result) >= 1 + HEADER.size:
+                        (size,) = HEADER.unpack_from(result, 1)
+                    if size is not None and size > request["max_reply"]:
                         status = "too large"
-                        break
-            if status == "too large":
-                break
-        if status != "done":
+                    elif size is not None and len(result) >= 1 + HEADER.size + size:
+                        status = "done"
+        if status == "done" and ran:
+            self.exited.append(pid)
+            return {"status": "done", "reply": True}, bytes(result[1 + HEADER.size:1 + HEADER.size + size])
+        if status is not None:
             os.kill(pid, signal.SIGKILL)  # our own child, by its id
         _, wait_status = os.waitpid(pid, 0)
         while err_read in open_fds and select.select([err_read], [], [], 1.0)[0]:
@@ -235,23 +246,29 @@ class Worker:
             err += chunk
             del err[:-STDERR_TAIL]
         code = os.waitstatus_to_exitcode(wait_status)
-        if status == "done" and code != 0:
-            status = "crashed"
-        reply = bytes(result[1:]) if status == "done" and ran else None
-        if status == "done" and reply is None:
-            status = "crashed"  # exited without a report
         return {
-            "status": status,
+            "status": status or "crashed",  # None: the child ended without a whole report
             "signal": -code if code < 0 else None,
             "exit_status": code,
             "stderr": bytes(err).decode("utf-8", "replace"),
-            "reply": reply is not None,
-        }, reply
+            "reply": False,
+        }, None
+
+    def reap(self) -> None:
+        """Collect the children that sent their report: their work is over, so they are
+        ended for sure (one that kept running would hold the worker up)."""
+        while self.exited:
+            pid = self.exited.pop()
+            try:
+                os.kill(pid, signal.SIGKILL)  # our own child, by its id
+            except ProcessLookupError:
+                pass
+            os.waitpid(pid, 0)
 
     # ------------------------------------------------------------------ the child's side
 
     def child(self, request: dict, out: int) -> None:
-        """Run the snippet, write RAN and the pickled report to ``out``."""
+        """Run the snippet; write RAN, then the pickled report's length and the report."""
         max_memory = request["max_memory"]
         _set_soft_limit(resource.RLIMIT_CPU, math.ceil(request["timeout"] + grace(request["timeout"]))
                         + int(REPLY_SECONDS) + 5)
@@ -277,7 +294,10 @@ class Worker:
             except MemoryError:
                 reply = {"ok": False, "kind": "memory", "output": b"", "written": {},
                          "message": "the snippet's results do not fit in its memory limit"}
-        write_all(out, pickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL))
+        payload = pickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL)
+        write_all(out, HEADER.pack(len(payload)))
+        write_all(out, payload)
+        os.close(out)
 
     def _files(self, files):
         """The controller's ``files`` table: ``paths`` (alias -> key) and ``entries``."""
@@ -369,6 +389,7 @@ def main() -> int:
         write_frame(out, status)
         if reply is not None:
             write_frame(out, raw=reply)
+        worker.reap()
         worker.fork_spare()
 
 
