@@ -18,7 +18,8 @@ length and a pickle:
    "max_memory", "max_reply", "files", "cwd"}``. The worker answers one status frame
    ``{"status": "done" | "crashed" | "timeout" | "late" | "too large", "signal",
    "exit_status", "stderr", "reply"}`` and, when ``reply`` is True, one more frame: the
-   child's report, passed on unread. A report is plain data (nested tuples, lists and
+   child's report, passed on unread (the child writes ``RAN`` when the snippet has
+   finished, then the report as a frame). A report is plain data (nested tuples, lists and
    dicts of floats, bytes, str, booleans and None; no class), so the caller unpickles it
    with every global refused.
 
