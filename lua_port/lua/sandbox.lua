@@ -2,7 +2,7 @@
 -- (lua_port/sandbox_worker.py). Called with (clock, shim, setlimit): clock() is a wall
 -- clock in seconds, shim the Torch7 shim's sources {{name = ..., source = ...}, ...},
 -- setlimit(n) lets the runtime allocate n more bytes from now on (0: no limit). Returns
--- {prepare, run, sethook, collect, unpack}. The worker calls prepare() once (the next
+-- {prepare, run, sethook, unpack}. The worker calls prepare() once (the next
 -- snippet's environment, built ahead: it then forks a process per snippet, each starting
 -- from a copy), and in the process of a snippet run(code, max_instructions, seconds,
 -- max_memory, files, cwd), then sethook() whatever happened (a C function: no Lua
@@ -24,7 +24,7 @@
 --   compiled traces, and with jit out of reach nothing can turn it back on.
 -- * LuaJIT has no limit on C calls nested through Lua callbacks: string.gsub with a
 --   function or table replacement and coroutine.resume are counted, and more than
---   C_DEPTH of them nested is a "C stack overflow" error (Lua 5.4 checks by itself).
+--   C_DEPTH of them nested is a "C stack overflow" error (as Lua 5.4's own check says).
 -- * An instruction budget and a wall-clock deadline, checked every STEP instructions by a
 --   count hook (on every coroutine: Lua 5.4 keeps hooks per thread). Once exceeded, the
 --   hook fires on every instruction and raises each time, so a pcall in the snippet can
@@ -53,7 +53,7 @@ local clock, shim, setlimit = ...
 -- a loop of slow C calls (string.rep of megabytes) still meets its deadline closely.
 local STEP = 1000
 local OUTPUT_LIMIT = 1000000
--- Nested C calls through Lua callbacks allowed on LuaJIT (Lua 5.4's own limit is 200).
+-- Nested C calls through Lua callbacks allowed (LuaJIT has no limit; Lua 5.4's is 200).
 local C_DEPTH = 150
 
 local debug_sethook, debug_getinfo, traceback = debug.sethook, debug.getinfo, debug.traceback
@@ -599,4 +599,4 @@ end
 exempt[run] = true
 exempt[handler] = true
 
-return { prepare = prepare, run = run, sethook = debug_sethook, collect = collect, unpack = unpack }
+return { prepare = prepare, run = run, sethook = debug_sethook, unpack = unpack }
