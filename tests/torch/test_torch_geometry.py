@@ -1,4 +1,4 @@
-"""torch_impl's window geometry helpers read exactly what the reference's Geometry reads."""
+"""torch_impl's window geometry functions read exactly what the reference's Geometry reads."""
 
 import numpy as np
 import pytest
