@@ -85,16 +85,25 @@ def float_arrays(op: str, **arrays) -> tuple:
 # ----------------------------------------------------------------------------- shapes
 
 
+def _sizes(shape) -> tuple:
+    """``shape`` (or an array's shape) as a tuple of ints. A size that is not an integer,
+    a symbolic size (``torch.SymInt`` under ``torch.export`` / ``torch.compile``), is kept
+    as it is: comparing it is what the checks need, and ``int()`` would pin it to the
+    traced value."""
+    return tuple(int(s) if isinstance(s, numbers.Integral) else s
+                 for s in getattr(shape, "shape", shape))
+
+
 def check_ndim(shape, name: str, ndim: int, layout: str, op: str) -> tuple:
-    """``shape`` (or an array's shape) has ``ndim`` axes; returns it as a tuple of ints."""
-    shape = tuple(int(s) for s in getattr(shape, "shape", shape))
+    """``shape`` (or an array's shape) has ``ndim`` axes; returns it as a tuple of sizes."""
+    shape = _sizes(shape)
     if len(shape) != ndim:
         raise ValueError(f"{op}: {name} must be {ndim}-D {layout}, got shape {shape}")
     return shape
 
 
 def check_shape(shape, name: str, expected: tuple, op: str, why: str = "") -> None:
-    shape = tuple(int(s) for s in getattr(shape, "shape", shape))
+    shape = _sizes(shape)
     if shape != tuple(expected):
         reason = f" ({why})" if why else ""
         raise ValueError(
@@ -114,8 +123,8 @@ def check_grad_output(grad_output, expected_shape: tuple, op: str) -> np.ndarray
 
 
 def shape_of(tensor) -> tuple | None:
-    """``tensor.shape`` as a tuple of ints; None stays None (an absent optional argument)."""
-    return None if tensor is None else tuple(int(s) for s in tensor.shape)
+    """``tensor.shape`` as a tuple of sizes; None stays None (an absent optional argument)."""
+    return None if tensor is None else _sizes(tensor)
 
 
 # ----------------------------------------------------------------------------- scalars
@@ -153,7 +162,9 @@ def nonnegative_pair(value, name: str, op: str) -> tuple[int, int]:
 def positive_finite_float(value, name: str, op: str) -> float:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{op}: {name} must be a real number, got {name}={value!r}")
-    if not (math.isfinite(value) and value > 0):
+    # One chained comparison (False for NaN and inf): a symbolic float (torch.SymFloat
+    # under torch.compile) can be compared, not passed to math.isfinite.
+    if not 0 < value < math.inf:
         raise ValueError(f"{op}: {name} must be finite and > 0, got {name}={value!r}")
     return float(value)
 

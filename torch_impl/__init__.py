@@ -1,9 +1,10 @@
-"""PyTorch backend of crossconv: every operation of SPEC.md as a torch op.
+"""PyTorch backend of crossconv: every operation of the contract (docs/index.md) as a torch op.
 
 ``conv2d``, ``xcorr2d``, ``xcorr2d_depthwise``, ``max_pool2d`` and ``avg_pool2d`` run
 torch's own operators after the shared argument checks. ``tanprod_conv2d``, ``conv2_5d``
-and ``deform_conv2d`` are custom operators (``torch.ops.crossconv.*``) with fake
-implementations and registered autograd, so they work under ``torch.compile``. Modules
+and ``deform_conv2d`` are custom operators (``torch.ops.crossconv.*``, built by
+:mod:`torch_impl.custom_op`) with fake implementations, registered autograd and vmap
+rules, so they work under ``torch.compile``, ``torch.export`` and ``torch.func``. Modules
 live in :mod:`torch_impl.nn`. See docs/torch.md.
 """
 

@@ -5,7 +5,7 @@ backend); this module adds what only tensors have: the type, dtype and device of
 tensor argument, and gradient requirements. Backends never cast silently, so every tensor
 argument must be a floating tensor of one dtype on one device.
 
-``impl`` (SPEC.md): ``"native"`` is the vectorised torch code in :mod:`torch_impl.native`,
+``impl`` (docs/torch.md): ``"native"`` is the vectorised torch code in :mod:`torch_impl.native`,
 ``"triton"`` the kernels in ``torch_impl.kernels.<file>`` (imported lazily, on first use),
 ``"auto"`` the kernels for CUDA tensors when their module imports, else native. Each op
 resolves it in one function that calls :func:`implementation`.
@@ -28,10 +28,16 @@ IMPLS = ("auto", "native", "triton")
 LOW_PRECISION = (torch.float16, torch.bfloat16)
 
 
+#: The tensor arguments that may be None (absent); every other one is required.
+OPTIONAL_TENSORS = ("bias", "mask")
+
+
 def check_tensors(op: str, **tensors) -> torch.dtype:
-    """Every non-None keyword is a floating ``torch.Tensor``; all share one dtype and one
-    device. ``TypeError``/``ValueError`` naming the argument otherwise. Returns the dtype."""
-    present = {name: t for name, t in tensors.items() if t is not None}
+    """Every keyword is a floating ``torch.Tensor`` (``bias`` and ``mask`` may be None);
+    all share one dtype and one device. ``TypeError``/``ValueError`` naming the argument
+    otherwise. Returns the dtype."""
+    present = {name: t for name, t in tensors.items()
+               if t is not None or name not in OPTIONAL_TENSORS}
     for name, t in present.items():
         if not isinstance(t, torch.Tensor):
             raise TypeError(f"{op}: {name} must be a torch.Tensor, got {type(t).__name__}")
@@ -92,9 +98,43 @@ def implementation(op: str, file: str, impl: str, device: torch.device) -> Modul
     return kernel_module(op, file)
 
 
+def shape(t: torch.Tensor | None) -> tuple | None:
+    """``t.shape`` for the shared checks (None stays None), the leading (batch) size as
+    it is and the others as ints.
+
+    Under ``torch.export`` / ``torch.compile`` sizes are symbolic (``torch.SymInt``). The
+    batch stays symbolic: the checks compare it, which torch records as a guard, and
+    never call ``int()`` on it, which would pin the traced batch size. Channels, spatial
+    and kernel sizes are specialised here: the window geometry is computed in Python
+    ints, so a new spatial size is a new graph. Under ``torch.jit.trace`` the sizes are
+    read with the tracer paused: it would otherwise hand them out as traced tensors and
+    warn that converting them to ints makes them constants; the checks' verdicts never
+    enter the computation, so the trace loses nothing.
+    """
+    if t is None:
+        return None
+    if torch.jit.is_tracing():
+        state = torch._C._get_tracing_state()
+        torch._C._set_tracing_state(None)
+        try:
+            return tuple(t.shape)
+        finally:
+            torch._C._set_tracing_state(state)
+    sizes = tuple(t.shape)
+    return sizes[:1] + tuple(int(s) for s in sizes[1:])
+
+
 def int_list(pair) -> list[int]:
     """A ``(h, w)`` pair as the ``int[]`` a custom op takes."""
     return [int(v) for v in pair]
+
+
+def empty_sums(out_shape, *tensors: torch.Tensor | None) -> torch.Tensor:
+    """Zeros of ``out_shape``, the result of an op whose every output is an empty sum (no
+    input channels, no samples), kept in the autograd graph of ``tensors`` (their
+    gradients are zeros)."""
+    present = [t for t in tensors if t is not None]
+    return present[0].new_zeros(out_shape) + sum(t.sum() for t in present)
 
 
 def owned(t: torch.Tensor) -> torch.Tensor:

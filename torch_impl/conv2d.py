@@ -5,15 +5,51 @@ These hold torch itself to the reference: after the shared checks
 use the grouped-convolution trick of SiamFC / SiamRPN++: the batch is folded into the
 channels and every sample (``xcorr2d``) or sample-channel (``xcorr2d_depthwise``) is its
 own group.
+
+Where ``F.conv2d`` departs from the contract, ``conv2d`` steps around it (docs/torch.md):
+
+- Zero padding is ``0 * w`` for every tap that lands on it, so a NaN or inf weight there
+  makes the output NaN. torch's CPU convolution skips padded taps for batches of two or
+  more, so ``conv2d`` pads explicitly when a weight is not finite (checked with one
+  reduction over the weights), and always when it cannot read the weights (under
+  ``torch.compile``, ``torch.export``, ``torch.jit.trace``, the ``torch.func`` transforms
+  and on fake or meta tensors).
+- No input channels: every output is an empty sum, i.e. the bias (zeros without one), as
+  in the reference; torch returns an output with no channels at all (and raises for no
+  output channels, or per-sample correlations of no channels).
+- float16/bfloat16 on the CPU are convolved in float32 and rounded once: oneDNN's
+  bfloat16 convolution returns wrong values for some strided windows on CPUs with
+  bfloat16 instructions.
 """
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
+from torch._subclasses.fake_tensor import is_fake
 
-from reference.common import conv2d_signature, shape_of, xcorr_signature
+from reference.common import conv2d_signature, xcorr_signature
 
-from .common import check_tensors
+from . import geometry
+from .common import LOW_PRECISION, check_tensors, empty_sums, shape
+
+
+def _weights_finite(weight: torch.Tensor) -> bool:
+    """Whether every weight is finite; False where the values cannot be read without a
+    data-dependent branch in a trace (the caller then pays for the explicit pad)."""
+    if (torch.compiler.is_compiling() or torch.jit.is_tracing() or weight.device.type == "meta"
+            or is_fake(weight) or torch._C._functorch.is_functorch_wrapped_tensor(weight)):
+        return False
+    return bool(torch.isfinite(weight).all())
+
+
+def _convolve(input, weight, bias, stride, padding, dilation, groups):
+    """``F.conv2d``, low precision computed in float32 on the CPU."""
+    dtype = input.dtype
+    if dtype in LOW_PRECISION and input.device.type == "cpu":
+        up = [None if t is None else t.float() for t in (input, weight, bias)]
+        return F.conv2d(*up, stride, padding, dilation, groups).to(dtype)
+    return F.conv2d(input, weight, bias, stride, padding, dilation, groups)
 
 
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
@@ -27,32 +63,40 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
         groups: channel groups.
 
     Returns:
-        ``[N, O, oh, ow]`` in the input dtype.
+        ``[N, O, oh, ow]`` in the input dtype. A NaN or inf weight that meets zero
+        padding gives NaN there (``0 * inf`` is NaN); no input channels give the bias.
     """
     check_tensors("conv2d", input=input, weight=weight, bias=bias)
-    sig = conv2d_signature(input.shape, weight.shape, shape_of(bias), stride, padding, dilation,
+    weight_shape = shape(weight)
+    sig = conv2d_signature(shape(input), weight_shape, shape(bias), stride, padding, dilation,
                            groups)
     g = sig.geometry
-    if g.pad_before != g.pad_after:  # "same" with an even span: pad explicitly, as torch does
-        (top, left), (bottom, right) = g.pad_before, g.pad_after
-        input = F.pad(input, (left, right, top, bottom))
+    if 0 in weight_shape[:2]:  # no input or no output channels: empty sums (torch raises)
+        out = empty_sums(sig.out_shape, input, weight)
+        return out if bias is None else out + bias.view(1, -1, 1, 1)
+    pads = (*g.pad_before, *g.pad_after)
+    # "same" with an even span pads unevenly, which F.conv2d cannot; a non-finite weight
+    # must meet the padding's zeros, which F.conv2d skips.
+    if g.pad_before != g.pad_after or (any(pads) and not _weights_finite(weight)):
+        input = geometry.pad(input, g)
         padding = (0, 0)
     else:
         padding = g.pad_before
-    return F.conv2d(input, weight, bias, g.stride, padding, g.dilation, sig.groups)
+    return _convolve(input, weight, bias, g.stride, padding, g.dilation, sig.groups)
 
 
 def _correlate(search, template, op, per_channel):
     check_tensors(op, search=search, template=template)
-    out_shape = xcorr_signature(search.shape, template.shape, op)
-    n, c, h, w = search.shape
-    if n == 0:  # no groups to form; an empty result that stays in the autograd graph
-        return (search.sum() + template.sum()).expand(out_shape).clone()
+    search_shape = shape(search)
+    out_shape = xcorr_signature(search_shape, shape(template), op)
+    n, c, h, w = search_shape
+    if n == 0 or c == 0:  # no groups to form: empty sums
+        return empty_sums(out_shape, search, template)
     if per_channel:
-        kernels = template.reshape(n * c, 1, *template.shape[2:])
-        out = F.conv2d(search.reshape(1, n * c, h, w), kernels, groups=n * c)
+        kernels = template.reshape(n * c, 1, *shape(template)[2:])
+        out = _convolve(search.reshape(1, n * c, h, w), kernels, None, 1, 0, 1, n * c)
     else:
-        out = F.conv2d(search.reshape(1, n * c, h, w), template, groups=n)
+        out = _convolve(search.reshape(1, n * c, h, w), template, None, 1, 0, 1, n)
     return out.reshape(out_shape)
 
 

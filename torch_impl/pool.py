@@ -11,14 +11,22 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
 
 from reference.common import avg_pool_signature, max_pool_signature
 
-from .common import check_impl, check_tensors, int_list, kernel_module, owned, resolve_impl
+from .common import (
+    check_impl,
+    check_tensors,
+    empty_sums,
+    int_list,
+    kernel_module,
+    resolve_impl,
+    shape,
+)
+from .custom_op import CustomOp
 
 
-def _kernels(op: str, impl: str, device: torch.device):
+def _implementation(op: str, impl: str, device: torch.device):
     """Where ``impl`` resolves for pooling (the only place): the kernel module, or None
     for torch's own pooling."""
     if resolve_impl(op, "pool", impl, device) == "native":
@@ -26,112 +34,66 @@ def _kernels(op: str, impl: str, device: torch.device):
     return kernel_module(op, "pool")
 
 
-def _max_geometry(input_shape, kernel_size, stride, padding, dilation, ceil_mode):
-    return max_pool_signature(input_shape, kernel_size, stride, padding, dilation, ceil_mode)
+def _input_shape(args):
+    """The pooled input's shape: the input's, or in a backward op the gradient's batch
+    and channels with ``input_size``."""
+    if hasattr(args, "input"):
+        return shape(args.input)
+    return (*shape(args.grad)[:2], *args.input_size)
 
 
-@torch.library.custom_op("crossconv::max_pool2d", mutates_args=())
-def max_pool2d_op(input: Tensor, kernel_size: list[int], stride: list[int], padding: list[int],
-                  dilation: list[int], ceil_mode: bool) -> tuple[Tensor, Tensor]:
-    geometry = _max_geometry(input.shape, kernel_size, stride, padding, dilation, ceil_mode)
-    out, indices = _kernels("max_pool2d", "triton", input.device).max_forward(
-        input.contiguous(), geometry
-    )
-    return owned(out), owned(indices)
+def _max_geometry(args):
+    return max_pool_signature(_input_shape(args), args.kernel_size, args.stride, args.padding,
+                              args.dilation, args.ceil_mode)
 
 
-@max_pool2d_op.register_fake
-def _(input, kernel_size, stride, padding, dilation, ceil_mode):
-    geometry = _max_geometry(input.shape, kernel_size, stride, padding, dilation, ceil_mode)
-    shape = (*input.shape[:2], *geometry.out_size)
-    return input.new_empty(shape), input.new_empty(shape, dtype=torch.int64)
+def _avg_geometry(args):
+    return avg_pool_signature(_input_shape(args), args.kernel_size, args.stride, args.padding,
+                              args.ceil_mode, args.count_include_pad, args.divisor_override)
 
 
-@torch.library.custom_op("crossconv::max_pool2d_backward", mutates_args=())
-def max_pool2d_backward_op(grad: Tensor, indices: Tensor, input_size: list[int],
-                           kernel_size: list[int], stride: list[int], padding: list[int],
-                           dilation: list[int], ceil_mode: bool) -> Tensor:
-    shape = (*grad.shape[:2], *input_size)
-    geometry = _max_geometry(shape, kernel_size, stride, padding, dilation, ceil_mode)
-    return owned(_kernels("max_pool2d", "triton", grad.device).max_backward(
-        grad.contiguous(), indices.contiguous(), geometry
-    ))
+def _pooled_shape(args, geometry):
+    return (*args.input.shape[:2], *geometry.out_size)
 
 
-@max_pool2d_backward_op.register_fake
-def _(grad, indices, input_size, kernel_size, stride, padding, dilation, ceil_mode):
-    return grad.new_empty((*grad.shape[:2], *input_size))
+def _input_gradient_fake(args):
+    return args.grad.new_empty(_input_shape(args))
 
 
-def _max_setup_context(ctx, inputs, output):
-    input, *arguments = inputs
-    ctx.save_for_backward(output[1])
-    ctx.input_size = list(input.shape[2:])
-    ctx.arguments = arguments
+max_pool2d_op = CustomOp(
+    "max_pool2d",
+    "Tensor input, int[] kernel_size, int[] stride, int[] padding, int[] dilation, "
+    "bool ceil_mode",
+    outputs=("output", "indices"),
+    compute=lambda args: _implementation("max_pool2d", "triton", args.input.device).max_forward(
+        args.input.contiguous(), _max_geometry(args)),
+    fake=lambda args: (args.input.new_empty(_pooled_shape(args, _max_geometry(args))),
+                       args.input.new_empty(_pooled_shape(args, _max_geometry(args)),
+                                            dtype=torch.int64)),
+    grads=("input",),
+    saved=("indices",),
+    input_size=True,
+    backward=lambda args: _implementation("max_pool2d", "triton", args.grad.device).max_backward(
+        args.grad.contiguous(), args.indices.contiguous(), _max_geometry(args)),
+    backward_fake=_input_gradient_fake,
+)
 
-
-def _max_backward(ctx, grad, grad_indices):
-    (indices,) = ctx.saved_tensors
-    grad_input = max_pool2d_backward_op(grad, indices, ctx.input_size, *ctx.arguments)
-    return grad_input, None, None, None, None, None
-
-
-max_pool2d_op.register_autograd(_max_backward, setup_context=_max_setup_context)
-
-
-def _avg_geometry(input_shape, kernel_size, stride, padding, ceil_mode, count_include_pad,
-                  divisor_override):
-    return avg_pool_signature(input_shape, kernel_size, stride, padding, ceil_mode,
-                              count_include_pad, divisor_override)
-
-
-@torch.library.custom_op("crossconv::avg_pool2d", mutates_args=())
-def avg_pool2d_op(input: Tensor, kernel_size: list[int], stride: list[int], padding: list[int],
-                  ceil_mode: bool, count_include_pad: bool, divisor_override: int | None) -> Tensor:
-    geometry = _avg_geometry(input.shape, kernel_size, stride, padding, ceil_mode,
-                             count_include_pad, divisor_override)
-    return owned(_kernels("avg_pool2d", "triton", input.device).avg_forward(
-        input.contiguous(), geometry, count_include_pad, divisor_override
-    ))
-
-
-@avg_pool2d_op.register_fake
-def _(input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override):
-    geometry = _avg_geometry(input.shape, kernel_size, stride, padding, ceil_mode,
-                             count_include_pad, divisor_override)
-    return input.new_empty((*input.shape[:2], *geometry.out_size))
-
-
-@torch.library.custom_op("crossconv::avg_pool2d_backward", mutates_args=())
-def avg_pool2d_backward_op(grad: Tensor, input_size: list[int], kernel_size: list[int],
-                           stride: list[int], padding: list[int], ceil_mode: bool,
-                           count_include_pad: bool, divisor_override: int | None) -> Tensor:
-    shape = (*grad.shape[:2], *input_size)
-    geometry = _avg_geometry(shape, kernel_size, stride, padding, ceil_mode, count_include_pad,
-                             divisor_override)
-    return owned(_kernels("avg_pool2d", "triton", grad.device).avg_backward(
-        grad.contiguous(), geometry, count_include_pad, divisor_override
-    ))
-
-
-@avg_pool2d_backward_op.register_fake
-def _(grad, input_size, kernel_size, stride, padding, ceil_mode, count_include_pad,
-      divisor_override):
-    return grad.new_empty((*grad.shape[:2], *input_size))
-
-
-def _avg_setup_context(ctx, inputs, output):
-    input, *arguments = inputs
-    ctx.input_size = list(input.shape[2:])
-    ctx.arguments = arguments
-
-
-def _avg_backward(ctx, grad):
-    return (avg_pool2d_backward_op(grad, ctx.input_size, *ctx.arguments),
-            None, None, None, None, None, None)
-
-
-avg_pool2d_op.register_autograd(_avg_backward, setup_context=_avg_setup_context)
+avg_pool2d_op = CustomOp(
+    "avg_pool2d",
+    "Tensor input, int[] kernel_size, int[] stride, int[] padding, bool ceil_mode, "
+    "bool count_include_pad, int? divisor_override",
+    compute=lambda args: _implementation("avg_pool2d", "triton", args.input.device).avg_forward(
+        args.input.contiguous(), _avg_geometry(args), args.count_include_pad,
+        args.divisor_override),
+    fake=lambda args: args.input.new_empty(_pooled_shape(args, _avg_geometry(args))),
+    grads=("input",),
+    saved=(),
+    input_size=True,
+    backward=lambda args: _implementation("avg_pool2d", "triton", args.grad.device).avg_backward(
+        args.grad.contiguous(), _avg_geometry(args), args.count_include_pad,
+        args.divisor_override),
+    backward_fake=_input_gradient_fake,
+)
 
 
 def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
@@ -154,9 +116,13 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     """
     check_tensors("max_pool2d", input=input)
     check_impl("max_pool2d", impl)
-    g = max_pool_signature(input.shape, kernel_size, stride, padding, dilation, ceil_mode,
+    x = shape(input)
+    g = max_pool_signature(x, kernel_size, stride, padding, dilation, ceil_mode,
                            return_indices)
-    kernels = _kernels("max_pool2d", impl, input.device)
+    kernels = _implementation("max_pool2d", impl, input.device)
+    if x[1] == 0:  # no channels: torch's pooling raises
+        out = empty_sums((*x[:2], *g.out_size), input)
+        return (out, out.long()) if return_indices else out
     if kernels is None:
         return F.max_pool2d(input, g.kernel, g.stride, g.pad_before, g.dilation,
                             ceil_mode=ceil_mode, return_indices=return_indices)
@@ -185,9 +151,12 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
     """
     check_tensors("avg_pool2d", input=input)
     check_impl("avg_pool2d", impl)
-    g = avg_pool_signature(input.shape, kernel_size, stride, padding, ceil_mode,
-                           count_include_pad, divisor_override)
-    kernels = _kernels("avg_pool2d", impl, input.device)
+    x = shape(input)
+    g = avg_pool_signature(x, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                           divisor_override)
+    kernels = _implementation("avg_pool2d", impl, input.device)
+    if x[1] == 0:  # no channels: torch's pooling raises
+        return empty_sums((*x[:2], *g.out_size), input)
     if kernels is None:
         return F.avg_pool2d(input, g.kernel, g.stride, g.pad_before, ceil_mode=ceil_mode,
                             count_include_pad=count_include_pad,

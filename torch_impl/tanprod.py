@@ -1,83 +1,28 @@
 """``tanprod_conv2d`` as the custom op ``torch.ops.crossconv.tanprod_conv2d``.
 
 ``out[n,o,y,x] = bias[o] + prod_{c,i,j} tan(xpad[n, c, y*sh + i*dh, x*sw + j*dw] + w[o,c,i,j])``
-(SPEC.md). The forward and its backward (``crossconv::tanprod_conv2d_backward``) are
-custom ops with fake (meta) implementations, so autograd, ``torch.compile`` and
-``torch.library.opcheck`` see them as single operations; both call the contract
-functions of :mod:`torch_impl.native.tanprod` or ``torch_impl.kernels.tanprod``, chosen by
-:func:`_implementation`.
+(docs/tanprod.md). :func:`torch_impl.custom_op.contract_op` makes the forward and its
+backward (``crossconv::tanprod_conv2d_backward``) custom ops over the contract functions
+of :mod:`torch_impl.native.tanprod` or ``torch_impl.kernels.tanprod``.
 """
 
 from __future__ import annotations
 
-import torch
-from torch import Tensor
+from reference.common import tanprod_signature
 
-from reference.common import shape_of, tanprod_signature
-
-from .common import check_impl, check_tensors, implementation, int_list, owned
+from .common import check_impl, check_tensors, empty_sums, int_list, shape
+from .custom_op import contract_op
 
 OP = "tanprod_conv2d"
 
-
-def _implementation(impl: str, device: torch.device):
-    """Where ``impl`` resolves for this op (the only place)."""
-    return implementation(OP, "tanprod", impl, device)
-
-
-def _geometry(input, weight, bias, stride, padding, dilation):
-    return tanprod_signature(input.shape, weight.shape, shape_of(bias), stride, padding,
-                             dilation).geometry
-
-
-@torch.library.custom_op("crossconv::tanprod_conv2d", mutates_args=())
-def tanprod_conv2d_op(input: Tensor, weight: Tensor, bias: Tensor | None, stride: list[int],
-                      padding: list[int], dilation: list[int], impl: str) -> Tensor:
-    geometry = _geometry(input, weight, bias, stride, padding, dilation)
-    out = _implementation(impl, input.device).forward(input.contiguous(), weight.contiguous(),
-                                                      geometry)
-    if bias is not None:
-        out = out + bias.view(1, -1, 1, 1)
-    return owned(out)
-
-
-@tanprod_conv2d_op.register_fake
-def _(input, weight, bias, stride, padding, dilation, impl):
-    geometry = _geometry(input, weight, bias, stride, padding, dilation)
-    return input.new_empty((input.shape[0], weight.shape[0], *geometry.out_size))
-
-
-@torch.library.custom_op("crossconv::tanprod_conv2d_backward", mutates_args=())
-def tanprod_conv2d_backward_op(grad: Tensor, input: Tensor, weight: Tensor, stride: list[int],
-                               padding: list[int], dilation: list[int],
-                               impl: str) -> tuple[Tensor, Tensor]:
-    geometry = _geometry(input, weight, None, stride, padding, dilation)
-    grads = _implementation(impl, input.device).backward(
-        grad.contiguous(), input.contiguous(), weight.contiguous(), geometry
-    )
-    return tuple(owned(g) for g in grads)
-
-
-@tanprod_conv2d_backward_op.register_fake
-def _(grad, input, weight, stride, padding, dilation, impl):
-    return input.new_empty(input.shape), weight.new_empty(weight.shape)
-
-
-def _setup_context(ctx, inputs, output):
-    input, weight, bias, stride, padding, dilation, impl = inputs
-    ctx.save_for_backward(input, weight)
-    ctx.arguments = (stride, padding, dilation, impl)
-    ctx.has_bias = bias is not None
-
-
-def _backward(ctx, grad):
-    input, weight = ctx.saved_tensors
-    grad_input, grad_weight = tanprod_conv2d_backward_op(grad, input, weight, *ctx.arguments)
-    grad_bias = grad.sum((0, 2, 3)) if ctx.has_bias else None
-    return grad_input, grad_weight, grad_bias, None, None, None, None
-
-
-tanprod_conv2d_op.register_autograd(_backward, setup_context=_setup_context)
+tanprod_conv2d_op = contract_op(
+    OP, "tanprod",
+    "Tensor input, Tensor weight, Tensor? bias, int[] stride, int[] padding, int[] dilation, "
+    "str impl",
+    check=tanprod_signature,
+    contract_args=lambda sig: (sig.geometry,),
+    grads=("input", "weight"),
+)
 
 
 def tanprod_conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, *, impl="auto"):
@@ -96,6 +41,11 @@ def tanprod_conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, *,
     """
     check_tensors(OP, input=input, weight=weight, bias=bias)
     check_impl(OP, impl)
-    geometry = _geometry(input, weight, bias, stride, padding, dilation)
-    return tanprod_conv2d_op(input, weight, bias, int_list(geometry.stride),
-                             int_list(geometry.pad_before), int_list(geometry.dilation), impl)
+    weight_shape = shape(weight)
+    sig = tanprod_signature(shape(input), weight_shape, shape(bias), stride, padding, dilation)
+    g = sig.geometry
+    if weight_shape[1] == 0:  # no input channels: every product is empty, i.e. 1
+        out = empty_sums(sig.out_shape, input, weight) + 1
+        return out if bias is None else out + bias.view(1, -1, 1, 1)
+    return tanprod_conv2d_op(input, weight, bias, int_list(g.stride), int_list(g.pad_before),
+                             int_list(g.dilation), impl)

@@ -1,5 +1,6 @@
-"""torch_impl.nn: torch conventions, torchvision state dicts, unbatched input, the seed
-001 block starting as a plain convolution, and the seed 000 network learning."""
+"""torch_impl.nn: torch conventions, torchvision state dicts, unbatched input, the
+deformable-convolution article's block starting as a plain convolution, and the 2.5D
+convolution tutorial's network learning."""
 
 import math
 
@@ -128,8 +129,9 @@ def test_bad_module_arguments_are_value_errors(make, message):
         make()
 
 
-class SeedNet(torch.nn.Module):
-    """Seed 000's test network: Conv2_5d 3->32 (k5, pad 2) -> Conv2d 32->2 -> BatchNorm2d."""
+class TutorialNet(torch.nn.Module):
+    """The 2.5D convolution tutorial's test network: Conv2_5d 3->32 (k5, pad 2) -> Conv2d
+    32->2 -> BatchNorm2d."""
 
     def __init__(self):
         super().__init__()
@@ -141,9 +143,9 @@ class SeedNet(torch.nn.Module):
         return self.norm(self.pred(self.head(x, depth)))
 
 
-def test_seed_000_network_lowers_its_loss():
+def test_the_2_5d_tutorial_network_lowers_its_loss():
     torch.manual_seed(0)
-    net = SeedNet()
+    net = TutorialNet()
     g = torch.Generator().manual_seed(1)
     batches = []
     for _ in range(4):  # fixed random RGB-D batches; the label is which of R, G is larger

@@ -1,0 +1,84 @@
+"""Where torch's own operators depart from the contract and torch_impl does not follow:
+non-finite weights on zero padding, zero-size channels, missing tensors."""
+
+import numpy as np
+import pytest
+import torch
+
+import reference
+import torch_impl
+
+
+def _reference(op, *tensors, **params):
+    with np.errstate(invalid="ignore"):  # 0 * inf, on purpose
+        out = getattr(reference, op)(*(t.detach().numpy() for t in tensors), **params)
+    return torch.from_numpy(np.asarray(out))
+
+
+@pytest.mark.parametrize("batch", [1, 2, 3])
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_a_non_finite_weight_on_the_zero_padding_gives_nan(batch, value, dtype):
+    """``0 * NaN`` and ``0 * inf`` are NaN: torch's CPU convolution skips the padded taps
+    for batches of two or more and returns a finite number there."""
+    weight = torch.ones(2, 1, 3, 3, dtype=dtype)
+    weight[0, 0, 0, 0] = value
+    x = torch.ones(batch, 1, 4, 4, dtype=dtype)
+    out = torch_impl.conv2d(x, weight, padding=1)
+    assert out[:, 0, 0, 0].isnan().all()
+    torch.testing.assert_close(out, _reference("conv2d", x, weight, padding=1).to(dtype),
+                               equal_nan=True)
+
+
+def test_non_finite_weights_with_groups_bias_and_stride_match_the_reference():
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(3, 4, 6, 5, generator=g, dtype=torch.float64)
+    weight = torch.rand(6, 2, 3, 2, generator=g, dtype=torch.float64)
+    weight[1, 0, 2, 1], weight[4, 1, 0, 0] = float("inf"), float("nan")
+    bias = torch.rand(6, generator=g, dtype=torch.float64)
+    params = {"stride": (2, 1), "padding": (1, 2), "dilation": (1, 2), "groups": 2}
+    out = torch_impl.conv2d(x, weight, bias, **params)
+    expected = _reference("conv2d", x, weight, bias, **params)
+    assert expected.isnan().any() and expected.isfinite().any()
+    torch.testing.assert_close(out, expected, equal_nan=True, rtol=1e-12, atol=1e-12)
+
+
+ZERO_CHANNELS = [
+    ("conv2d", lambda: (torch.rand(2, 0, 4, 4), torch.rand(3, 0, 3, 3), torch.rand(3))),
+    ("conv2d", lambda: (torch.rand(2, 3, 4, 4), torch.rand(0, 3, 3, 3), torch.rand(0))),
+    ("tanprod_conv2d", lambda: (torch.rand(2, 0, 4, 4), torch.rand(3, 0, 3, 3), torch.rand(3))),
+    ("xcorr2d", lambda: (torch.rand(2, 0, 5, 5), torch.rand(2, 0, 3, 3))),
+    ("xcorr2d_depthwise", lambda: (torch.rand(2, 0, 5, 5), torch.rand(2, 0, 3, 3))),
+    ("max_pool2d", lambda: (torch.rand(2, 0, 4, 4), 2)),
+    ("avg_pool2d", lambda: (torch.rand(2, 0, 4, 4), 2)),
+]
+
+
+@pytest.mark.parametrize("op, make", ZERO_CHANNELS, ids=[f"{o}-{i}" for i, (o, _) in
+                                                        enumerate(ZERO_CHANNELS)])
+def test_zero_channels_give_the_reference_result(op, make):
+    """Empty sums (zeros, or the bias) and empty products (one, plus the bias), where torch
+    raises or drops the output channels; gradients flow (zeros, the bias's its sum)."""
+    args = make()
+    tensors = [a.requires_grad_() for a in args if isinstance(a, torch.Tensor)]
+    out = getattr(torch_impl, op)(*args)
+    expected = getattr(reference, op)(*(a.detach().numpy() if isinstance(a, torch.Tensor)
+                                        else a for a in args))
+    torch.testing.assert_close(out, torch.from_numpy(np.asarray(expected)).float())
+    grads = torch.autograd.grad(out.sum(), tensors)
+    for t, g in zip(tensors, grads):
+        assert g.shape == t.shape
+    if op in ("conv2d", "tanprod_conv2d") and args[2].numel():
+        assert torch.equal(grads[2], torch.full((3,), float(out[:, 0].numel())))
+
+
+@pytest.mark.parametrize("op, name, args", [
+    ("max_pool2d", "input", (None, 2)),
+    ("avg_pool2d", "input", (None, 2)),
+    ("conv2d", "input", (None, torch.rand(2, 3, 3, 3))),
+    ("deform_conv2d", "offset", (torch.rand(1, 3, 5, 5), None, torch.rand(2, 3, 3, 3))),
+    ("xcorr2d", "template", (torch.rand(1, 3, 5, 5), None)),
+])
+def test_a_missing_tensor_is_a_type_error_naming_it(op, name, args):
+    with pytest.raises(TypeError, match=f"{op}: {name} must be a torch.Tensor, got NoneType"):
+        getattr(torch_impl, op)(*args)
