@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -168,11 +168,9 @@ def _session(spec: Spec, runtime: str):
 def run(spec: Spec, feeds: Mapping[str, np.ndarray | None], runtime: str = "onnxruntime"):
     """Run ``spec``'s graph on ``feeds`` (argument name -> array; None for an absent
     optional argument): its output, or a tuple of outputs."""
+    check_runtime(spec.op, runtime)
     inputs = {name: np.ascontiguousarray(feeds[name]) for name, _ in spec.arguments()}
     outputs = _session(spec, runtime).run(None, inputs)
     outputs = [np.asarray(o) for o in outputs]
     return outputs[0] if len(outputs) == 1 else tuple(outputs)
 
-
-def present(**tensors) -> Sequence[str]:
-    return [name for name, value in tensors.items() if value is not None]
