@@ -93,7 +93,7 @@ def _pair(value):
     return value if isinstance(value, int) else tuple(int(v) for v in value)
 
 
-def _deform_conv2d(input, offset, weight, bias=None, mask=None, stride=1, padding=0,
+def _translate_deform_conv2d(input, offset, weight, bias=None, mask=None, stride=1, padding=0,
                    dilation=1, **_):
     op = "deform_conv2d"
     x, off = _static_shape(input, "input", op), _static_shape(offset, "offset", op)
@@ -107,7 +107,7 @@ def _deform_conv2d(input, offset, weight, bias=None, mask=None, stride=1, paddin
     return spec.build(g, input, offset, weight, bias, mask)[0]
 
 
-def _tanprod_conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, **_):
+def _translate_tanprod_conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, **_):
     op = "tanprod_conv2d"
     x = _static_shape(input, "input", op)
     geometry = tanprod_signature(_one(x), tuple(weight.shape),
@@ -118,7 +118,7 @@ def _tanprod_conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, *
     return spec.build(TracedGraph(spec.dtype), input, weight, bias)[0]
 
 
-def _conv2_5d(input, depth, weight, bias=None, stride=1, padding=0, dilation=1, focal=1.0,
+def _translate_conv2_5d(input, depth, weight, bias=None, stride=1, padding=0, dilation=1, focal=1.0,
               pixel_size=1.0, **_):
     op = "conv2_5d"
     x = _static_shape(input, "input", op)
@@ -135,7 +135,7 @@ def _stride(stride):
     return None if stride is None or len(stride) == 0 else _pair(stride)
 
 
-def _max_pool2d(input, kernel_size, stride=(), padding=0, dilation=1, ceil_mode=False,
+def _translate_max_pool2d(input, kernel_size, stride=(), padding=0, dilation=1, ceil_mode=False,
                 with_indices=True, **_):
     op = "max_pool2d"
     x = _static_shape(input, "input", op)
@@ -146,7 +146,7 @@ def _max_pool2d(input, kernel_size, stride=(), padding=0, dilation=1, ceil_mode=
     return outputs if with_indices else outputs[0]
 
 
-def _avg_pool2d(input, kernel_size, stride=(), padding=0, ceil_mode=False,
+def _translate_avg_pool2d(input, kernel_size, stride=(), padding=0, ceil_mode=False,
                 count_include_pad=True, divisor_override=None, **_):
     op = "avg_pool2d"
     x = _static_shape(input, "input", op)
@@ -180,14 +180,14 @@ def translation_table() -> dict:
     import torch_impl  # noqa: F401 - registers torch.ops.crossconv.*
 
     wanted = {
-        ("crossconv", "deform_conv2d"): _deform_conv2d,
-        ("crossconv", "tanprod_conv2d"): _tanprod_conv2d,
-        ("crossconv", "conv2_5d"): _conv2_5d,
-        ("crossconv", "max_pool2d"): _max_pool2d,
-        ("crossconv", "avg_pool2d"): _avg_pool2d,
-        ("aten", "max_pool2d_with_indices"): _max_pool2d,
-        ("aten", "max_pool2d"): functools.partial(_max_pool2d, with_indices=False),
-        ("aten", "avg_pool2d"): _avg_pool2d,
+        ("crossconv", "deform_conv2d"): _translate_deform_conv2d,
+        ("crossconv", "tanprod_conv2d"): _translate_tanprod_conv2d,
+        ("crossconv", "conv2_5d"): _translate_conv2_5d,
+        ("crossconv", "max_pool2d"): _translate_max_pool2d,
+        ("crossconv", "avg_pool2d"): _translate_avg_pool2d,
+        ("aten", "max_pool2d_with_indices"): _translate_max_pool2d,
+        ("aten", "max_pool2d"): functools.partial(_translate_max_pool2d, with_indices=False),
+        ("aten", "avg_pool2d"): _translate_avg_pool2d,
     }
     table = {}
     for (namespace, name), translate in wanted.items():
