@@ -242,7 +242,7 @@ IMPLEMENTATIONS: tuple[Implementation, ...] = (
     Implementation("avg_pool2d", "torch", label="torch-triton", extra={"impl": "triton"},
                    limits={"nonfinite": True}, examples=0.5),
     # onnx_impl's ONNX graphs (forward only: no gradients in ONNX), run by onnxruntime:
-    # every feature and SPEC.md's NaN/Inf rules, NaN and infinite offsets included.
+    # every feature and the NaN/Inf rules of the contract, NaN and infinite offsets included.
     *(Implementation(op, "onnxruntime", grad=False, limits=limits) for op, limits in (
         ("conv2d", {"nonfinite": True}),
         ("xcorr2d", {"nonfinite": True}),
