@@ -93,8 +93,8 @@ def _pair(value):
     return value if isinstance(value, int) else tuple(int(v) for v in value)
 
 
-def _translate_deform_conv2d(input, offset, weight, bias=None, mask=None, stride=1, padding=0,
-                   dilation=1, **_):
+def _translate_deform_conv2d(input, offset, weight, bias=None, mask=None, stride=1,
+                             padding=0, dilation=1, **_):
     op = "deform_conv2d"
     x, off = _static_shape(input, "input", op), _static_shape(offset, "offset", op)
     m = _optional_shape(mask, "mask", op)
@@ -103,11 +103,11 @@ def _translate_deform_conv2d(input, offset, weight, bias=None, mask=None, stride
                            _pair(padding), _pair(dilation), None if m is None else _one(m))
     spec = _deform.DeformSpec(_dtype(input, op), x, tuple(weight.shape), bias is not None,
                               mask is not None, sig.geometry, sig.groups, sig.offset_groups)
-    g = TracedGraph(spec.dtype)
-    return spec.build(g, input, offset, weight, bias, mask)[0]
+    return spec.build(TracedGraph(spec.dtype), input, offset, weight, bias, mask)[0]
 
 
-def _translate_tanprod_conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, **_):
+def _translate_tanprod_conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1,
+                              **_):
     op = "tanprod_conv2d"
     x = _static_shape(input, "input", op)
     geometry = tanprod_signature(_one(x), tuple(weight.shape),
@@ -118,8 +118,8 @@ def _translate_tanprod_conv2d(input, weight, bias=None, stride=1, padding=0, dil
     return spec.build(TracedGraph(spec.dtype), input, weight, bias)[0]
 
 
-def _translate_conv2_5d(input, depth, weight, bias=None, stride=1, padding=0, dilation=1, focal=1.0,
-              pixel_size=1.0, **_):
+def _translate_conv2_5d(input, depth, weight, bias=None, stride=1, padding=0, dilation=1,
+                        focal=1.0, pixel_size=1.0, **_):
     op = "conv2_5d"
     x = _static_shape(input, "input", op)
     sig = conv2_5d_signature(_one(x), _one(_static_shape(depth, "depth", op)),
@@ -135,8 +135,8 @@ def _stride(stride):
     return None if stride is None or len(stride) == 0 else _pair(stride)
 
 
-def _translate_max_pool2d(input, kernel_size, stride=(), padding=0, dilation=1, ceil_mode=False,
-                with_indices=True, **_):
+def _translate_max_pool2d(input, kernel_size, stride=(), padding=0, dilation=1,
+                          ceil_mode=False, with_indices=True, **_):
     op = "max_pool2d"
     x = _static_shape(input, "input", op)
     geometry = max_pool_signature(_one(x), _pair(kernel_size), _stride(stride), _pair(padding),
@@ -147,7 +147,7 @@ def _translate_max_pool2d(input, kernel_size, stride=(), padding=0, dilation=1, 
 
 
 def _translate_avg_pool2d(input, kernel_size, stride=(), padding=0, ceil_mode=False,
-                count_include_pad=True, divisor_override=None, **_):
+                          count_include_pad=True, divisor_override=None, **_):
     op = "avg_pool2d"
     x = _static_shape(input, "input", op)
     geometry = avg_pool_signature(_one(x), _pair(kernel_size), _stride(stride), _pair(padding),
