@@ -151,7 +151,42 @@ class JaxAdapter:
             return {name: np.asarray(grads[name]) for name in wrt}
 
 
-ADAPTERS = {"torch": TorchAdapter, "jax": JaxAdapter, "lua": LuaAdapter}
+class OnnxAdapter:
+    """A function that takes and returns NumPy arrays and builds and runs ONNX graphs
+    (onnx_impl's ops, or your own graph builder under ``crossconv verify``): called on
+    copies of the arrays, its outputs must have the input dtype. Forward only (ONNX has
+    no gradients): :meth:`vjp` raises.
+
+    ``device="cuda"`` needs an onnxruntime with the CUDA execution provider (onnx_impl
+    then runs there; it also does by default when one is present).
+    """
+
+    def __init__(self, device: str = "cpu"):
+        import onnx  # noqa: F401 - the framework must be there
+
+        if device != "cpu":
+            available = self._providers()
+            if not device.startswith("cuda") or "CUDAExecutionProvider" not in available:
+                raise LookupError(f"onnxruntime cannot use device {device!r} here (its "
+                                  f"execution providers: {', '.join(available) or 'none'})")
+        self.device = device
+
+    @staticmethod
+    def _providers() -> list[str]:
+        try:
+            import onnxruntime
+        except ImportError:
+            return []
+        return list(onnxruntime.get_available_providers())
+
+    def forward(self, fn, case: Case, extra) -> tuple[np.ndarray, ...]:
+        return tuple(np.asarray(r) for r in as_outputs(case.call(fn, np.copy, **extra)))
+
+    def vjp(self, fn, case: Case, grad_output, wrt, extra) -> dict[str, np.ndarray | None]:
+        raise NotImplementedError("ONNX graphs are forward only: no gradients to check")
+
+
+ADAPTERS = {"torch": TorchAdapter, "jax": JaxAdapter, "lua": LuaAdapter, "onnx": OnnxAdapter}
 
 
 def backend_status(backend: Backend) -> str | None:

@@ -132,6 +132,11 @@ BACKENDS: dict[str, Backend] = {
         Backend("torch-anchor", "crossconv.anchors", "torch", ("torch", "torchvision"),
                 "torch.nn.functional / torchvision.ops, the frameworks SPEC.md follows",
                 anchor=True),
+        Backend("onnxruntime", "onnx_impl", "onnx", ("onnx", "onnxruntime"),
+                "ONNX graphs (onnx_impl) run by onnxruntime; forward only"),
+        Backend("onnx-reference", "onnx_impl", "onnx", ("onnx",),
+                "the same ONNX graphs run by the ONNX reference evaluator (onnx.reference)",
+                anchor=True),
     ]
 }
 
@@ -236,6 +241,34 @@ IMPLEMENTATIONS: tuple[Implementation, ...] = (
                    limits={"nonfinite": True}, examples=0.5),
     Implementation("avg_pool2d", "torch", label="torch-triton", extra={"impl": "triton"},
                    limits={"nonfinite": True}, examples=0.5),
+    # onnx_impl's ONNX graphs (forward only: no gradients in ONNX), run by onnxruntime:
+    # every feature and the NaN/Inf rules of the contract, NaN and infinite offsets included.
+    *(Implementation(op, "onnxruntime", grad=False, limits=limits) for op, limits in (
+        ("conv2d", {"nonfinite": True}),
+        ("xcorr2d", {"nonfinite": True}),
+        ("xcorr2d_depthwise", {"nonfinite": True}),
+        ("tanprod_conv2d", {"nonfinite": True}),
+        ("conv2_5d", {"nonfinite": True}),
+        ("deform_conv2d", {"nonfinite": True, "nonfinite_offsets": True}),
+        ("max_pool2d", {"nonfinite": True}),
+        ("avg_pool2d", {"nonfinite": True}),
+    )),
+    # The same graphs run by onnx.reference's evaluator. Its Conv (the float32 conv2d graph)
+    # multiplies the cells a dilated kernel skips by 0, so a NaN or inf there leaks into
+    # outputs that never read it: no non-finite conv2d inputs. Its DeformConv keeps the
+    # sampling coordinates in float32 (float64 results miss by ~1e-8) and raises on H = 1
+    # or W = 1, which onnx_impl's graph never hands it (it pads a zero row and column).
+    *(Implementation(op, "onnx-reference", grad=False, extra={"runtime": "reference"},
+                     limits=limits, dtypes=dtypes) for op, limits, dtypes in (
+        ("conv2d", {"nonfinite": False}, ("float32", "float64")),
+        ("xcorr2d", {"nonfinite": True}, ("float32", "float64")),
+        ("xcorr2d_depthwise", {"nonfinite": True}, ("float32", "float64")),
+        ("tanprod_conv2d", {"nonfinite": True}, ("float32", "float64")),
+        ("conv2_5d", {"nonfinite": True}, ("float32", "float64")),
+        ("deform_conv2d", {"nonfinite": True, "nonfinite_offsets": True}, ("float32",)),
+        ("max_pool2d", {"nonfinite": True}, ("float32", "float64")),
+        ("avg_pool2d", {"nonfinite": True}, ("float32", "float64")),
+    )),
 )
 
 
