@@ -49,15 +49,25 @@ function CustomConv:__init(...)
   else
     error(USAGE .. string.format(", got %d arguments", select("#", ...)), 3)
   end
-  self.kernelName = type(kernel) == "string" and kernel or "custom"
-  self.kernel = spatial.kernel(kernel, 3)
+  self:setKernel(kernel, 4)
   self:reset()
 end
 
-function CustomConv:setKernel(kernel)
-  self.kernel = spatial.kernel(kernel, 2)
-  self.kernelName = type(kernel) == "string" and kernel or "custom"
+--- Switch the kernel: a name of nn.CustomConv.kernels (kept as kernelName only, so the
+--- module saves to a .t7 file) or a kernel table (kept in self.kernel).
+function CustomConv:setKernel(kernel, level)
+  spatial.kernel(kernel, level or 2)
+  if type(kernel) == "string" then
+    self.kernelName, self.kernel = kernel, nil
+  else
+    self.kernelName, self.kernel = "custom", kernel
+  end
   return self
+end
+
+-- The kernel table in use.
+local function kernelOf(self)
+  return self.kernel or spatial.kernel(self.kernelName or "tanprod", 1)
 end
 
 function CustomConv:noBias()
@@ -86,28 +96,28 @@ local function checkParameters(self, level)
 end
 
 function CustomConv:updateOutput(input)
-  local g, x = spatial.geometry(self, input, 2)
-  local w = checkParameters(self, 2)
+  local g, x = spatial.geometry(self, input, 1)
+  local w = checkParameters(self, 1)
   self.output:resize(spatial.outputSize(g))
-  spatial.forward(g, self.kernel, x, w, self.bias, self.output._storage)
+  spatial.forward(g, kernelOf(self), x, w, self.bias, self.output._storage)
   return self.output
 end
 
 function CustomConv:updateGradInput(input, gradOutput)
-  local g, x = spatial.geometry(self, input, 2)
-  local grad = spatial.checkGradOutput(g, gradOutput, 2)
+  local g, x = spatial.geometry(self, input, 1)
+  local grad = spatial.checkGradOutput(g, gradOutput, 1)
   local buffer = spatial.zeros(x:nElement())
-  spatial.backward(g, self.kernel, x, checkParameters(self, 2), grad, buffer, nil)
+  spatial.backward(g, kernelOf(self), x, checkParameters(self, 1), grad, buffer, nil)
   self.gradInput:resizeAs(input):copy(spatial.asTensor(buffer, x._size))
   return self.gradInput
 end
 
 function CustomConv:accGradParameters(input, gradOutput, scale)
   scale = scale or 1
-  local g, x = spatial.geometry(self, input, 2)
-  local grad = spatial.checkGradOutput(g, gradOutput, 2)
+  local g, x = spatial.geometry(self, input, 1)
+  local grad = spatial.checkGradOutput(g, gradOutput, 1)
   local buffer = spatial.zeros(self.weight:nElement())
-  spatial.backward(g, self.kernel, x, checkParameters(self, 2), grad, nil, buffer)
+  spatial.backward(g, kernelOf(self), x, checkParameters(self, 1), grad, nil, buffer)
   self.gradWeight:add(scale, spatial.asTensor(buffer, self.gradWeight._size))
   if self.gradBias then
     self.gradBias:add(scale, spatial.asTensor(spatial.biasGradient(g, grad), { self.nOutputPlane }))

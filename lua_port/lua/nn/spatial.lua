@@ -86,7 +86,7 @@ end
 --- for the seed's one-map form, mapMode (a 2-D input gives a 2-D output).
 function spatial.geometry(m, input, level)
   if not torch.isTensor(input) then
-    error("bad argument #1 (input): a torch.DoubleTensor expected, got " .. torch.type(input), level + 1)
+    error("bad argument #1 (input): a tensor expected, got " .. torch.type(input), level + 1)
   end
   local size, nd = input._size, #input._size
   local N, C, H, W
@@ -342,7 +342,7 @@ end
 --- Check gradOutput has the output's sizes for geometry g; return it contiguous.
 function spatial.checkGradOutput(g, gradOutput, level)
   if not torch.isTensor(gradOutput) then
-    error("bad argument #2 (gradOutput): a torch.DoubleTensor expected, got " .. torch.type(gradOutput),
+    error("bad argument #2 (gradOutput): a tensor expected, got " .. torch.type(gradOutput),
       level + 1)
   end
   local expected = spatial.outputSize(g)
