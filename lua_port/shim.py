@@ -10,6 +10,8 @@ SHIM_FILES = (
     "torch/products.lua",
     "torch/cat.lua",
     "torch/sort.lua",
+    "torch/codec.lua",
+    "torch/File.lua",
     "nn/Module.lua",
     "nn/utils.lua",
     "nn/Container.lua",

@@ -1,67 +1,115 @@
--- The dense convolution loops behind nn.SpatialConvolution and nn.SpatialConvolutionMM
--- (Torch7 runs them in C, THNN's SpatialConvolutionMM): cross-correlation with zero
+-- The dense convolution loops behind nn.SpatialConvolution and nn.SpatialConvolutionMM,
+-- as Torch7 runs them (THNN's SpatialConvolutionMM): cross-correlation with zero
 -- padding, weight [O, C, kH, kW] (MM's [O, C*kH*kW] holds the same numbers), bias [O].
 --
--- Every loop runs tap by tap: for one (plane, tap) pair the weight is a constant and the
--- innermost loop walks one output row with a unit stride, which LuaJIT compiles to a
--- tight loop. Rows and columns whose tap falls into the padding are skipped (they read
--- zeros), so no padded copy and no unfolded matrix is ever built.
---   forward:        out[n,o,y,x] = b[o] + sum_{c,i,j} w[o,c,i,j] * x[n,c,y*dH-padH+i, x*dW-padW+j]
---   gradInput:      gx[n,c,r,s]  = sum over the windows that read (r, s) of w * g
---   gradParameters: gw[o,c,i,j] += scale * sum_{n,y,x} g[n,o,y,x] * x[...];  gb[o] += scale * sum g
--- Work per call: N*O*C*kH*kW*oh*ow multiply-adds for each of the three.
+-- One sample at a time, the input is unfolded into a [K = C*kH*kW, P = oh*ow] matrix
+-- (column p holds the window of output pixel p, zeros where it covers padding; one
+-- scratch array, reused), and each pass is a matrix product whose innermost loop runs
+-- along P with unit stride (long loops are what LuaJIT compiles well):
+--   forward:        out[n] = W [O, K] @ cols + b
+--   gradInput:      gcols = W^T @ g[n], then folded back (added) onto the input pixels
+--   gradParameters: gW += scale * g[n] @ cols^T (dot products along P), gb += scale * sum_P g[n]
+-- Work per sample and pass: O*K*P multiply-adds; memory: K*P numbers of scratch.
 
 local spatial = nn.spatial
 local util = torch._util
-local floor, ceil = math.floor, math.ceil
 
 local convolution = {}
 nn._convolution = convolution
 
--- Output rows y0..y1 whose tap row i is inside the input, and columns x0..x1 for tap
--- column j.
-local function rows(g, i)
-  local y0 = ceil((g.padH - i) / g.dH)
-  local y1 = floor((g.H - 1 + g.padH - i) / g.dH)
-  return y0 < 0 and 0 or y0, y1 > g.oh - 1 and g.oh - 1 or y1
+local cols, gcols = {}, {}
+
+-- The [K, P] rectangle of each kernel tap (i, j): output rows y0..y1 and columns x0..x1
+-- whose tap lands inside the input.
+local function taps(g)
+  local rows, columns = {}, {}
+  for i = 0, g.kH - 1 do
+    local y0 = math.ceil((g.padH - i) / g.dH)
+    local y1 = math.floor((g.H - 1 + g.padH - i) / g.dH)
+    rows[i] = { y0 < 0 and 0 or y0, y1 > g.oh - 1 and g.oh - 1 or y1 }
+  end
+  for j = 0, g.kW - 1 do
+    local x0 = math.ceil((g.padW - j) / g.dW)
+    local x1 = math.floor((g.W - 1 + g.padW - j) / g.dW)
+    columns[j] = { x0 < 0 and 0 or x0, x1 > g.ow - 1 and g.ow - 1 or x1 }
+  end
+  return rows, columns
 end
 
-local function columns(g, j)
-  local x0 = ceil((g.padW - j) / g.dW)
-  local x1 = floor((g.W - 1 + g.padW - j) / g.dW)
-  return x0 < 0 and 0 or x0, x1 > g.ow - 1 and g.ow - 1 or x1
+-- cols = the unfolded sample whose first input element is xd[xb + 1].
+local function unfold(g, rows, columns, xd, xb)
+  local C, H, W, kH, kW = g.C, g.H, g.W, g.kH, g.kW
+  local dH, dW, padH, padW, ow = g.dH, g.dW, g.padH, g.padW, g.ow
+  local P = g.oh * ow
+  for k = 1, C * kH * kW * P do
+    cols[k] = 0
+  end
+  local k = 0
+  for c = 0, C - 1 do
+    for i = 0, kH - 1 do
+      local y0, y1 = rows[i][1], rows[i][2]
+      for j = 0, kW - 1 do
+        local x0, x1 = columns[j][1], columns[j][2]
+        local kb = k * P + 1
+        for y = y0, y1 do
+          local q = xb + (c * H + y * dH - padH + i) * W - padW + j + 1
+          local row = kb + y * ow
+          for x = x0, x1 do
+            cols[row + x] = xd[q + x * dW]
+          end
+        end
+        k = k + 1
+      end
+    end
+  end
+end
+
+-- gx[xb + ...] += gcols folded back onto the input positions of sample n.
+local function fold(g, rows, columns, gx, xb)
+  local C, H, W, kH, kW = g.C, g.H, g.W, g.kH, g.kW
+  local dH, dW, padH, padW, ow = g.dH, g.dW, g.padH, g.padW, g.ow
+  local P = g.oh * ow
+  local k = 0
+  for c = 0, C - 1 do
+    for i = 0, kH - 1 do
+      local y0, y1 = rows[i][1], rows[i][2]
+      for j = 0, kW - 1 do
+        local x0, x1 = columns[j][1], columns[j][2]
+        local kb = k * P + 1
+        for y = y0, y1 do
+          local q = xb + (c * H + y * dH - padH + i) * W - padW + j + 1
+          local row = kb + y * ow
+          for x = x0, x1 do
+            local p = q + x * dW
+            gx[p] = gx[p] + gcols[row + x]
+          end
+        end
+        k = k + 1
+      end
+    end
+  end
 end
 
 -- out (bare, 1-based, [N, O, oh, ow]) = the convolution of x (storage xd, 0-based
 -- offset xo, contiguous [N, C, H, W]) with w (wd, wo) plus the bias (bd, bo, bs; bd nil:
 -- none).
 local function forward(g, xd, xo, wd, wo, bd, bo, bs, out)
-  local N, C, H, W, O = g.N, g.C, g.H, g.W, g.O
-  local kH, kW, dH, dW, padH, padW, ow = g.kH, g.kW, g.dH, g.dW, g.padH, g.padW, g.ow
-  local plane = g.oh * ow
-  for n = 0, N - 1 do
+  local O, K, P = g.O, g.C * g.kH * g.kW, g.oh * g.ow
+  local rows, columns = taps(g)
+  for n = 0, g.N - 1 do
+    unfold(g, rows, columns, xd, xo + n * g.C * g.H * g.W)
     for o = 0, O - 1 do
-      local ob = (n * O + o) * plane
+      local ob = (n * O + o) * P
       local bias = bd and bd[bo + o * bs + 1] or 0
-      for p = ob + 1, ob + plane do
+      for p = ob + 1, ob + P do
         out[p] = bias
       end
-      for c = 0, C - 1 do
-        local xb = xo + (n * C + c) * H * W - padW + 1
-        local wb = wo + (o * C + c) * kH * kW + 1
-        for i = 0, kH - 1 do
-          local y0, y1 = rows(g, i)
-          for j = 0, kW - 1 do
-            local wv = wd[wb + i * kW + j]
-            local x0, x1 = columns(g, j)
-            for y = y0, y1 do
-              local row = ob + y * ow + 1
-              local q = xb + (y * dH - padH + i) * W + j
-              for x = x0, x1 do
-                out[row + x] = out[row + x] + wv * xd[q + x * dW]
-              end
-            end
-          end
+      local wb = wo + o * K + 1
+      for k = 0, K - 1 do
+        local w = wd[wb + k]
+        local cb = k * P - ob
+        for p = ob + 1, ob + P do
+          out[p] = out[p] + w * cols[cb + p]
         end
       end
     end
@@ -71,74 +119,51 @@ end
 -- gx (bare, 1-based, [N, C, H, W], zeroed by the caller) += the input gradient for the
 -- output gradient gd (contiguous, offset go).
 local function backwardInput(g, wd, wo, gd, go, gx)
-  local N, C, H, W, O = g.N, g.C, g.H, g.W, g.O
-  local kH, kW, dH, dW, padH, padW, ow = g.kH, g.kW, g.dH, g.dW, g.padH, g.padW, g.ow
-  local plane = g.oh * ow
-  for n = 0, N - 1 do
-    for o = 0, O - 1 do
-      local ob = go + (n * O + o) * plane + 1
-      for c = 0, C - 1 do
-        local xb = (n * C + c) * H * W - padW + 1
-        local wb = wo + (o * C + c) * kH * kW + 1
-        for i = 0, kH - 1 do
-          local y0, y1 = rows(g, i)
-          for j = 0, kW - 1 do
-            local wv = wd[wb + i * kW + j]
-            local x0, x1 = columns(g, j)
-            for y = y0, y1 do
-              local row = ob + y * ow
-              local q = xb + (y * dH - padH + i) * W + j
-              for x = x0, x1 do
-                local p = q + x * dW
-                gx[p] = gx[p] + wv * gd[row + x]
-              end
-            end
-          end
+  local O, K, P = g.O, g.C * g.kH * g.kW, g.oh * g.ow
+  local rows, columns = taps(g)
+  for n = 0, g.N - 1 do
+    for k = 0, K - 1 do
+      local kb = k * P
+      for p = kb + 1, kb + P do
+        gcols[p] = 0
+      end
+      for o = 0, O - 1 do
+        local w = wd[wo + o * K + k + 1]
+        local gb = go + (n * O + o) * P - kb
+        for p = kb + 1, kb + P do
+          gcols[p] = gcols[p] + w * gd[gb + p]
         end
       end
     end
+    fold(g, rows, columns, gx, n * g.C * g.H * g.W)
   end
 end
 
--- gw (bare, [O, C, kH, kW] from offset gwo) += scale * the weight gradient; gb (bare,
+-- gw (bare, [O, C*kH*kW] from offset gwo) += scale * the weight gradient; gb (bare,
 -- offset gbo, stride gbs) += scale * the bias gradient when given.
 local function accGradParameters(g, xd, xo, gd, go, gw, gwo, gb, gbo, gbs, scale)
-  local N, C, H, W, O = g.N, g.C, g.H, g.W, g.O
-  local kH, kW, dH, dW, padH, padW, ow = g.kH, g.kW, g.dH, g.dW, g.padH, g.padW, g.ow
-  local plane = g.oh * ow
-  for o = 0, O - 1 do
-    for c = 0, C - 1 do
-      for i = 0, kH - 1 do
-        local y0, y1 = rows(g, i)
-        for j = 0, kW - 1 do
-          local x0, x1 = columns(g, j)
-          local acc = 0
-          for n = 0, N - 1 do
-            local ob = go + (n * O + o) * plane + 1
-            local xb = xo + (n * C + c) * H * W - padW + 1
-            for y = y0, y1 do
-              local row = ob + y * ow
-              local q = xb + (y * dH - padH + i) * W + j
-              for x = x0, x1 do
-                acc = acc + gd[row + x] * xd[q + x * dW]
-              end
-            end
-          end
-          local k = gwo + ((o * C + c) * kH + i) * kW + j + 1
-          gw[k] = gw[k] + scale * acc
+  local O, K, P = g.O, g.C * g.kH * g.kW, g.oh * g.ow
+  local rows, columns = taps(g)
+  for n = 0, g.N - 1 do
+    unfold(g, rows, columns, xd, xo + n * g.C * g.H * g.W)
+    for o = 0, O - 1 do
+      local ob = go + (n * O + o) * P
+      for k = 0, K - 1 do
+        local cb, acc = k * P - ob, 0
+        for p = ob + 1, ob + P do
+          acc = acc + gd[p] * cols[cb + p]
         end
+        local at = gwo + o * K + k + 1
+        gw[at] = gw[at] + scale * acc
       end
-    end
-    if gb then
-      local acc = 0
-      for n = 0, N - 1 do
-        local ob = go + (n * O + o) * plane
-        for p = ob + 1, ob + plane do
+      if gb then
+        local acc = 0
+        for p = ob + 1, ob + P do
           acc = acc + gd[p]
         end
+        local at = gbo + o * gbs + 1
+        gb[at] = gb[at] + scale * acc
       end
-      local k = gbo + o * gbs + 1
-      gb[k] = gb[k] + scale * acc
     end
   end
 end

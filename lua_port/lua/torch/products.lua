@@ -94,10 +94,22 @@ local function finish(r, out, size)
     r:resize(size)
   end
   local convert = util.storageConvert(getmetatable(r._storage))
-  local pos = util.positions(r)
   local data = r._storage
-  for k = 1, #pos do
-    data[pos[k]] = convert and convert(out[k]) or out[k]
+  if convert then
+    for k = 1, #out do
+      out[k] = convert(out[k])
+    end
+  end
+  if r:isContiguous() then
+    local o = r._offset
+    for k = 1, #out do
+      data[o + k] = out[k]
+    end
+  else
+    local pos = util.positions(r)
+    for k = 1, #pos do
+      data[pos[k]] = out[k]
+    end
   end
   return r
 end
