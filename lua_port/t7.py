@@ -461,6 +461,6 @@ def describe(obj) -> str:
     if name == "nn.Dropout" and "p" in f:
         return f"nn.Dropout({f['p']:f})"
     if name == "nn.SpatialZeroPadding":
-        return "nn.SpatialZeroPadding(l=%d, r=%d, t=%d, b=%d)" % tuple(
-            int(f[k]) for k in ("pad_l", "pad_r", "pad_t", "pad_b"))
+        pads = [int(f[k]) for k in ("pad_l", "pad_r", "pad_t", "pad_b")]
+        return "nn.SpatialZeroPadding(l={}, r={}, t={}, b={})".format(*pads)
     return name
