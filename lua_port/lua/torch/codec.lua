@@ -23,6 +23,9 @@ torch._codec = codec
 
 local CHUNK = 4000  -- values per string.char / string.byte call (LuaJIT's result limit)
 
+-- The quiet NaN with the sign bit clear (what the arithmetic path below writes for NaN).
+local NAN = unpackBytes and unpackBytes("<d", "\0\0\0\0\0\0\248\127") or 0 / 0
+
 -- ----------------------------------------------------------------------------- binary
 
 local PACK = { Double = "d", Float = "f", Long = "i8", Int = "i4", Short = "i2", Char = "i1", Byte = "I1" }
@@ -72,7 +75,7 @@ local function floatBytes(out, x, mantissaBits, exponentBits, size)
     if exponent >= maxExponent then
       exponent, mantissa = maxExponent, 0
     elseif exponent <= 0 then
-      mantissa = floor(x * 2 ^ (bias - 1 + mantissaBits) + 0.5)
+      mantissa = floor(x * 2 ^ (bias - 1) * 2 ^ mantissaBits + 0.5)  -- 2^1074 alone overflows
       exponent = 0
     else
       mantissa = (m * 2 - 1) * 2 ^ mantissaBits
@@ -124,7 +127,7 @@ local function fromFloatBytes(bytes, at, mantissaBits, exponentBits, size)
     end
     return 0 / 0
   elseif exponent == 0 then
-    return sign * mantissa * 2 ^ (1 - bias - mantissaBits)
+    return sign * mantissa * 2 ^ (1 - bias) * 2 ^ -mantissaBits
   end
   return sign * (1 + mantissa / 2 ^ mantissaBits) * 2 ^ (exponent - bias)
 end
@@ -165,7 +168,13 @@ for kind, size in pairs(SIZE) do
           end
           parts[#parts + 1] = pack(fmt, unpack(chunk))
         else
-          parts[#parts + 1] = pack(fmt, unpack(values, k, stop))
+          local chunk = { unpack(values, k, stop) }
+          for i = 1, #chunk do
+            if chunk[i] ~= chunk[i] then
+              chunk[i] = NAN  -- one NaN, the same bytes as LuaJIT writes (0/0 is -nan on x86)
+            end
+          end
+          parts[#parts + 1] = pack(fmt, unpack(chunk))
         end
         k = stop + 1
       end
@@ -178,8 +187,7 @@ for kind, size in pairs(SIZE) do
         local n = math.min(CHUNK, count - k)
         local chunk = { unpackBytes(n == CHUNK and many or "<" .. string.rep(PACK[kind], n), s, pos) }
         for i = 1, n do
-          local v = chunk[i]
-          values[k + i] = math.type(v) == "integer" and v + 0.0 or v
+          values[k + i] = chunk[i]
         end
         pos = chunk[n + 1]
         k = k + n
@@ -293,7 +301,12 @@ for kind in pairs(SIZE) do
           if v == nil then
             return nil, pos
           end
-          v = v + 0.0
+          if ASCII_FORMAT[kind] then
+            v = v * 1.0  -- a float on Lua 5.4 too (integer types keep integers)
+            if v == 0 and string.sub(token, 1, 1) == "-" then
+              v = -0.0  -- Lua 5.4 reads "-0" as the integer 0
+            end
+          end
         end
         values[k] = v
         pos = last + 1
