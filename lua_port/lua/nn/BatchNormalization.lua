@@ -157,11 +157,11 @@ local function backward(self, input, gradOutput, scale, gradInput, gradWeight, g
   self:checkInputDim(input, 2)
   self:checkInputDim(gradOutput, 2)
   if not (self.save_mean and self.save_std) then
-    error("must call :updateOutput() first", 3)
+    error("must call :updateOutput() first", 2)
   end
   if not input:isSameSizeAs(gradOutput) then
     error(string.format("input and gradOutput shapes do not match: %s and %s", util.sizeString(input._size),
-      util.sizeString(gradOutput._size)), 3)
+      util.sizeString(gradOutput._size)), 2)
   end
   local xd, xo, N, F, P = layout(self, input)
   local gd, go = layout(self, gradOutput)

@@ -33,7 +33,7 @@ end
 -- The targets as a Lua array of numbers, and the input's rows and classes.
 local function arguments(self, input, target)
   if not torch.isTensor(input) then
-    error("input must be a tensor, got a " .. torch.type(input), 3)
+    error("input must be a tensor, got a " .. torch.type(input), 2)
   end
   if type(target) == "number" then
     self.target = self.target:long()
@@ -42,30 +42,30 @@ local function arguments(self, input, target)
   elseif torch.isTensor(target) then
     self.target = target:long()
   else
-    error("target must be a number or a tensor, got a " .. torch.type(target), 3)
+    error("target must be a number or a tensor, got a " .. torch.type(target), 2)
   end
   if self.target:dim() > 1 then
-    error("multi-target not supported", 3)
+    error("multi-target not supported", 2)
   end
   local dims = input:dim()
   if dims > 2 or dims < 1 then
-    error("input tensor should be 1D or 2D", 3)
+    error("input tensor should be 1D or 2D", 2)
   end
   local classes = input:size(dims)
   local rows = dims == 2 and input:size(1) or 1
   if self.target:nElement() ~= rows then
-    error(string.format("target has %d elements for a batch of %d", self.target:nElement(), rows), 3)
+    error(string.format("target has %d elements for a batch of %d", self.target:nElement(), rows), 2)
   end
   if self.weights and self.weights:nElement() ~= classes then
     error(string.format("weight tensor should be defined either for all %d classes or no classes but got "
-      .. "weight tensor of shape: %s", classes, util.sizeString(self.weights._size)), 3)
+      .. "weight tensor of shape: %s", classes, util.sizeString(self.weights._size)), 2)
   end
   local targets = self.target:contiguous()
   local list = {}
   for i = 1, rows do
     local t = targets._storage[targets._offset + i]
     if t ~= self.ignoreIndex and (t < 1 or t > classes) then
-      error(string.format("target %d is out of range: classes are 1 to %d (targets are 1-based)", t, classes), 3)
+      error(string.format("target %d is out of range: classes are 1 to %d (targets are 1-based)", t, classes), 2)
     end
     list[i] = t
   end

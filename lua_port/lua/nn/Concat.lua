@@ -35,7 +35,7 @@ end
 local function backward(self, method, input, gradOutput, scale)
   scale = scale or 1
   if torch.type(input) == "table" then
-    error("nn.Concat with a table input is not in lua_port's Torch7 shim", 3)
+    error("nn.Concat with a table input is not in lua_port's Torch7 shim", 2)
   end
   if torch.type(self.gradInput) == "table" then
     self.gradInput = input:clone()

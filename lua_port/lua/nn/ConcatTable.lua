@@ -37,10 +37,10 @@ local function backward(self, method, input, gradOutput, scale)
     for i, module in ipairs(self.modules) do
       local gradInput = self:rethrowErrors(module, i, method, input, gradOutput[i], scale)
       if torch.type(gradInput) ~= "table" then
-        error("currentGradInput is not a table!", 3)
+        error("currentGradInput is not a table!", 2)
       end
       if #input ~= #gradInput then
-        error("table size mismatch: " .. #input .. " ~= " .. #gradInput, 3)
+        error("table size mismatch: " .. #input .. " ~= " .. #gradInput, 2)
       end
       if i == 1 then
         self.gradInput = torch.type(self.gradInput) == "table" and self.gradInput or {}

@@ -18,11 +18,11 @@ end
 local function check(input, target)
   if not (torch.isTensor(input) and torch.isTensor(target)) then
     error(string.format("input and target must be tensors, got %s and %s", torch.type(input),
-      torch.type(target)), 3)
+      torch.type(target)), 2)
   end
   if input:nElement() ~= target:nElement() then
     error(string.format("input and target should have the same number of elements: %s and %s",
-      util.sizeString(input._size), util.sizeString(target._size)), 3)
+      util.sizeString(input._size), util.sizeString(target._size)), 2)
   end
 end
 

@@ -28,7 +28,7 @@ end
 local function dims(input)
   local d = torch.isTensor(input) and input:dim() or 0
   if d ~= 3 and d ~= 4 then
-    error("input must be 3 or 4-dimensional", 3)
+    error("input must be 3 or 4-dimensional", 2)
   end
   return d - 1, d
 end

@@ -50,7 +50,7 @@ local function batchsize(input, size, numInputDims, numElements)
   end
   if ine % numElements ~= 0 then
     error(string.format("input view (%s) and desired view (%s) do not match",
-      table.concat(input:size():totable(), "x"), table.concat(size:totable(), "x")), 3)
+      table.concat(input:size():totable(), "x"), table.concat(size:totable(), "x")), 2)
   end
   local bsz = ine / numElements
   for i = 1, #size do

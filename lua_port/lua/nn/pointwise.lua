@@ -25,7 +25,7 @@ end
 function pointwise.map2(module, field, a, b, f, shape)
   if a:nElement() ~= b:nElement() then
     error(string.format("inconsistent tensor sizes: %s and %s", util.sizeString(a._size),
-      util.sizeString(b._size)), 3)
+      util.sizeString(b._size)), 2)
   end
   local x, y = a:contiguous(), b:contiguous()
   local xd, xo, yd, yo = x._storage, x._offset, y._storage, y._offset
@@ -41,7 +41,7 @@ end
 --- Raise unless input is a tensor (at the calling module's line).
 function pointwise.checkTensor(value, name)
   if not torch.isTensor(value) then
-    error(string.format("%s must be a tensor, got a %s", name, torch.type(value)), 3)
+    error(string.format("%s must be a tensor, got a %s", name, torch.type(value)), 2)
   end
 end
 
