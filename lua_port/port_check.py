@@ -15,6 +15,8 @@ paired port layers (MM convolution weights reshaped; running statistics too), un
 ``copy_weights=False`` (the port brings its own, e.g. from its conversion script).
 Both run in float64, in evaluation mode (Dropout off, BatchNorm on running statistics),
 with the port's in-place activations turned off (so every layer's input is kept).
+Shapes that differ only in dimensions of size 1 count as the same (Torch7's nn.View
+drops a batch of one: [1, 400] becomes [400]).
 
 Where they part is checked in this order: the weights (shapes, when copying), the forward
 pass (each pair's input, then output, then the model's output), the backward pass from
@@ -25,6 +27,7 @@ the output back (each pair's output gradient, input gradient, parameter gradient
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -215,6 +218,8 @@ def compare(what: str, torch7, port, rtol: float, atol: float) -> Difference | N
                 return found
         return None
     a, b = np.asarray(torch7, dtype=np.float64), np.asarray(port, dtype=np.float64)
+    if a.shape != b.shape and np.squeeze(a).shape == np.squeeze(b).shape:
+        a, b = np.squeeze(a), np.squeeze(b)  # e.g. Torch7's nn.View drops a batch of one
     if a.shape != b.shape:
         diff = Difference(what, a.shape, b.shape)
         if a.ndim == b.ndim and a.size and b.size:
@@ -250,6 +255,8 @@ def _max_diff(a, b) -> float | None:
         diffs = [_max_diff(x, y) for x, y in zip(a, b)]
         return max((d for d in diffs if d is not None), default=0.0)
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape and np.squeeze(a).shape == np.squeeze(b).shape:
+        a, b = np.squeeze(a), np.squeeze(b)
     if a.shape != b.shape:
         return math.inf
     return float(np.max(np.abs(a - b))) if a.size else 0.0
@@ -293,11 +300,16 @@ def _run_port(port, x, grad_output=None):
     output = grad_input = None
     xt = torch.tensor(x, dtype=torch.float64, requires_grad=grad_output is not None)
     try:
-        with torch.set_grad_enabled(grad_output is not None):
+        with torch.set_grad_enabled(grad_output is not None), warnings.catch_warnings():
+            # A module whose input is a list (CAddTable) has no input gradient to hook.
+            warnings.simplefilter("ignore", UserWarning)
             out = port(xt)
             output = _as_arrays(out)
             if grad_output is not None:
-                out.backward(torch.as_tensor(grad_output, dtype=torch.float64))
+                grad = torch.as_tensor(grad_output, dtype=torch.float64)
+                if grad.shape != out.shape and grad.numel() == out.numel():
+                    grad = grad.reshape(out.shape)  # Torch7's [10] for the port's [1, 10]
+                out.backward(grad)
                 grad_input = _as_arrays(xt.grad)
     except Exception as exc:  # noqa: BLE001 - a port that fails is a finding, reported
         error = exc
