@@ -11,7 +11,7 @@ lupa has no LuaJIT). The Lua sources are in ``lua_port/lua/``.
 """
 
 from .conv2d import conv2d, conv2d_vjp
-from .errors import LuaError, LuaLimitError, LuaMemoryError, LuaSyntaxError
+from .errors import LuaCrashError, LuaError, LuaLimitError, LuaMemoryError, LuaSyntaxError
 from .module import CustomConv
 from .runtimes import available_runtimes
 from .sandbox import Sandbox, run
@@ -19,6 +19,7 @@ from .tanprod import tanprod_conv2d, tanprod_conv2d_vjp
 
 __all__ = [
     "CustomConv",
+    "LuaCrashError",
     "LuaError",
     "LuaLimitError",
     "LuaMemoryError",

@@ -30,7 +30,7 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
     Returns:
         ``[N, O, oh, ow]`` in the input's dtype.
     """
-    call = _ops.check_call("conv2d", input, weight, bias, stride, padding, dilation, groups)
+    call = _ops.check_call("conv2d", input, weight, bias, stride, padding, dilation, groups, runtime=runtime)
     return _ops.forward(call, runtime)
 
 
@@ -38,5 +38,6 @@ def conv2d_vjp(grad_output, input, weight, bias=None, stride=1, padding=0, dilat
                runtime=None):
     """Gradients of :func:`conv2d` by the module's ``backward``: ``{"input", "weight"}`` plus
     ``"bias"`` when given, each in the input's dtype. ``grad_output``: ``[N, O, oh, ow]``."""
-    call = _ops.check_call("conv2d", input, weight, bias, stride, padding, dilation, groups)
+    call = _ops.check_call("conv2d", input, weight, bias, stride, padding, dilation, groups, runtime=runtime,
+                           backward=True)
     return _ops.vjp(call, grad_output, runtime)

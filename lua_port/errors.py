@@ -47,6 +47,24 @@ class LuaMemoryError(LuaLimitError, MemoryError):
     """The snippet was stopped: it asked for more memory than its limit."""
 
 
+class LuaCrashError(LuaError):
+    """The Lua runtime running a snippet crashed (a LuaJIT segfault, a Lua panic) or its
+    worker process failed; the caller's process is unharmed and the next run gets a new
+    runtime.
+
+    Attributes (besides LuaError's):
+        signal: the signal's name (``"SIGSEGV"``, ``"SIGABRT"``) when a signal ended the
+            worker, else None.
+        exit_status: the worker's exit status (negative: the signal's number), or None.
+    """
+
+    def __init__(self, lua_message: str, *, runtime: str | None = None, signal: str | None = None,
+                 exit_status: int | None = None):
+        super().__init__(lua_message, runtime=runtime)
+        self.signal = signal
+        self.exit_status = exit_status
+
+
 def snippet_line(*texts: str) -> int | None:
     """The first ``snippet:N:`` position in ``texts`` (a message, then a traceback)."""
     for text in texts:

@@ -13,6 +13,7 @@ import numpy as np
 
 from reference.common import (
     as_float_array,
+    check_float_dtypes,
     check_grad_output,
     check_shape,
     conv2d_signature,
@@ -21,6 +22,7 @@ from reference.common import (
     tanprod_signature,
 )
 
+from ._ops import as_array, check_lua_sizes
 from .runtimes import trusted
 
 KERNELS = ("tanprod", "linear")
@@ -135,7 +137,8 @@ class CustomConv:
     def _check_input(self, input) -> tuple[np.ndarray, tuple]:
         """``input`` as float64 and the call's output shape; shared argument checks."""
         op = "CustomConv"
-        x = as_float_array(input, "input", op)
+        x = as_array(input, "input", op)
+        check_float_dtypes(op, {"input": x.dtype})
         allowed = (2, 3, 4) if self.map_mode else (3, 4)
         if x.ndim not in allowed:
             layouts = "[H, W], [1, H, W] or [N, 1, H, W]" if self.map_mode else "[C, H, W] or [N, C, H, W]"
@@ -147,8 +150,9 @@ class CustomConv:
         bias = None if self.lua_module.bias is None else (self.n_output_plane,)
         signature = tanprod_signature if self.kernel == "tanprod" else conv2d_signature
         sig = signature(shape4, weight4, bias, self.stride, self.padding)
+        check_lua_sizes(op, shape4, weight4, sig.out_shape, self.padding, self.runtime, backward=True)
         out = sig.out_shape[-(x.ndim):] if x.ndim > 2 else sig.out_shape[2:]
-        return x, out
+        return x.astype(np.float64, copy=False), out
 
     def forward(self, input) -> np.ndarray:
         """``updateOutput(input)``: the output, float64 (2-D, 3-D or 4-D like the input)."""

@@ -27,7 +27,7 @@ def tanprod_conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, *,
     Returns:
         ``[N, O, oh, ow]`` in the input's dtype.
     """
-    call = _ops.check_call("tanprod_conv2d", input, weight, bias, stride, padding, dilation)
+    call = _ops.check_call("tanprod_conv2d", input, weight, bias, stride, padding, dilation, runtime=runtime)
     return _ops.forward(call, runtime)
 
 
@@ -36,5 +36,6 @@ def tanprod_conv2d_vjp(grad_output, input, weight, bias=None, stride=1, padding=
     """Gradients of :func:`tanprod_conv2d` by the module's ``backward`` (leave-one-out
     products, exact where a factor is 0): ``{"input", "weight"}`` plus ``"bias"`` when given,
     each in the input's dtype. ``grad_output``: ``[N, O, oh, ow]``."""
-    call = _ops.check_call("tanprod_conv2d", input, weight, bias, stride, padding, dilation)
+    call = _ops.check_call("tanprod_conv2d", input, weight, bias, stride, padding, dilation, runtime=runtime,
+                           backward=True)
     return _ops.vjp(call, grad_output, runtime)

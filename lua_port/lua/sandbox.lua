@@ -1,9 +1,12 @@
 -- The sandbox controller: the first and only trusted chunk of a sandbox runtime
--- (lua_port.sandbox). Called with (clock, shim): clock() is a wall clock in seconds, shim
--- the Torch7 shim's sources {{name = ..., source = ...}, ...}. Returns {run, sethook,
--- collect, unpack}; Python calls run(code, max_instructions, seconds) and, whatever
--- happens, sethook() and collect("collect") afterwards (C functions: no Lua instruction
--- runs, so neither can be interrupted).
+-- (lua_port/sandbox_worker.py). Called with (clock, shim, setlimit): clock() is a wall
+-- clock in seconds, shim the Torch7 shim's sources {{name = ..., source = ...}, ...},
+-- setlimit(n) lets the runtime allocate n more bytes from now on (0: no limit). Returns
+-- {prepare, run, sethook, unpack}. The worker calls prepare() once (the next
+-- snippet's environment, built ahead: it then forks a process per snippet, each starting
+-- from a copy), and in the process of a snippet run(code, max_instructions, seconds,
+-- max_memory, files, cwd), then sethook() whatever happened (a C function: no Lua
+-- instruction runs, so it cannot be interrupted).
 --
 -- Isolation:
 -- * The runtime's globals are emptied of os, io, debug, package, require, dofile,
@@ -12,31 +15,53 @@
 -- * Each snippet runs in a fresh environment: copies of the safe base functions and of
 --   string/table/math/coroutine/utf8/bit, a fresh torch and nn (the shim loaded into
 --   it; require 'torch' / 'nn' return them, any other name fails), print captured,
---   load/loadstring of text only into this environment,
+--   load/loadstring of text only into this environment (a reader function is drained
+--   by Lua code first: LuaJIT's parser must never call back into the snippet),
 --   setmetatable refusing __gc (a finalizer would run outside any limit),
---   collectgarbage limited to count/collect/step/isrunning.
+--   collectgarbage limited to count/collect/step/isrunning, and __crossconv_open, the
+--   one way to the files the caller granted to this run (below).
 -- * LuaJIT's JIT is off for good in this runtime: the count hook never fires inside
 --   compiled traces, and with jit out of reach nothing can turn it back on.
+-- * LuaJIT has no limit on C calls nested through Lua callbacks: string.gsub with a
+--   function or table replacement and coroutine.resume are counted, and more than
+--   C_DEPTH of them nested is a "C stack overflow" error (as Lua 5.4's own check says).
 -- * An instruction budget and a wall-clock deadline, checked every STEP instructions by a
 --   count hook (on every coroutine: Lua 5.4 keeps hooks per thread). Once exceeded, the
 --   hook fires on every instruction and raises each time, so a pcall in the snippet can
 --   catch the error but cannot go on (and xpcall skips the snippet's message handler);
 --   only the controller's own functions are let through.
--- * The memory limit is lupa's max_memory (set by Python around each run); a failed
---   allocation caught by pcall/xpcall/coroutine.resume stops the snippet the same way.
+-- * The memory limit is lupa's max_memory, set through setlimit around the snippet only
+--   (the environment is built before, the report after): an allocation that fails is
+--   always inside a protected call, never in lupa's glue. A failed allocation caught by
+--   pcall/xpcall/coroutine.resume stops the snippet the same way.
+-- * What Lua cannot stop (one long C call such as a backtracking string.find, a crash)
+--   ends with the snippet's own process: the worker forks one per snippet, limits it
+--   and kills it past the deadline (lua_port/sandbox_worker.py).
+--
+-- Files: files = {paths = {[absolute path] = key}, entries = {[key] = {mode = "r" | "w" |
+-- "rw", data = string | nil}}}, cwd = the caller's working directory. The Python side
+-- lists each granted file under the path the caller gave and under its real path
+-- (symlinks resolved), both absolute and normalised. __crossconv_open(path, mode) makes a
+-- relative path absolute against cwd, refuses '..', drops '.' and empty parts, and looks
+-- the result up: mode "r"/"rb" returns the file's bytes as a string, "w"/"wb" a writer
+-- with :write(...) and :close(); what a closed writer wrote replaces the file's bytes (a
+-- later read sees them) and is returned in the report (written = {[key] = data}).
 
-local clock, shim = ...
+local clock, shim, setlimit = ...
 
 -- Instructions between hook calls. The clock is read at each (a call into Python, ~0.3 us):
 -- a loop of slow C calls (string.rep of megabytes) still meets its deadline closely.
 local STEP = 1000
 local OUTPUT_LIMIT = 1000000
+-- Nested C calls through Lua callbacks allowed (LuaJIT has no limit; Lua 5.4's is 200).
+local C_DEPTH = 150
 
 local debug_sethook, debug_getinfo, traceback = debug.sethook, debug.getinfo, debug.traceback
 local load, error, type, next, select, tostring = load, error, type, next, select, tostring
 local getmetatable, setmetatable, rawget, pcall, xpcall = getmetatable, setmetatable, rawget, pcall, xpcall
 local collect = collectgarbage
 local concat, format = table.concat, string.format
+local gsub, gmatch, find, sub = string.gsub, string.gmatch, string.find, string.sub
 local unpack = table.unpack or unpack
 local create, resume = coroutine.create, coroutine.resume
 local luajit = type(jit) == "table"
@@ -109,6 +134,38 @@ local function checkMemory(ok, ...)
   return ok, ...
 end
 
+-- C calls nested through Lua callbacks: LuaJIT would run off its C stack (a crash).
+local cDepth = 0
+
+local function enterC(level)
+  if cDepth >= C_DEPTH then
+    error("C stack overflow", level + 1)
+  end
+  cDepth = cDepth + 1
+end
+
+local function leaveC(ok, ...)
+  cDepth = cDepth - 1
+  if not ok then
+    error((...), 0)
+  end
+  return ...
+end
+
+-- string.gsub calls a function or table replacement from C: count it (the raw call, with
+-- its own protected call, so an error unwinding through it still leaves the count right).
+local function guardedGsub(s, pattern, replacement, n)
+  local kind = type(replacement)
+  if kind ~= "function" and kind ~= "table" then
+    return gsub(s, pattern, replacement, n)
+  end
+  enterC(2)
+  return leaveC(pcall(gsub, s, pattern, replacement, n))
+end
+
+-- The real string table: s:gsub(...) reaches it through the string metatable.
+string.gsub = guardedGsub
+
 -- ----------------------------------------------------------------------------- environment
 
 local function copy(t)
@@ -168,8 +225,16 @@ local function guardedCoroutines(library)
     end
     return thread
   end
+  local function resumed(...)
+    cDepth = cDepth - 1
+    return checkMemory(...)
+  end
   co.resume = function(thread, ...)
-    return checkMemory(resume(thread, ...))
+    if type(thread) ~= "thread" then
+      error(format("bad argument #1 to 'resume' (coroutine expected, got %s)", type(thread)), 2)
+    end
+    enterC(2)
+    return resumed(resume(thread, ...))
   end
   co.wrap = function(f)
     local thread = co.create(f)
@@ -182,6 +247,86 @@ local function guardedCoroutines(library)
     end
   end
   return co
+end
+
+-- __crossconv_open for one run (see the header) and the table of what it wrote.
+local function fileOpener(files, cwd)
+  local paths, entries = files and files.paths or {}, files and files.entries or {}
+  local written = {}
+
+  local function lookup(path)
+    if type(path) ~= "string" then
+      error(format("bad argument #1 to '__crossconv_open' (a path string expected, got %s)", type(path)), 3)
+    end
+    if path == "" or find(path, "\0", 1, true) then
+      error(format("bad argument #1 to '__crossconv_open' (not a path: %q)", path), 3)
+    end
+    local full = sub(path, 1, 1) == "/" and path or ((cwd or "") .. "/" .. path)
+    local parts = {}
+    for part in gmatch(full, "[^/]+") do
+      if part == ".." then
+        error(format("'%s': '..' is not allowed in a sandbox path", path), 3)
+      elseif part ~= "." then
+        parts[#parts + 1] = part
+      end
+    end
+    local key = paths["/" .. concat(parts, "/")]
+    if key == nil then
+      error(format("'%s' is not a file granted to this snippet (lua_port.run(files=...))", path), 3)
+    end
+    return key, entries[key]
+  end
+
+  local function open(path, mode)
+    local key, entry = lookup(path)
+    if mode == nil or mode == "r" or mode == "rb" then
+      if not find(entry.mode, "r", 1, true) then
+        error(format("'%s' is granted for writing only", path), 2)
+      end
+      if entry.data == nil then
+        error(format("'%s' does not exist", path), 2)
+      end
+      return entry.data
+    elseif mode ~= "w" and mode ~= "wb" then
+      error(format("bad argument #2 to '__crossconv_open' (mode 'r', 'rb', 'w' or 'wb' expected, got %s)",
+        tostring(mode)), 2)
+    end
+    if not find(entry.mode, "w", 1, true) then
+      error(format("'%s' is granted for reading only", path), 2)
+    end
+    local pieces, closed = {}, false
+    local writer = {}
+    function writer.write(self, ...)
+      if closed then
+        error(format("'%s' is closed", path), 2)
+      end
+      for i = 1, select("#", ...) do
+        local piece = select(i, ...)
+        if type(piece) ~= "string" then
+          error(format("bad argument #%d to 'write' (string expected, got %s)", i, type(piece)), 2)
+        end
+        pieces[#pieces + 1] = piece
+      end
+      return self
+    end
+    function writer.close()
+      if not closed then
+        closed = true
+        entry.data = concat(pieces)
+        written[key] = entry.data
+      end
+      return true
+    end
+    return writer
+  end
+
+  return open, written
+end
+
+-- The run's __crossconv_open (the environment's one calls it, so code that keeps a
+-- reference from load time reaches the current run's files).
+local currentOpen = function(path)
+  error(format("'%s' is not a file granted to this snippet (lua_port.run(files=...))", tostring(path)), 3)
 end
 
 local function newEnvironment()
@@ -207,11 +352,30 @@ local function newEnvironment()
     return checkMemory(pcall(f, ...))
   end
   env.collectgarbage = safeCollectgarbage
+  env.__crossconv_open = function(path, mode)
+    return currentOpen(path, mode)
+  end
   env.load = function(chunk, name, mode, scope)
     if mode ~= nil and mode ~= "t" then
       return nil, "lua_port's sandbox loads text chunks only"
     end
-    if type(chunk) ~= "string" and type(chunk) ~= "function" then
+    if type(chunk) == "function" then
+      -- Drained here, by Lua code under the hook: LuaJIT's parser never calls the
+      -- snippet (a stop raised inside the parser's reader turns LuaJIT's hooks off).
+      local pieces, reader = {}, chunk
+      while true do
+        local ok, piece = checkMemory(pcall(reader))
+        if not ok then
+          return nil, piece
+        elseif piece == nil or piece == "" then
+          break
+        elseif type(piece) ~= "string" then
+          return nil, "reader function must return a string"
+        end
+        pieces[#pieces + 1] = piece
+      end
+      chunk = concat(pieces)
+    elseif type(chunk) ~= "string" then
       return nil, "load: a string or a reader function expected"
     end
     return load(chunk, name, "t", scope or env)
@@ -265,6 +429,30 @@ local function exporter(env)
     end
   end
 
+  -- An array of numbers (keys exactly 1..n) as a plain table of its numbers, read raw;
+  -- nil for any other table. Python reads it in chunks, as a storage.
+  local function numberArray(t)
+    local count = 0
+    for k, v in next, t do
+      if type(k) ~= "number" or type(v) ~= "number" then
+        return nil
+      end
+      count = count + 1
+    end
+    if count == 0 then
+      return nil
+    end
+    local data = {}
+    for i = 1, count do
+      local v = rawget(t, i)
+      if v == nil then
+        return nil
+      end
+      data[i] = v
+    end
+    return data, count
+  end
+
   local function export(value, depth, seen, lenient)
     local kind = type(value)
     if kind == "nil" or kind == "boolean" or kind == "number" or kind == "string" then
@@ -301,8 +489,14 @@ local function exporter(env)
     if depth > 64 then
       error("cannot return tables nested more than 64 deep to Python", 0)
     end
-    seen[value] = true
     local object = typename(value) ~= nil
+    if not object then
+      local data, count = numberArray(value)
+      if data then
+        return { kind = "numbers", data = data, count = count }
+      end
+    end
+    seen[value] = true
     local keys, values = {}, {}
     for k, v in next, value do
       local keyKind = type(k)
@@ -342,46 +536,67 @@ local function handler(err)
   return { message = err, traceback = traceback("", 2) }
 end
 
-local function run(code, maxInstructions, maxSeconds)
-  output, outputSize = {}, 0
+-- The environment of the next run and its exporter, built ahead (see prepare).
+local prepared
+
+--- Build the next run's environment now: a worker that forks a process per snippet
+--- builds it once, before forking, and every snippet starts from a copy of it.
+local function prepare()
   local env = newEnvironment()
-  local export = exporter(env)
-  local fn, syntax = load(code, "=snippet", "t", env)
-  env = nil
-  if not fn then
-    return { ok = false, kind = "syntax", message = syntax, output = concat(output) }
+  prepared = { env = env, export = exporter(env) }
+  collect("collect")
+end
+
+local function run(code, maxInstructions, maxSeconds, maxMemory, files, cwd)
+  output, outputSize, cDepth = {}, 0, 0
+  local written
+  currentOpen, written = fileOpener(files, cwd)
+  if not prepared then
+    prepare()
   end
-  local results
+  local env, export = prepared.env, prepared.export
+  prepared = nil
+  local fn, results
   local body = function()
     results = pack(fn())
   end
   budget, seconds, used, stopped, stopKind = maxInstructions, maxSeconds, 0, nil, nil
-  deadline = clock() + maxSeconds
-  debug_sethook(hook, "", STEP)
-  local ok, err = xpcall(body, handler)
-  body, fn = nil, nil
-  local count = ok and results.n or 0
-  if ok and not stopped then
-    ok, err = pcall(export, results)
-  end
-  export, results = nil, nil
-  debug_sethook()
-  if stopped then
-    return { ok = false, kind = stopKind, message = stopped, output = concat(output) }
-  end
-  if not ok then
-    collect("collect")
-    if type(err) == "table" then
-      return { ok = false, kind = "error", message = err.message, traceback = err.traceback,
-        output = concat(output) }
+  setlimit(maxMemory)
+  local ok, err = nil, nil
+  fn, err = load(code, "=snippet", "t", env)
+  local compiled = fn ~= nil
+  env = nil
+  if compiled then
+    deadline = clock() + maxSeconds
+    debug_sethook(hook, "", STEP)
+    ok, err = xpcall(body, handler)
+    if ok and not stopped then
+      ok, err = pcall(export, results)
     end
-    return { ok = false, kind = err == MEMORY and "memory" or "error",
-      message = tostring(err), output = concat(output) }
+    debug_sethook()
   end
-  return { ok = true, values = err, count = count, output = concat(output) }
+  setlimit(0)
+  -- No limit from here on: the report is built outside the snippet's allowance.
+  local count = ok and results.n or 0
+  body, fn, export, results = nil, nil, nil, nil
+  local report = { ok = false, output = concat(output), written = written }
+  if stopped then
+    report.kind, report.message = stopKind, stopped
+  elseif not compiled then
+    report.kind, report.message = err == MEMORY and "memory" or "syntax", err
+  elseif not ok then
+    if type(err) == "table" then
+      report.kind, report.message, report.traceback = "error", err.message, err.traceback
+    else
+      report.kind, report.message = err == MEMORY and "memory" or "error", tostring(err)
+    end
+  else
+    report.ok, report.values, report.count = true, err, count
+  end
+  return report
 end
 
 exempt[run] = true
 exempt[handler] = true
 
-return { run = run, sethook = debug_sethook, collect = collect, unpack = unpack }
+return { prepare = prepare, run = run, sethook = debug_sethook, unpack = unpack }

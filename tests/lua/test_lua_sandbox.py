@@ -1,7 +1,12 @@
 """lua_port.run: the sandbox (no way out), the limits (loops, memory, pcall, coroutines,
-LuaJIT's JIT), errors with their line, and results as Python values."""
+LuaJIT's JIT, long C calls), crashes that end the run and nothing else, argument checks,
+granted files, errors with their line, and results as Python values."""
 
 import io
+import os
+import signal
+import sys
+import threading
 import time
 
 import numpy as np
@@ -9,8 +14,9 @@ import pytest
 
 import lua_port
 import reference
-from lua_port import LuaError, LuaLimitError, LuaMemoryError, LuaSyntaxError, Sandbox
+from lua_port import LuaCrashError, LuaError, LuaLimitError, LuaMemoryError, LuaSyntaxError
 from lua_port.runtimes import UNSAFE_GLOBALS, trusted
+from lua_port.sandbox import sandbox as shared_sandbox
 
 #: Small limits keep the runaway tests quick.
 QUICK = dict(max_instructions=2_000_000, timeout=5.0, max_memory=32 * 2**20)
@@ -92,24 +98,25 @@ RUNAWAYS = {
 
 
 @pytest.mark.parametrize("runaway", RUNAWAYS)
-def test_a_runaway_snippet_is_stopped_and_the_runtime_still_works(runtime, runaway):
-    sandbox = Sandbox(runtime)
+def test_a_runaway_snippet_is_stopped_and_the_next_run_works(runtime, lua, runaway):
     start = time.monotonic()
     with pytest.raises(LuaLimitError, match="instructions"):
-        sandbox.run(RUNAWAYS[runaway], max_instructions=2_000_000, timeout=30, max_memory=2**30)
+        lua(RUNAWAYS[runaway], max_instructions=2_000_000, timeout=30, max_memory=2**30)
     assert time.monotonic() - start < 10
-    assert sandbox.run("local x = 0 for i = 1, 100 do x = x + i end return x") == 5050.0
+    assert lua("local x = 0 for i = 1, 100 do x = x + i end return x") == 5050.0
     with pytest.raises(LuaLimitError):  # the limits still hold
-        sandbox.run("while true do end", max_instructions=100_000)
+        lua("while true do end", max_instructions=100_000)
 
 
-def test_the_wall_clock_limit_stops_a_snippet_with_budget_left(runtime):
-    sandbox = Sandbox(runtime)
+def test_the_wall_clock_limit_stops_a_snippet_with_budget_left(lua):
     start = time.monotonic()
     with pytest.raises(LuaLimitError, match="time limit of 0.2 s"):
-        sandbox.run("while true do end", max_instructions=10**15, timeout=0.2)
+        lua("while true do end", max_instructions=10**15, timeout=0.2)
     assert time.monotonic() - start < 5
-    assert sandbox.run("return 6 * 7") == 42.0
+    assert lua("return 6 * 7") == 42.0
+
+
+HEAP = "collectgarbage('collect') return collectgarbage('count')"
 
 
 @pytest.mark.parametrize("bomb", [
@@ -117,15 +124,97 @@ def test_the_wall_clock_limit_stops_a_snippet_with_budget_left(runtime):
     "local s = 'x' while true do s = s .. s end",
     "local t = {} for i = 1, 1e9 do t[i] = {i} end",
     "local t = {} while true do pcall(function() t[#t + 1] = torch.Tensor(100000) end) end",
+    "return {1, 2, 3}",  # nothing fits in 1 byte (Lua used to panic and abort the process)
 ])
-def test_a_memory_bomb_is_stopped_and_the_runtime_still_works(runtime, bomb):
-    sandbox = Sandbox(runtime)
-    baseline = sandbox.lua.get_memory_used()
-    with pytest.raises((LuaMemoryError, LuaLimitError)) as error:
-        sandbox.run(bomb, max_instructions=10**9, timeout=30, max_memory=32 * 2**20)
-    assert isinstance(error.value, MemoryError) or "memory" in str(error.value)
-    assert sandbox.lua.get_memory_used() < baseline + 4 * 2**20  # the garbage is gone
-    assert sandbox.run("return torch.ones(3):sum()") == 3.0
+def test_a_memory_bomb_is_stopped_and_the_next_run_works(lua, bomb):
+    heap = lua(HEAP)
+    with pytest.raises(LuaMemoryError) as error:
+        lua(bomb, max_instructions=10**9, timeout=30, max_memory=1 if "{1" in bomb else 32 * 2**20)
+    assert isinstance(error.value, MemoryError) and "memory limit" in str(error.value)
+    assert lua(HEAP) == pytest.approx(heap, rel=0.01)  # nothing left over
+    assert lua("return torch.ones(3):sum()") == 3.0
+
+
+def test_the_memory_limit_counts_the_snippets_allocations(lua):
+    grow = "local t = {} for i = 1, 20000 do t[i] = {i} end return #t"  # about 1-2 MB
+    assert lua(grow, max_memory=8 * 2**20) == 20000.0
+    with pytest.raises(LuaMemoryError, match="memory limit of 100000 bytes"):
+        lua(grow, max_memory=100_000)
+
+
+# ----------------------------------------------------------------------------- crashes and C calls
+
+
+@pytest.mark.parametrize("recursion", [
+    "local function f(s) return (s:gsub('.', f)) end return f('ab')",
+    "local function f(s) return (string.gsub(s, '.', setmetatable({}, {__index = function() "
+    "return f('x') end}))) end return f('ab')",
+    "local function f() return coroutine.wrap(f)() end return f()",
+    "local function f() local co = coroutine.create(f) local ok, e = coroutine.resume(co) "
+    "error(e, 0) end return f()",
+])
+def test_recursion_through_c_functions_is_an_error_not_a_crash(lua, recursion):
+    with pytest.raises(LuaError, match="C stack overflow") as error:  # LuaJIT segfaulted here
+        lua(recursion)
+    assert not isinstance(error.value, LuaCrashError)
+    assert lua("return ('abc'):gsub('b', function(c) return c:upper() end)") == ("aBc", 1.0)
+
+
+def test_one_long_c_call_is_stopped_at_the_time_limit(lua):
+    start = time.monotonic()
+    with pytest.raises(LuaLimitError, match="time limit of 0.1 s inside one long call"):
+        lua("return string.find(string.rep('a', 5000), '.-.-.-b')", timeout=0.1)
+    assert time.monotonic() - start < 5
+    assert lua("return 6 * 7") == 42.0
+
+
+def test_a_stop_inside_loads_reader_leaves_the_limits_working(lua):
+    # A stop raised inside LuaJIT's parser (a load reader) used to turn off the hook for
+    # every later snippet of the process; the reader now runs as ordinary snippet code.
+    with pytest.raises(LuaLimitError, match="instructions"):
+        lua("return load(function() while true do end end)", max_instructions=100_000)
+    with pytest.raises(LuaLimitError, match="instructions"):  # also within one snippet
+        lua("pcall(load, function() while true do end end) while true do end", max_instructions=100_000)
+    with pytest.raises(LuaLimitError, match="instructions"):
+        lua("while true do end", max_instructions=100_000)
+    assert lua("return load(coroutine.wrap(function() coroutine.yield('return ') "
+               "coroutine.yield('42') end))()") == 42.0
+
+
+def _children(pid: int) -> list[int]:
+    children = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    fields = stat.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                children.append(int(entry))
+    return children
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the snippet's process in /proc")
+@pytest.mark.parametrize("signum", [signal.SIGSEGV, signal.SIGABRT], ids=["SIGSEGV", "SIGABRT"])
+def test_a_crashed_runtime_ends_that_run_only(runtime, signum):
+    sandbox = shared_sandbox(runtime)
+    assert sandbox.run("return 1") == 1.0
+    worker = sandbox.worker_pid
+    errors = []
+    thread = threading.Thread(target=lambda: errors.append(pytest.raises(
+        LuaCrashError, sandbox.run, "while true do end", max_instructions=10**15, timeout=30)))
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not _children(worker) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.05)  # the snippet is running in the worker's only child
+    for child in _children(worker):
+        os.kill(child, signum)  # what a LuaJIT segfault or a Lua panic does to that process
+    thread.join(30)
+    error = errors[0].value
+    assert error.signal == signal.Signals(signum).name and "crashed" in str(error)
+    assert sandbox.worker_pid == worker and sandbox.run("return 6 * 7") == 42.0
 
 
 def test_errors_carry_lua_message_and_snippet_line(lua):
@@ -191,10 +280,75 @@ def test_a_torch7_snippet_computes_what_the_reference_does(lua):
     np.testing.assert_allclose(grad_input, grads["input"][0], rtol=1e-10, atol=1e-12)
 
 
-def test_run_checks_its_arguments():
-    with pytest.raises(ValueError, match="runtime must be one of"):
-        lua_port.run("return 1", runtime="lua4")
-    with pytest.raises(TypeError, match="code must be a str"):
-        lua_port.run(b"return 1")
-    with pytest.raises(ValueError, match="timeout must be a positive number"):
-        lua_port.run("return 1", timeout=0)
+@pytest.mark.parametrize("kwargs, error, message", [
+    ({"runtime": "lua4"}, ValueError, "runtime must be one of"),
+    ({"code": b"return 1"}, TypeError, "code must be a str"),
+    ({"timeout": 0}, ValueError, "timeout must be a positive number"),
+    ({"timeout": float("nan")}, ValueError, "timeout must be a positive number"),
+    ({"timeout": "1"}, TypeError, "timeout must be a number"),
+    ({"max_memory": 2**70}, ValueError, "max_memory must be between 1 and"),
+    ({"max_memory": 0}, ValueError, "max_memory must be between 1 and"),
+    ({"max_memory": 1.5}, TypeError, "max_memory must be an int"),
+    ({"max_memory": True}, TypeError, "max_memory must be an int"),
+    ({"max_instructions": -1}, ValueError, "max_instructions must be between 1 and"),
+    ({"max_instructions": 1e9}, TypeError, "max_instructions must be an int"),
+    ({"stdout": 1}, TypeError, "stdout must be a text stream"),
+    ({"files": "model.t7"}, TypeError, "files must be a mapping of paths to modes or a list"),
+    ({"files": {"model.t7": "a"}}, ValueError, "the mode of 'model.t7' must be one of"),
+    ({"files": [3]}, TypeError, "each path must be a str or a path"),
+    ({"files": ["/no/such/file.t7"]}, ValueError, "'/no/such/file.t7' is granted for reading but does not"),
+    ({"files": {"/no/such/dir/out.t7": "w"}}, ValueError, "its directory does not exist"),
+])
+def test_run_checks_its_arguments_before_running(tmp_path, kwargs, error, message):
+    kwargs = {"code": f"__crossconv_open('{tmp_path}/ran', 'w'):write('x'):close() return 1",
+              "files": {tmp_path / "ran": "w"}, **kwargs}
+    with pytest.raises(error, match=message):
+        lua_port.run(**kwargs)
+    assert not (tmp_path / "ran").exists()  # nothing ran
+
+
+# ----------------------------------------------------------------------------- files
+
+
+def test_granted_files_are_read_by_path_relative_or_absolute(lua, tmp_path, monkeypatch):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "model.t7").write_bytes(b"\x00\xffT7")
+    monkeypatch.chdir(tmp_path)
+    read = "return __crossconv_open(...)".replace("...", "'{}', 'rb'")
+    files = ["data/model.t7"]
+    for path in ("data/model.t7", "./data//model.t7", f"{tmp_path}/data/model.t7"):
+        assert lua(read.format(path), files=files) == b"\x00\xffT7"  # not UTF-8: bytes
+    with pytest.raises(LuaError, match=r"'data/\.\./data/model.t7': '\.\.' is not allowed"):
+        lua(read.format("data/../data/model.t7"), files=files)
+    with pytest.raises(LuaError, match="'/etc/passwd' is not a file granted to this snippet"):
+        lua(read.format("/etc/passwd"), files=files)
+    with pytest.raises(LuaError, match="'data/model.t7' is not a file granted"):
+        lua(read.format("data/model.t7"))  # granted to one run only
+
+
+def test_symlinks_are_resolved_in_the_callers_grant(lua, tmp_path, monkeypatch):
+    (tmp_path / "real.t7").write_bytes(b"real")
+    (tmp_path / "link.t7").symlink_to(tmp_path / "real.t7")
+    (tmp_path / "escape.t7").symlink_to("/etc/passwd")
+    monkeypatch.chdir(tmp_path)
+    read = "return __crossconv_open('{}')"
+    assert lua(read.format("link.t7"), files=["link.t7"]) == "real"
+    assert lua(read.format(f"{tmp_path}/real.t7"), files=["link.t7"]) == "real"  # its real path
+    with pytest.raises(LuaError, match="'escape.t7' is not a file granted"):  # a link, not granted
+        lua(read.format("escape.t7"), files=["link.t7"])
+
+
+def test_writes_reach_granted_files_only(lua, tmp_path):
+    out, data = tmp_path / "out.t7", tmp_path / "in.t7"
+    data.write_bytes(b"in")
+    save = f"local f = __crossconv_open('{out}', 'wb') f:write('a', 'b') f:write('c') f:close() "
+    assert lua(save + f"return __crossconv_open('{out}')", files={out: "rw", data: "r"}) == "abc"
+    assert out.read_bytes() == b"abc"
+    with pytest.raises(LuaError, match="'.*in.t7' is granted for reading only"):
+        lua(f"__crossconv_open('{data}', 'w')", files={out: "w", data: "r"})
+    with pytest.raises(LuaError, match="'.*out.t7' is granted for writing only"):
+        lua(f"return __crossconv_open('{out}')", files={out: "w"})
+    with pytest.raises(LuaError, match="boom"):  # closed before the error: written all the same
+        lua(f"local f = __crossconv_open('{out}', 'w') f:write('new') f:close() error('boom')",
+            files={out: "w"})
+    assert out.read_bytes() == b"new" and data.read_bytes() == b"in"
