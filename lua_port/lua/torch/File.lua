@@ -16,9 +16,11 @@
 -- several tensors view is written once). Lua functions are not written or read:
 -- Torch7 stores their bytecode, which no other Lua runtime can load.
 --
--- Files: torch.save and torch.load read and write through torch._files = {read =
--- function(path) -> bytes, write = function(path, bytes)}, which the host installs (lua_port
--- grants each run only the files its caller names); without it they raise an error.
+-- Files: torch.save, torch.load and torch.DiskFile reach files only through
+-- __crossconv_open(path, mode), the function lua_port's sandbox gives each run for the
+-- files its caller grants (lua_port.run(code, files={...})): mode "rb" returns the bytes,
+-- "wb" a writer (:write(bytes), :close()). lua_port's own Lua state has no files: there
+-- they raise an error, and Python reads and writes .t7 files itself.
 
 local util = torch._util
 local codec = torch._codec
@@ -390,14 +392,24 @@ end
 --- file is read when opened for "r"; written when closed for "w").
 local DiskFile = torch.class("torch.DiskFile", "torch.File")
 
--- The host's file access, or an error at `level`.
+-- {read = function(path) -> bytes, write = function(path, bytes)} over the sandbox's
+-- __crossconv_open (looked up when called: each run has its own), or an error at `level`.
 local function files(fname, path, level)
-  local io = rawget(torch, "_files")
-  if type(io) ~= "table" then
+  local open = __crossconv_open
+  if type(open) ~= "function" then
     error(string.format("%s('%s'): no file access here: lua_port gives Lua code only the files its caller "
       .. "grants (lua_port.run(..., files=...))", fname, tostring(path)), level + 1)
   end
-  return io
+  return {
+    read = function(name)
+      return open(name, "rb")
+    end,
+    write = function(name, data)
+      local writer = open(name, "wb")
+      writer:write(data)
+      writer:close()
+    end,
+  }
 end
 
 function DiskFile:__init(path, fileMode)

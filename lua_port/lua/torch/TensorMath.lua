@@ -377,7 +377,64 @@ function Tensor:dot(other)
   return acc
 end
 
-for _, name in ipairs({ "sum", "prod", "mean", "max", "min", "dot" }) do
+--- x:equal(y): same sizes and every element equal.
+function Tensor:equal(other)
+  if not isTensor(other) or not self:isSameSizeAs(other) then
+    return false
+  end
+  local pa, n = positions(self)
+  local pb = positions(other)
+  local a, b = self._storage, other._storage
+  for k = 1, n do
+    if a[pa[k]] ~= b[pb[k]] then
+      return false
+    end
+  end
+  return true
+end
+
+--- x:norm([p = 2]): the p-norm of all elements.
+function Tensor:norm(p)
+  p = p or 2
+  local total = reduceAll(self, 0, function(acc, x) return acc + math.abs(x) ^ p end)
+  return total ^ (1 / p)
+end
+
+--- x:dist(y, [p = 2]): the p-norm of x - y.
+function Tensor:dist(other, p)
+  return torch.add(self, -1, other):norm(p)
+end
+
+--- x:var() / x:std(): the unbiased variance / standard deviation of all elements.
+function Tensor:var()
+  local n = self:nElement()
+  local mean = self:sum() / n
+  return (reduceAll(self, 0, function(acc, x) return acc + (x - mean) ^ 2 end)) / (n - 1)
+end
+
+function Tensor:std()
+  return math.sqrt(self:var())
+end
+
+-- Comparisons: x:eq(y) / x:gt(v) ... return a ByteTensor of 0 and 1.
+for name, test in pairs({
+  eq = function(a, b) return a == b end, ne = function(a, b) return a ~= b end,
+  gt = function(a, b) return a > b end, lt = function(a, b) return a < b end,
+  ge = function(a, b) return a >= b end, le = function(a, b) return a <= b end,
+}) do
+  Tensor[name] = function(self, other)
+    local result = util.newTensor({}, util.storageClass.Byte)
+    if type(other) == "number" then
+      return (map1(result, self, function(x) return test(x, other) and 1 or 0 end))
+    end
+    return (map2(result, self, other, function(x, y) return test(x, y) and 1 or 0 end, name))
+  end
+  torch[name] = function(a, b)
+    return a[name](a, b)
+  end
+end
+
+for _, name in ipairs({ "sum", "prod", "mean", "max", "min", "dot", "equal", "norm", "dist", "var", "std" }) do
   torch[name] = function(t, ...)
     return t[name](t, ...)
   end
