@@ -24,7 +24,8 @@ def test_a_snippet_saves_and_loads_a_granted_file(lua, tmp_path, monkeypatch):
     """, files={"model.t7": "rw", "model_ascii.t7": "rw"})
     assert (name, typename, rows) == ("nn.Sequential", "nn.Tanh", 2.0)
     saved = load_t7(tmp_path / "model.t7")
-    np.testing.assert_array_equal(saved.modules[0].weight, load_t7(tmp_path / "model_ascii.t7").modules[0].weight)
+    ascii = load_t7(tmp_path / "model_ascii.t7")
+    np.testing.assert_array_equal(saved.modules[0].weight, ascii.modules[0].weight)
 
 
 def test_a_snippet_loads_a_file_written_by_torch7(lua):

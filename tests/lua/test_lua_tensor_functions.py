@@ -66,7 +66,8 @@ def test_views_squeeze_types_and_comparisons(lua):
     squeezed, number, narrowed, long, byte, eq, count, exp, log = lua("""
         local x = torch.range(1, 6):view(1, 2, 3)
         local converted = torch.Tensor({-1.7, 2.9, 300.2})
-        return x:squeeze():size(), torch.Tensor({{4}}):squeeze(), x:transpose(2, 3):narrow(2, 2, 2):select(1, 1),
+        return x:squeeze():size(), torch.Tensor({{4}}):squeeze(),
+               x:transpose(2, 3):narrow(2, 2, 2):select(1, 1),
                converted:long(), converted:byte(), x:eq(3), x:gt(2):sum(), torch.exp(torch.Tensor({0, 1})),
                torch.Tensor({1, math.exp(2)}):log()
     """)
@@ -81,6 +82,7 @@ def test_views_squeeze_types_and_comparisons(lua):
 
 
 def test_random_numbers_repeat_with_manual_seed(lua):
-    a, b = lua("torch.manualSeed(5) local a = torch.randn(3, 2) torch.manualSeed(5) return a, torch.randn(3, 2)")
+    a, b = lua("torch.manualSeed(5) local a = torch.randn(3, 2) "
+               "torch.manualSeed(5) return a, torch.randn(3, 2)")
     np.testing.assert_array_equal(a, b)
     assert a.std() > 0
