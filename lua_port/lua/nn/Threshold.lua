@@ -38,10 +38,16 @@ function Threshold:updateOutput(input)
     self.output:set(input)
     return self.output
   end
-  return (pointwise.map(self, "output", input, function(x)
-    if x > th then return x end
-    return val
-  end))
+  -- A loop here rather than pointwise.map with a closure: LuaJIT compiles a trace per
+  -- closure object, and a new closure per call would be a new trace every time.
+  local x = input:contiguous()
+  local xd, xo, data = x._storage, x._offset, {}
+  for k = 1, x:nElement() do
+    local v = xd[xo + k]
+    data[k] = v > th and v or val
+  end
+  self.output:set(torch._util.adoptStorage(data, torch._util.storageClassOf(self.output)), 1, input:size())
+  return self.output
 end
 
 function Threshold:updateGradInput(input, gradOutput)
@@ -58,10 +64,16 @@ function Threshold:updateGradInput(input, gradOutput)
     self.gradInput:set(gradOutput)
     return self.gradInput
   end
-  return (pointwise.map2(self, "gradInput", gradOutput, input, function(g, x)
-    if x > th then return g end
-    return 0
-  end, input))
+  if gradOutput:nElement() ~= input:nElement() then
+    error(string.format("gradOutput has %d elements, the input %d", gradOutput:nElement(), input:nElement()), 2)
+  end
+  local x, g = input:contiguous(), gradOutput:contiguous()
+  local xd, xo, gd, go, data = x._storage, x._offset, g._storage, g._offset, {}
+  for k = 1, x:nElement() do
+    data[k] = xd[xo + k] > th and gd[go + k] or 0
+  end
+  self.gradInput:set(torch._util.adoptStorage(data, torch._util.storageClassOf(self.gradInput)), 1, input:size())
+  return self.gradInput
 end
 
 function Threshold:__tostring__()

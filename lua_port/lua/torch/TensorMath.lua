@@ -107,7 +107,47 @@ local function over(x, y) return x / y end
 
 local ADD = "[result] number | [result] [number] DoubleTensor | result DoubleTensor number DoubleTensor"
 
+-- In-place forms on contiguous tensors, as plain loops: a closure made per call (as map1
+-- and map2 take) would cost LuaJIT a new trace per call, and training loops call these
+-- once per parameter per step. nil when the fast form does not apply.
+local function inPlace(r, op, v, y)
+  if not r:isContiguous() or (y ~= nil and (not y:isContiguous() or y:nElement() ~= r:nElement())) then
+    return nil
+  end
+  local rd, ro, n = r._storage, r._offset, r:nElement()
+  if op == "add" then
+    for k = ro + 1, ro + n do rd[k] = rd[k] + v end
+  elseif op == "mul" then
+    for k = ro + 1, ro + n do rd[k] = rd[k] * v end
+  elseif op == "div" then
+    for k = ro + 1, ro + n do rd[k] = rd[k] / v end
+  else
+    local yd, shift = y._storage, y._offset - ro
+    if op == "axpy" then
+      for k = ro + 1, ro + n do rd[k] = rd[k] + v * yd[k + shift] end
+    elseif op == "cmul" then
+      for k = ro + 1, ro + n do rd[k] = rd[k] * yd[k + shift] end
+    else
+      for k = ro + 1, ro + n do rd[k] = rd[k] / yd[k + shift] end
+    end
+  end
+  return converted(r)
+end
+
 function Tensor:add(a, b, c)
+  if c == nil then
+    local fast
+    if type(a) == "number" and b == nil then
+      fast = inPlace(self, "add", a)
+    elseif isTensor(a) and b == nil then
+      fast = inPlace(self, "axpy", 1, a)
+    elseif type(a) == "number" and isTensor(b) then
+      fast = inPlace(self, "axpy", a, b)
+    end
+    if fast then
+      return fast
+    end
+  end
   if c ~= nil then
     if isTensor(a) and type(b) == "number" and isTensor(c) then
       return (map2(self, a, c, function(x, y) return x + b * y end, "add"))
@@ -142,6 +182,10 @@ end
 local function scalarOp(name, f)
   Tensor[name] = function(self, a, b)
     if b == nil and type(a) == "number" then
+      local fast = inPlace(self, name, a)
+      if fast then
+        return fast
+      end
       return (map1(self, self, function(x) return f(x, a) end))
     elseif isTensor(a) and type(b) == "number" then
       return (map1(self, a, function(x) return f(x, b) end))
@@ -155,6 +199,10 @@ scalarOp("div", over)
 local function elementwise(name, f)
   Tensor[name] = function(self, a, b)
     if b == nil and isTensor(a) then
+      local fast = inPlace(self, name, nil, a)
+      if fast then
+        return fast
+      end
       return (map2(self, self, a, f, name))
     elseif isTensor(a) and isTensor(b) then
       return (map2(self, a, b, f, name))
