@@ -102,7 +102,7 @@ STEPS = 10
 def lenet_section(repeats):
     """A Torch7 LeNet (batch 8, 1x32x32) forward and backward in the shim beside torch.nn.
 
-    Goal (the Torch7 nn issue): LuaJIT within 10x of torch.nn on the CPU with 2 threads.
+    Goal: LuaJIT within 10x of torch.nn on the CPU with 2 threads.
     The shim computes in doubles, so the goal's ratio is against torch.nn in float64;
     float32 is shown beside it.
     """

@@ -1,9 +1,10 @@
 """Torch7's nn.CustomConv ported to Lua on a Torch7-compatible shim, run through lupa,
 with the part of Torch7 that models use (nn, .t7 files) and a checker for PyTorch ports.
 
-- ``tanprod_conv2d`` / ``conv2d`` (SPEC.md signatures, plus ``runtime=``) compute with
-  the Lua modules ``nn.CustomConv`` / ``nn.SpatialConvolutionMM``; ``*_vjp`` give their
-  gradients through the modules' ``backward``.
+- ``tanprod_conv2d`` / ``conv2d`` (the signatures of docs/tanprod.md and docs/conv2d.md,
+  plus ``runtime=``) compute with the Lua modules ``nn.CustomConv`` /
+  ``nn.SpatialConvolutionMM``; ``*_vjp`` give their gradients through the modules'
+  ``backward``.
 - ``CustomConv`` mirrors the Lua module from Python (NumPy in and out).
 - ``run(code)`` executes a Torch7 snippet in a sandbox and returns its results.
 - ``load_t7(path)`` / ``parse_t7(bytes)`` read Torch7's ``.t7`` files in Python (no Lua).

@@ -141,6 +141,13 @@ class Pair:
     def port_label(self) -> str:
         return f"{self.port_name}: {self.port_text}" if self.port_name is not None else "-"
 
+    @property
+    def port_short(self) -> str:
+        """The port module in a few words, as Torch7 describes its modules."""
+        if self.port_name is None:
+            return "-"
+        return f"{self.port_name or '(model)'}: {_short(self.port_module)}"
+
 
 @dataclass
 class PortReport:
@@ -166,7 +173,7 @@ class PortReport:
 
         rows = []
         for i, p in enumerate(self.pairs, 1):
-            rows.append([str(i), p.lua_label, p.port_label, cell(p.forward_diff), cell(p.backward_diff)])
+            rows.append([str(i), p.lua_label, p.port_short, cell(p.forward_diff), cell(p.backward_diff)])
         return rows
 
     def summary(self) -> list[str]:
@@ -184,7 +191,7 @@ class PortReport:
         return lines
 
     def __str__(self) -> str:
-        widths = [3, 44, 56, 8, 8]
+        widths = [3, 44, 36, 8, 8]
         header = ["#", "Torch7 module", "port module", "forward", "backward"]
 
         def row(cells):
@@ -192,6 +199,37 @@ class PortReport:
 
         lines = [row(header)] + [row(r) for r in self.table()]
         return "\n".join(lines + [""] + self.summary())
+
+
+def _pair_text(value) -> str:
+    a, b = (value, value) if isinstance(value, int) else tuple(value)
+    return f"{a}x{b}"
+
+
+def _short(module) -> str:
+    """A torch module in Torch7's words: Conv2d(1 -> 6, 5x5), MaxPool2d(3x3, 2,2) ceil."""
+    import torch.nn as tnn
+
+    name = type(module).__name__
+    if isinstance(module, tnn.Conv2d):
+        text = f"{name}({module.in_channels} -> {module.out_channels}, {_pair_text(module.kernel_size[::-1])}"
+        if module.stride != (1, 1) or module.padding != (0, 0):
+            text += f", {module.stride[1]},{module.stride[0]}"
+        if module.padding != (0, 0) and not isinstance(module.padding, str):
+            text += f", {module.padding[1]},{module.padding[0]}"
+        return text + ")"
+    if isinstance(module, tnn.Linear):
+        return f"{name}({module.in_features} -> {module.out_features})"
+    if isinstance(module, (tnn.MaxPool2d, tnn.AvgPool2d)):
+        kernel = module.kernel_size if isinstance(module.kernel_size, tuple) else (module.kernel_size,) * 2
+        stride = module.stride if isinstance(module.stride, tuple) else (module.stride,) * 2
+        text = f"{name}({kernel[1]}x{kernel[0]}, {stride[1]},{stride[0]}"
+        padding = module.padding if isinstance(module.padding, tuple) else (module.padding,) * 2
+        if padding != (0, 0):
+            text += f", {padding[1]},{padding[0]}"
+        return text + (") ceil" if module.ceil_mode else ")")
+    extra = module.extra_repr()
+    return f"{name}({extra})" if len(extra) <= 24 else name
 
 
 def _as_arrays(value):

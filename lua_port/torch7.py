@@ -40,11 +40,11 @@ def read_bytes(source) -> bytes:
 def lua_string_bytes(lua, holder, length: int) -> bytes:
     """A Lua string (possibly binary) of the trusted state, kept in the Lua table
     ``holder`` as its first element, as Python bytes."""
-    helper = _inspect(lua)
+    lua_side = _inspect(lua)
     out = bytearray()
     for first in range(1, length + 1, CHUNK):
         last = min(length, first + CHUNK - 1)
-        values = lua.call(helper.bytes, holder, first, last)
+        values = lua.call(lua_side.bytes, holder, first, last)
         out.extend(values if isinstance(values, tuple) else (values,))
     return bytes(out)
 
@@ -160,25 +160,25 @@ class Torch7Model:
     def record_backward(self, input, grad_output, leaves: list[LeafRecord]) -> Any:
         """``zeroGradParameters`` then ``backward(input, grad_output)``; fills each of
         ``leaves`` (from :meth:`record_forward`, same model) with its gradients."""
-        helper = _inspect(self.lua)
-        records, grad_input = self.lua.call(helper.backward, self.obj, self._tensor(input),
+        lua_side = _inspect(self.lua)
+        records, grad_input = self.lua.call(lua_side.backward, self.obj, self._tensor(input),
                                             self._tensor(grad_output))
         by_path = {}
         for r in records.values():
             by_path.setdefault(str(r.path), (self._value(r.gradOutput), self._value(r.gradInput)))
-        modules = {str(leaf.path): leaf.module for leaf in self.lua.call(helper.leaves, self.obj).values()}
+        modules = {str(leaf.path): leaf.module for leaf in self.lua.call(lua_side.leaves, self.obj).values()}
         for leaf in leaves:
             if leaf.path in by_path:
                 leaf.grad_output, leaf.grad_input = by_path[leaf.path]
-            _, grads = self.lua.call(helper.parameters, modules[leaf.path])
+            _, grads = self.lua.call(lua_side.parameters, modules[leaf.path])
             leaf.grad_parameters = tuple(self.lua.array(g) for g in grads.values())
         return self._value(grad_input)
 
     def set_parameters(self, path: str, arrays) -> None:
         """Copy ``arrays`` into the parameters of the leaf at ``path``."""
-        helper = _inspect(self.lua)
-        modules = {str(leaf.path): leaf.module for leaf in self.lua.call(helper.leaves, self.obj).values()}
-        params, _ = self.lua.call(helper.parameters, modules[path])
+        lua_side = _inspect(self.lua)
+        modules = {str(leaf.path): leaf.module for leaf in self.lua.call(lua_side.leaves, self.obj).values()}
+        params, _ = self.lua.call(lua_side.parameters, modules[path])
         for tensor, array in zip(params.values(), arrays, strict=True):
             values = self.lua.lua.table_from(np.asarray(array, dtype=np.float64).ravel().tolist())
-            self.lua.call(helper.assign, tensor, values)
+            self.lua.call(lua_side.assign, tensor, values)

@@ -3,9 +3,13 @@ worked example's planted slip is found at its layer, a faithful port passes, and
 other ways a port can part (weights, structure, code between layers, backward) are
 reported where they happen."""
 
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 
+import lua_port
 from lua_port.runtimes import trusted
 from lua_port.torch7 import Torch7Model
 
@@ -16,72 +20,28 @@ F = torch.nn.functional
 from lua_port.port_check import port_check  # noqa: E402
 from lua_port.to_torch import to_torch  # noqa: E402
 
-LENET = """
-torch.manualSeed(42)
-local net = nn.Sequential()
-net:add(nn.SpatialConvolution(1, 6, 5, 5))          -- 32 -> 28
-net:add(nn.ReLU())
-net:add(nn.SpatialMaxPooling(3, 3, 2, 2):ceil())     -- 28 -> 14 (floor: 13)
-net:add(nn.SpatialConvolution(6, 16, 4, 4))         -- 14 -> 11
-net:add(nn.ReLU())
-net:add(nn.SpatialMaxPooling(2, 2, 2, 2))            -- 11 -> 5
-net:add(nn.View(16 * 5 * 5))
-net:add(nn.Linear(16 * 5 * 5, 120))
-net:add(nn.ReLU())
-net:add(nn.Linear(120, 84))
-net:add(nn.ReLU())
-net:add(nn.Linear(84, 10))
-net:add(nn.LogSoftMax())
-return net
-"""
-
-PORT = '''
-import torch.nn as nn
-import torch.nn.functional as F
-
-
-class Net(nn.Module):
-    """The port with the slip: MaxPool2d floors where the Torch7 model had :ceil()."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv1 = nn.Conv2d(1, 6, 5)
-        self.pool1 = nn.MaxPool2d(3, 2)
-        self.conv2 = nn.Conv2d(6, 16, 4)
-        self.pool2 = nn.MaxPool2d(2, 2)
-        self.fc1 = nn.Linear(400, 120)
-        self.fc2 = nn.Linear(120, 84)
-        self.fc3 = nn.Linear(84, 10)
-
-    def forward(self, x):
-        x = self.pool1(F.relu(self.conv1(x)))
-        x = self.pool2(F.relu(self.conv2(x)))
-        x = x.flatten(1)
-        x = F.relu(self.fc1(x))
-        x = F.relu(self.fc2(x))
-        return F.log_softmax(self.fc3(x), dim=1)
-
-
-class FixedNet(Net):
-    def __init__(self):
-        super().__init__()
-        self.pool1 = nn.MaxPool2d(3, 2, ceil_mode=True)
-'''
+#: The worked example of docs/porting.md ("Checking a PyTorch port").
+EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "port_check"
 
 
 @pytest.fixture(scope="module")
 def lenet(tmp_path_factory):
-    path = tmp_path_factory.mktemp("model") / "lenet.t7"
-    Torch7Model(trusted("luajit").lua.execute(LENET), "luajit").save(path)
-    return path
+    """lenet.t7, written by docs/examples/port_check/lenet.lua in a snippet, as the docs do."""
+    folder = tmp_path_factory.mktemp("model")
+    here = os.getcwd()
+    os.chdir(folder)
+    try:
+        lua_port.run((EXAMPLE / "lenet.lua").read_text(), files={"lenet.t7": "w"})
+    finally:
+        os.chdir(here)
+    return folder / "lenet.t7"
 
 
 @pytest.fixture(scope="module")
-def ports(tmp_path_factory):
-    path = tmp_path_factory.mktemp("port") / "my_port.py"
-    path.write_text(PORT)
+def ports():
+    path = EXAMPLE / "lenet_port.py"
     namespace = {}
-    exec(compile(PORT, str(path), "exec"), namespace)
+    exec(compile(path.read_text(), str(path), "exec"), namespace)
     return path, namespace
 
 
@@ -224,7 +184,7 @@ def test_the_command_line_reports_and_exits_with_the_verdict(lenet, ports, capsy
     assert main(["port-check", str(lenet), f"{port_file}:Net", "--input", "1,1,32,32"]) == 1
     out = capsys.readouterr().out
     assert "They part at the forward pass" in out and "pool1" in out
-    assert main(["port-check", str(lenet), f"{port_file}:FixedNet", "--input", "1,1,32,32"]) == 0
+    assert main(["port-check", str(lenet), f"{port_file}:FixedNet", "--input", "4,1,32,32"]) == 0
     assert "agree on every paired layer" in capsys.readouterr().out
     assert main(["port-check", str(lenet), f"{port_file}:Net", "--input", "1,x"]) == 2
     assert main(["port-check", str(lenet), f"{port_file}:Nope", "--input", "1,1,32,32"]) == 2
