@@ -190,3 +190,16 @@ def test_the_command_line_reports_and_exits_with_the_verdict(lenet, ports, capsy
     assert main(["port-check", str(lenet), f"{port_file}:Nope", "--input", "1,1,32,32"]) == 2
     assert "has no Nope" in capsys.readouterr().out
 
+
+
+@pytest.mark.parametrize("code, shape", [
+    ("nn.CustomConv(2, 3, 3, 2, 1, 1, 1, 0)", (2, 2, 5, 6)),
+    ("nn.CustomConv(2, 3, 3, 3, 1, 1, 0, 0, 'linear')", (1, 2, 5, 5)),
+    ("nn.CustomConv(3)", (6, 5)),
+])
+def test_to_torch_turns_custom_conv_into_torch_impls_module(code, shape):
+    model = _small_model(code)
+    x = np.random.default_rng(4).uniform(-0.5, 0.5, shape)
+    converted = to_torch(model)
+    out = converted(torch.from_numpy(x)).detach().numpy()
+    np.testing.assert_allclose(out, model.forward(x), rtol=1e-12, atol=1e-14)
