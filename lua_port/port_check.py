@@ -324,7 +324,7 @@ def _run_port(port, x, grad_output=None):
                     break
 
         def backward(m, grad_input, grad_out):
-            for call in calls:
+            for call in reversed(calls):  # backward visits a reused module's calls last first
                 if call["module"] is m and "grad_input" not in call:
                     call["grad_input"] = _as_arrays(grad_input)
                     call["grad_output"] = _as_arrays(grad_out)

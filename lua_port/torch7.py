@@ -27,6 +27,12 @@ def _inspect(lua):
     return lua._execute(lua_source("inspect.lua"), "@lua_port/inspect.lua")
 
 
+def _check_mode(mode, name: str):
+    if mode not in ("binary", "ascii"):
+        raise ValueError(f"Torch7Model.{name}: mode must be 'binary' or 'ascii', got mode={mode!r}")
+    return mode
+
+
 def read_bytes(source) -> bytes:
     """The bytes of a .t7 file given as a path or as bytes."""
     if isinstance(source, (bytes, bytearray, memoryview)):
@@ -84,6 +90,7 @@ class Torch7Model:
         data = read_bytes(data)
         if mode is None:
             mode = "ascii" if data[:2] and data[:1].isdigit() and data[1:2].isspace() else "binary"
+        _check_mode(mode, "from_bytes")
         lua = trusted(runtime)
         obj = lua.call(_inspect(lua).load, data, mode)
         return cls(obj, lua.name, data)
@@ -95,6 +102,7 @@ class Torch7Model:
 
     def to_bytes(self, mode: str = "binary") -> bytes:
         """The object as the bytes of a .t7 file (Torch7's torch.save format)."""
+        _check_mode(mode, "to_bytes")
         holder, length = self.lua.call(_inspect(self.lua).save, self.obj, mode)
         return lua_string_bytes(self.lua, holder, int(length))
 
