@@ -1,4 +1,4 @@
-"""Command line: python -m crossconv [crosscheck|verify|list|bench|figures] (or crossconv ...).
+"""Command line: python -m crossconv [crosscheck|verify|list|bench|figures|port-check] (or crossconv ...).
 
 Exit codes: 0 everything passed, 1 a check failed, 2 a bad option or an environment
 that cannot run what was asked (unknown op or backend, no CUDA device for
@@ -162,6 +162,12 @@ def _verify(args, console: Console) -> int:
     return run(args, console)
 
 
+def _port_check(args, console: Console) -> int:
+    from .port_check import run
+
+    return run(args, console)
+
+
 def _figures(args, console: Console) -> int:
     import importlib.util
 
@@ -208,6 +214,14 @@ def parser() -> argparse.ArgumentParser:
     bench.add_argument("--no-write", action="store_true", help="print only; leave docs/ alone")
     bench.add_argument("--in-process", action="store_true",
                        help="run every module in this process (default: each in its own)")
+    from .port_check import add_arguments as port_check_arguments
+
+    port_check_arguments(sub.add_parser(
+        "port-check", help="a Torch7 model (.t7) against its PyTorch port, layer by layer",
+        description="Run a Torch7 model in lua_port's Lua shim and a PyTorch port of it on the same "
+                    "input and weights, forward and backward, and report the first layer where they "
+                    "part. Exit 0: they agree; 1: they part; 2: bad arguments or a file that cannot "
+                    "be loaded."))
     figures = sub.add_parser("figures", help="draw the figures of docs/figures/")
     figures.add_argument("--out", default=None, help="directory (default docs/figures)")
     figures.add_argument("--report", default=None,
@@ -227,7 +241,7 @@ def main(argv=None) -> int:
     args.argv = argv
     console = Console(width=200)
     commands = {"crosscheck": _crosscheck, "verify": _verify, "list": _list, "bench": _bench,
-                "figures": _figures}
+                "figures": _figures, "port-check": _port_check}
     return commands[args.command](args, console)
 
 

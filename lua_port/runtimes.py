@@ -23,21 +23,9 @@ from pathlib import Path
 import numpy as np
 
 from .errors import LuaError, LuaMemoryError, LuaSyntaxError
+from .shim import SHIM_FILES
 
 LUA_DIR = Path(__file__).resolve().parent / "lua"
-
-#: The Torch7 shim, in load order (each file needs the ones above it).
-SHIM_FILES = (
-    "torch/class.lua",
-    "torch/util.lua",
-    "torch/Storage.lua",
-    "torch/Tensor.lua",
-    "torch/TensorMath.lua",
-    "nn/Module.lua",
-    "nn/spatial.lua",
-    "nn/SpatialConvolutionMM.lua",
-    "nn/CustomConv.lua",
-)
 
 #: Runtime name -> lupa module.
 LUPA_MODULES = {"luajit": "lupa.luajit21", "5.4": "lupa.lua54"}

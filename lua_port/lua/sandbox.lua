@@ -410,8 +410,9 @@ end
 local function exporter(env)
   local tensorClass = env.torch.getmetatable("torch.DoubleTensor")
   local longStorageClass = env.torch.getmetatable("torch.LongStorage")
-  local doubleStorageClass = env.torch.getmetatable("torch.DoubleStorage")
   local clone, typename = tensorClass.clone, env.torch.typename
+  -- Every tensor and storage type of the shim (captured before the snippet runs).
+  local isTensor, isStorage = env.torch.isTensor, env.torch.isStorage
 
   -- The numbers at 1, 2, ... of a storage, read raw into a plain table (a snippet may
   -- have given the storage class __index or __len metamethods).
@@ -465,7 +466,7 @@ local function exporter(env)
       error(format("cannot return a Lua %s to Python", kind), 0)
     end
     local class = getmetatable(value)
-    if class == tensorClass then
+    if isTensor(value) then
       local c = clone(value)
       local data, count = numbers(c._storage)
       local sizes, expected = {}, 1
@@ -479,7 +480,7 @@ local function exporter(env)
         error("cannot return a tensor whose storage does not match its sizes to Python", 0)
       end
       return { kind = "tensor", sizes = sizes, data = data, count = count }
-    elseif class == longStorageClass or class == doubleStorageClass then
+    elseif isStorage(value) then
       local data, count = numbers(value)
       return { kind = class == longStorageClass and "sizes" or "storage", data = data, count = count }
     end

@@ -1,18 +1,19 @@
--- nn.CustomConv: the convolution of seed 003 whose window combines tan(input + weight)
--- by a product instead of summing input * weight, ported to Torch7's module protocol.
+-- nn.CustomConv: the convolution of the Torch7 custom spatial convolution question, whose
+-- window combines tan(input + weight) by a product instead of summing input * weight,
+-- ported to Torch7's module protocol.
 --
 --   nn.CustomConv(k [, kernel])
---       the seed's module: one 2-D map in, one 2-D map out, weight k x k, no bias,
+--       the question's module: one 2-D map in, one 2-D map out, weight k x k, no bias,
 --       stride 1, no padding (3-D (1, H, W) and 4-D (N, 1, H, W) input work too).
 --   nn.CustomConv(nInputPlane, nOutputPlane, kW, kH, [dW], [dH], [padW], [padH] [, kernel])
 --       SpatialConvolutionMM's arguments and zero padding; weight
 --       [nOutputPlane, nInputPlane, kH, kW], bias [nOutputPlane]; 3-D (C, H, W) or 4-D
 --       (N, C, H, W) input.
--- kernel: 'tanprod' (default, the seed's), 'linear' (then the module equals
+-- kernel: 'tanprod' (default, the question's), 'linear' (then the module equals
 -- nn.SpatialConvolutionMM), another name registered in nn.CustomConv.kernels, or a kernel
 -- table (see nn/spatial.lua). setKernel(kernel) switches it.
 --
--- Unlike the seed, the module follows Torch7's protocol: updateOutput reads its input
+-- Unlike the question's code, the module follows Torch7's protocol: updateOutput reads its input
 -- argument (forward is not overridden), updateGradInput overwrites gradInput,
 -- accGradParameters ADDS scale * the parameters' gradient, and the tanprod gradient is
 -- formed from prefix and suffix products, never by dividing by tan(input + weight).
@@ -49,15 +50,25 @@ function CustomConv:__init(...)
   else
     error(USAGE .. string.format(", got %d arguments", select("#", ...)), 3)
   end
-  self.kernelName = type(kernel) == "string" and kernel or "custom"
-  self.kernel = spatial.kernel(kernel, 3)
+  self:setKernel(kernel, 4)
   self:reset()
 end
 
-function CustomConv:setKernel(kernel)
-  self.kernel = spatial.kernel(kernel, 2)
-  self.kernelName = type(kernel) == "string" and kernel or "custom"
+--- Switch the kernel: a name of nn.CustomConv.kernels (kept as kernelName only, so the
+--- module saves to a .t7 file) or a kernel table (kept in self.kernel).
+function CustomConv:setKernel(kernel, level)
+  spatial.kernel(kernel, level or 2)
+  if type(kernel) == "string" then
+    self.kernelName, self.kernel = kernel, nil
+  else
+    self.kernelName, self.kernel = "custom", kernel
+  end
   return self
+end
+
+-- The kernel table in use.
+local function kernelOf(self)
+  return self.kernel or spatial.kernel(self.kernelName or "tanprod", 1)
 end
 
 function CustomConv:noBias()
@@ -67,7 +78,7 @@ function CustomConv:noBias()
 end
 
 --- Weight (and bias) uniform in [-stdv, stdv]: stdv = 1/sqrt(kW*kH*nInputPlane) as
---- SpatialConvolutionMM, 0.5 for the seed's form (its torch.rand(k, k):add(-0.5)).
+--- SpatialConvolutionMM, 0.5 for the question's form (its torch.rand(k, k):add(-0.5)).
 function CustomConv:reset(stdv)
   stdv = stdv or (self.mapMode and 0.5 or 1 / math.sqrt(self.kW * self.kH * self.nInputPlane))
   self.weight:uniform(-stdv, stdv)
@@ -86,28 +97,28 @@ local function checkParameters(self, level)
 end
 
 function CustomConv:updateOutput(input)
-  local g, x = spatial.geometry(self, input, 2)
-  local w = checkParameters(self, 2)
+  local g, x = spatial.geometry(self, input, 1)
+  local w = checkParameters(self, 1)
   self.output:resize(spatial.outputSize(g))
-  spatial.forward(g, self.kernel, x, w, self.bias, self.output._storage)
+  spatial.forward(g, kernelOf(self), x, w, self.bias, self.output._storage)
   return self.output
 end
 
 function CustomConv:updateGradInput(input, gradOutput)
-  local g, x = spatial.geometry(self, input, 2)
-  local grad = spatial.checkGradOutput(g, gradOutput, 2)
+  local g, x = spatial.geometry(self, input, 1)
+  local grad = spatial.checkGradOutput(g, gradOutput, 1)
   local buffer = spatial.zeros(x:nElement())
-  spatial.backward(g, self.kernel, x, checkParameters(self, 2), grad, buffer, nil)
+  spatial.backward(g, kernelOf(self), x, checkParameters(self, 1), grad, buffer, nil)
   self.gradInput:resizeAs(input):copy(spatial.asTensor(buffer, x._size))
   return self.gradInput
 end
 
 function CustomConv:accGradParameters(input, gradOutput, scale)
   scale = scale or 1
-  local g, x = spatial.geometry(self, input, 2)
-  local grad = spatial.checkGradOutput(g, gradOutput, 2)
+  local g, x = spatial.geometry(self, input, 1)
+  local grad = spatial.checkGradOutput(g, gradOutput, 1)
   local buffer = spatial.zeros(self.weight:nElement())
-  spatial.backward(g, self.kernel, x, checkParameters(self, 2), grad, nil, buffer)
+  spatial.backward(g, kernelOf(self), x, checkParameters(self, 1), grad, nil, buffer)
   self.gradWeight:add(scale, spatial.asTensor(buffer, self.gradWeight._size))
   if self.gradBias then
     self.gradBias:add(scale, spatial.asTensor(spatial.biasGradient(g, grad), { self.nOutputPlane }))

@@ -1,9 +1,9 @@
 -- nn.SpatialConvolutionMM(nInputPlane, nOutputPlane, kW, kH, [dW], [dH], [padW], [padH]):
--- Torch7's convolution (cross-correlation) with zero padding, weight nOutputPlane x
--- (nInputPlane*kH*kW) (column (c*kH + i)*kW + j), bias nOutputPlane; 3-D (C, H, W) or 4-D
--- (N, C, H, W) input. Computed by nn.spatial's "linear" kernel, tap by tap.
+-- nn.SpatialConvolution with Torch7's "MM" weight layout, nOutputPlane x
+-- (nInputPlane*kH*kW) (column (c*kH + i)*kW + j): the same numbers, one matrix row per
+-- output plane. The loops are in nn/convolution.lua.
 
-local spatial = nn.spatial
+local spatial, convolution = nn.spatial, nn._convolution
 
 local SpatialConvolutionMM, parent = torch.class("nn.SpatialConvolutionMM", "nn.Module")
 
@@ -26,55 +26,35 @@ function SpatialConvolutionMM:noBias()
 end
 
 function SpatialConvolutionMM:reset(stdv)
-  stdv = stdv or 1 / math.sqrt(self.kW * self.kH * self.nInputPlane)
+  if stdv then
+    stdv = stdv * math.sqrt(3)
+  else
+    stdv = 1 / math.sqrt(self.kW * self.kH * self.nInputPlane)
+  end
   self.weight:uniform(-stdv, stdv)
   if self.bias then
     self.bias:uniform(-stdv, stdv)
   end
-  return self
 end
 
--- The weight as [O, C, kH, kW] numbers (a view when contiguous).
-local function weight4d(self)
-  return self.weight:contiguous()
+local function backCompatibility(self)
+  self.padW, self.padH = self.padW or self.padding or 0, self.padH or self.padding or 0
+  self.padding = nil
 end
 
 function SpatialConvolutionMM:updateOutput(input)
-  local g, x = spatial.geometry(self, input, 2)
-  self.output:resize(spatial.outputSize(g))
-  spatial.forward(g, spatial.kernels.linear, x, weight4d(self), self.bias, self.output._storage)
-  return self.output
+  backCompatibility(self)
+  return (convolution.updateOutput(self, input))
 end
 
 function SpatialConvolutionMM:updateGradInput(input, gradOutput)
-  local g, x = spatial.geometry(self, input, 2)
-  local grad = spatial.checkGradOutput(g, gradOutput, 2)
-  local buffer = spatial.zeros(x:nElement())
-  spatial.backward(g, spatial.kernels.linear, x, weight4d(self), grad, buffer, nil)
-  self.gradInput:resizeAs(input):copy(spatial.asTensor(buffer, x._size))
-  return self.gradInput
+  if self.gradInput then
+    return (convolution.updateGradInput(self, input, gradOutput))
+  end
 end
 
 function SpatialConvolutionMM:accGradParameters(input, gradOutput, scale)
-  scale = scale or 1
-  local g, x = spatial.geometry(self, input, 2)
-  local grad = spatial.checkGradOutput(g, gradOutput, 2)
-  local buffer = spatial.zeros(self.weight:nElement())
-  spatial.backward(g, spatial.kernels.linear, x, weight4d(self), grad, nil, buffer)
-  self.gradWeight:add(scale, spatial.asTensor(buffer, self.gradWeight._size))
-  if self.gradBias then
-    self.gradBias:add(scale, spatial.asTensor(spatial.biasGradient(g, grad), { self.nOutputPlane }))
-  end
+  convolution.accGradParameters(self, input, gradOutput, scale)
 end
 
-function SpatialConvolutionMM:__tostring__()
-  local text = string.format("%s(%d -> %d, %dx%d", torch.type(self), self.nInputPlane, self.nOutputPlane,
-    self.kW, self.kH)
-  if self.dW ~= 1 or self.dH ~= 1 or self.padW ~= 0 or self.padH ~= 0 then
-    text = text .. string.format(", %d,%d", self.dW, self.dH)
-  end
-  if self.padW ~= 0 or self.padH ~= 0 then
-    text = text .. string.format(", %d,%d", self.padW, self.padH)
-  end
-  return text .. (self.bias and ")" or ") without bias")
-end
+SpatialConvolutionMM.__tostring__ = nn.SpatialConvolution.__tostring__

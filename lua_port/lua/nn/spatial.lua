@@ -4,7 +4,7 @@
 -- A kernel combines, for one output pixel, one term f(x, w) per tap (c, i, j) of the
 -- window, x the zero-padded input under the tap and w the tap's weight:
 --   reduce = "sum":  out = bias + sum_t f(x_t, w_t)      ("linear": f = x*w, a convolution)
---   reduce = "prod": out = bias + prod_t f(x_t, w_t)     ("tanprod": f = tan(x + w), seed 003)
+--   reduce = "prod": out = bias + prod_t f(x_t, w_t)     ("tanprod": f = tan(x + w), nn.CustomConv's)
 -- A kernel may add prepare(v) and fast(pv, pw, x, w) == f(x, w) from values prepared
 -- once per input value and weight (the forward pass then uses them; see "tanprod").
 -- dfdx(x, w, fx) and dfdw(x, w, fx) are f's partial derivatives (fx = f(x, w), given so a
@@ -83,10 +83,10 @@ end
 
 --- Check `input` against module m and return the geometry of the call and the input as
 --- a contiguous tensor. m has nInputPlane, nOutputPlane, kW, kH, dW, dH, padW, padH and,
---- for the seed's one-map form, mapMode (a 2-D input gives a 2-D output).
+--- for the question's one-map form, mapMode (a 2-D input gives a 2-D output).
 function spatial.geometry(m, input, level)
   if not torch.isTensor(input) then
-    error("bad argument #1 (input): a torch.DoubleTensor expected, got " .. torch.type(input), level + 1)
+    error("bad argument #1 (input): a tensor expected, got " .. torch.type(input), level + 1)
   end
   local size, nd = input._size, #input._size
   local N, C, H, W
@@ -342,7 +342,7 @@ end
 --- Check gradOutput has the output's sizes for geometry g; return it contiguous.
 function spatial.checkGradOutput(g, gradOutput, level)
   if not torch.isTensor(gradOutput) then
-    error("bad argument #2 (gradOutput): a torch.DoubleTensor expected, got " .. torch.type(gradOutput),
+    error("bad argument #2 (gradOutput): a tensor expected, got " .. torch.type(gradOutput),
       level + 1)
   end
   local expected = spatial.outputSize(g)

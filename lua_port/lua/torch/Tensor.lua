@@ -1,44 +1,47 @@
--- torch.DoubleTensor (alias torch.Tensor): a strided view on a DoubleStorage.
+-- torch.DoubleTensor (torch.Tensor by default), torch.FloatTensor, torch.LongTensor,
+-- torch.IntTensor, torch.ShortTensor, torch.CharTensor, torch.ByteTensor: strided views
+-- on a storage of the same element type.
 --
--- Fields: _storage (the DoubleStorage), _offset (0-based storage offset), _size and
--- _stride (Lua arrays, one entry per dimension). Element (i1, ..., id), 1-based, lives at
+-- Fields: _storage (the storage), _offset (0-based storage offset), _size and _stride
+-- (Lua arrays, one entry per dimension). Element (i1, ..., id), 1-based, lives at
 --   _storage[_offset + (i1-1)*_stride[1] + ... + (id-1)*_stride[d] + 1]
 -- narrow / select / sub / transpose / t[{...}] return views sharing the storage, as in
 -- Torch7; clone / contiguous (of a non-contiguous tensor) copy. Indices are 1-based; in
 -- t[i], t[{...}] and sub a negative index z means size + z + 1 (-1 is the last), while
 -- narrow and select take only positive ones, as Torch7's C functions do.
+--
+-- A tensor's type is its storage's: every class shares DoubleTensor's methods, results
+-- take the type of the tensor they come from, and :type(name) / :float() / :long() ...
+-- convert (see torch/Storage.lua for what a conversion does).
 
 local util = torch._util
 local num = util.num
 
 local Tensor = torch.class("torch.DoubleTensor")
 local TensorMT = torch.getmetatable("torch.DoubleTensor")
-local StorageMT = torch.getmetatable("torch.DoubleStorage")
-local LongStorageMT = torch.getmetatable("torch.LongStorage")
-torch.Tensor = torch.DoubleTensor
--- The shim has one tensor type (Torch7's default, double): FloatTensor is an alias.
-torch.FloatTensor = torch.DoubleTensor
+local DoubleStorage = util.storageClass.Double
+local LongStorageMT = util.storageClass.Long
+
+local TENSORS = {}         -- tensor class metatable -> element type name
+local TENSOR_OF = {}       -- storage class -> tensor class
+local STORAGE_OF = {}      -- tensor class -> storage class
+util.tensorClass = {}      -- element type name -> tensor class
 
 local function isTensor(x)
-  return getmetatable(x) == TensorMT
+  return TENSORS[getmetatable(x)] ~= nil
 end
 torch.isTensor = isTensor
 
-function torch.setdefaulttensortype(name)
-  if name ~= "torch.DoubleTensor" and name ~= "torch.FloatTensor" then
-    error(string.format("bad argument #1 to 'setdefaulttensortype' (%s is not available: the shim "
-      .. "holds doubles only)", tostring(name)), 2)
-  end
-end
-
-function torch.getdefaulttensortype()
-  return "torch.DoubleTensor"
-end
-
 local function make(storage, offset, size, stride)
-  return setmetatable({ _storage = storage, _offset = offset, _size = size, _stride = stride }, TensorMT)
+  return setmetatable({ _storage = storage, _offset = offset, _size = size, _stride = stride },
+    TENSOR_OF[getmetatable(storage)] or TensorMT)
 end
 util.makeTensor = make
+
+--- The storage class of tensor t's type.
+function util.storageClassOf(t)
+  return STORAGE_OF[getmetatable(t)] or DoubleStorage
+end
 
 local function contiguousStrides(size)
   local stride, s = {}, 1
@@ -70,16 +73,22 @@ local function copyArray(a)
   return b
 end
 
---- A new contiguous tensor of the given sizes (a Lua array), filled with zeros.
-local function zeros(size)
+--- A new contiguous tensor of the given sizes (a Lua array), filled with zeros, of the
+--- storage class `class` (default DoubleStorage).
+local function zeros(size, class)
   local n = count(size)
   local data = {}
   for i = 1, n do
     data[i] = 0
   end
-  return make(util.adoptStorage(data), 0, size, contiguousStrides(size))
+  return make(util.adoptStorage(data, class), 0, size, contiguousStrides(size))
 end
 util.newTensor = zeros
+
+--- A new zero tensor of t's type with the given sizes.
+function util.newLike(t, size)
+  return zeros(size, STORAGE_OF[getmetatable(t)])
+end
 
 --- The storage indices of t's elements in row-major order, and their count.
 local function positions(t)
@@ -175,13 +184,22 @@ end
 
 function Tensor:__init(...)
   local first = ...
+  local class = STORAGE_OF[getmetatable(self)]
   local storage, offset, size, stride
   if select("#", ...) == 0 then
-    storage, offset, size, stride = util.adoptStorage({}), 0, {}, {}
+    storage, offset, size, stride = util.adoptStorage({}, class), 0, {}, {}
   elseif isTensor(first) then
+    if getmetatable(first) ~= getmetatable(self) then
+      util.argError(1, torch.typename(self), "expected a " .. torch.typename(self) .. ", got a "
+        .. torch.typename(first), 3)
+    end
     storage, offset = first._storage, first._offset
     size, stride = copyArray(first._size), copyArray(first._stride)
-  elseif getmetatable(first) == StorageMT then
+  elseif torch.isStorage(first) and (getmetatable(first) == class or getmetatable(first) ~= LongStorageMT) then
+    if getmetatable(first) ~= class then
+      util.argError(1, torch.typename(self), "expected a " .. rawget(class, "__typename") .. ", got a "
+        .. torch.typename(first), 3)
+    end
     local _, storageOffset, sizes, strides = ...
     storage, offset = first, (storageOffset or 1) - 1
     if sizes == nil then
@@ -212,10 +230,16 @@ function Tensor:__init(...)
     if not size then
       util.argError(1, "Tensor", data, 3)
     end
-    storage, offset, stride = util.adoptStorage(data), 0, contiguousStrides(size)
+    local convert = util.storageConvert(class)
+    if convert then
+      for i = 1, #data do
+        data[i] = convert(data[i])
+      end
+    end
+    storage, offset, stride = util.adoptStorage(data, class), 0, contiguousStrides(size)
   else
     size = sizeArgs("Tensor", 3, ...)
-    local t = zeros(size)
+    local t = zeros(size, class)
     storage, offset, stride = t._storage, 0, t._stride
   end
   rawset(self, "_storage", storage)
@@ -266,14 +290,32 @@ function Tensor:storageOffset()
   return self._offset + 1
 end
 
-function Tensor:type()
-  return "torch.DoubleTensor"
+--- x:type() is x's type name; x:type(name) is x if it has that type, else a converted copy.
+function Tensor:type(name)
+  local own = rawget(getmetatable(self), "__typename")
+  if name == nil or name == own then
+    return name == nil and own or self
+  end
+  local kind = type(name) == "string" and string.match(name, "^torch%.(%a+)Tensor$")
+  local class = kind and util.storageClass[kind]
+  if not class then
+    util.argError(1, "type", string.format("unknown tensor type '%s' (known: torch.%sTensor)", tostring(name),
+      table.concat(util.TYPES, "Tensor, torch.")), 2)
+  end
+  local result = zeros(copyArray(self._size), class)
+  return result:copy(self)
 end
 
-function Tensor:double()
-  return self
+function Tensor:typeAs(other)
+  return self:type(other:type())
 end
-Tensor.float = Tensor.double
+
+for _, kind in ipairs(util.TYPES) do
+  local name = "torch." .. kind .. "Tensor"
+  Tensor[string.lower(kind)] = function(self)
+    return self:type(name)
+  end
+end
 
 function Tensor:isContiguous()
   local expected, size, stride = 1, self._size, self._stride
@@ -316,13 +358,21 @@ function Tensor:resizeAs(other)
 end
 
 function Tensor:clone()
-  local pos, n = positions(self)
   local src, data = self._storage, {}
-  for k = 1, n do
-    data[k] = src[pos[k]]
+  local n = count(self._size)
+  if self:isContiguous() then
+    local o = self._offset
+    for k = 1, n do
+      data[k] = src[o + k]
+    end
+  else
+    local pos = positions(self)
+    for k = 1, n do
+      data[k] = src[pos[k]]
+    end
   end
   local size = copyArray(self._size)
-  return make(util.adoptStorage(data), 0, size, contiguousStrides(size))
+  return make(util.adoptStorage(data, getmetatable(src)), 0, size, contiguousStrides(size))
 end
 
 function Tensor:contiguous()
@@ -332,9 +382,13 @@ function Tensor:contiguous()
   return self:clone()
 end
 
+--- x:view(sizes) is a new view of x; r:view(src, sizes) makes r that view of src.
 function Tensor:view(...)
   local first = ...
-  local list = (type(first) == "table" and not isTensor(first)) and first or { ... }
+  if isTensor(first) then
+    return self:set(first:view(select(2, ...)))
+  end
+  local list = type(first) == "table" and first or { ... }
   local size, infer, known = {}, nil, 1
   for i = 1, #list do
     local s = list[i]
@@ -363,8 +417,70 @@ function Tensor:view(...)
   return make(self._storage, self._offset, size, contiguousStrides(size))
 end
 
-function Tensor:viewAs(other)
-  return self:view(copyArray(other._size))
+--- x:viewAs(other) is x:view(other's sizes); r:viewAs(src, other) makes r that view of src.
+function Tensor:viewAs(a, b)
+  if b ~= nil then
+    return self:set(a:view(copyArray(b._size)))
+  end
+  return self:view(copyArray(a._size))
+end
+
+--- x:set(y) shares y's storage, offset, sizes and strides; x:set(storage [, offset [, sizes
+--- [, strides]]]) views a storage (offset 1-based; sizes and strides as LongStorages or
+--- tables); x:set() empties x.
+function Tensor:set(source, offset, sizes, strides)
+  if source == nil then
+    self._storage = util.adoptStorage({}, util.storageClassOf(self))
+    self._offset, self._size, self._stride = 0, {}, {}
+    return self
+  end
+  if isTensor(source) then
+    if getmetatable(source) ~= getmetatable(self) then
+      util.argError(1, "set", "expected a " .. torch.typename(self) .. ", got a " .. torch.typename(source), 2)
+    end
+    self._storage, self._offset = source._storage, source._offset
+    self._size, self._stride = copyArray(source._size), copyArray(source._stride)
+    return self
+  end
+  if getmetatable(source) ~= util.storageClassOf(self) then
+    util.argError(1, "set", "expected a tensor or a storage of " .. torch.typename(self) .. "'s type, got a "
+      .. torch.type(source), 2)
+  end
+  offset = (offset or 1) - 1
+  local size = sizes and sizeArgs("set", 2, sizes) or { #source - offset }
+  local stride = strides and copyArray(strides) or contiguousStrides(size)
+  local last = offset
+  for d = 1, #size do
+    last = last + (size[d] - 1) * stride[d]
+  end
+  if offset < 0 or (count(size) > 0 and last >= #source) then
+    util.argError(2, "set", "storage is too small for these sizes and strides", 2)
+  end
+  self._storage, self._offset, self._size, self._stride = source, offset, size, stride
+  return self
+end
+
+--- x:squeeze([dim]) / torch.squeeze(x [, dim]): a view of x without its size-1
+--- dimensions (or without `dim` when it has size 1); x itself is unchanged. As in Torch7,
+--- a result holding one element in one dimension comes back as a number.
+function Tensor:squeeze(dim)
+  local size, stride = {}, {}
+  for d = 1, #self._size do
+    if self._size[d] ~= 1 or (dim ~= nil and d ~= dim) then
+      size[#size + 1], stride[#stride + 1] = self._size[d], self._stride[d]
+    end
+  end
+  if #size == 0 and #self._size > 0 then
+    size, stride = { 1 }, { 1 }
+  end
+  if #size == 1 and size[1] == 1 then
+    return self._storage[self._offset + 1]
+  end
+  return make(self._storage, self._offset, size, stride)
+end
+
+function torch.squeeze(x, dim)
+  return x:squeeze(dim)
 end
 
 -- ----------------------------------------------------------------------------- views
@@ -531,7 +647,8 @@ function Tensor:__newindex__(key, value)
       if type(value) ~= "number" then
         error("a number expected to set one element, got a " .. type(value), 3)
       end
-      self._storage[position] = value
+      local convert = util.storageConvert(getmetatable(self._storage))
+      self._storage[position] = convert and convert(value) or value
     elseif type(value) == "number" then
       view:fill(value)
     elseif isTensor(value) then
@@ -550,8 +667,19 @@ function Tensor:fill(value)
   if type(value) ~= "number" then
     util.argError(1, "fill", "number expected, got " .. type(value), 2)
   end
-  local pos, n = positions(self)
-  local data = self._storage
+  local convert = util.storageConvert(getmetatable(self._storage))
+  if convert then
+    value = convert(value)
+  end
+  local data, n = self._storage, count(self._size)
+  if self:isContiguous() then
+    local o = self._offset
+    for k = o + 1, o + n do
+      data[k] = value
+    end
+    return self
+  end
+  local pos = positions(self)
   for k = 1, n do
     data[pos[k]] = value
   end
@@ -566,15 +694,28 @@ function Tensor:copy(src)
   if not isTensor(src) then
     util.argError(1, "copy", "tensor expected, got " .. torch.type(src), 2)
   end
-  local to, n = positions(self)
-  local from, m = positions(src)
+  local n, m = count(self._size), count(src._size)
   if n ~= m then
     error(string.format("inconsistent tensor size: cannot copy %d elements (%s) into %d (%s)", m,
       util.sizeString(src._size), n, util.sizeString(self._size)), 2)
   end
   local a, b = self._storage, src._storage
-  for k = 1, n do
-    a[to[k]] = b[from[k]]
+  local convert = getmetatable(a) ~= getmetatable(b) and util.storageConvert(getmetatable(a))
+  if convert then
+    local to, from = positions(self), positions(src)
+    for k = 1, n do
+      a[to[k]] = convert(b[from[k]])
+    end
+  elseif self:isContiguous() and src:isContiguous() then
+    local p, q = self._offset, src._offset
+    for k = 1, n do
+      a[p + k] = b[q + k]
+    end
+  else
+    local to, from = positions(self), positions(src)
+    for k = 1, n do
+      a[to[k]] = b[from[k]]
+    end
   end
   return self
 end
@@ -640,9 +781,9 @@ end
 function Tensor:__tostring__()
   local size = self._size
   if #size == 0 then
-    return "[torch.DoubleTensor with no dimension]"
+    return "[" .. torch.typename(self) .. " with no dimension]"
   end
-  local footer = "[torch.DoubleTensor of size " .. util.sizeString(size) .. "]"
+  local footer = "[" .. torch.typename(self) .. " of size " .. util.sizeString(size) .. "]"
   local contiguous = self:contiguous()
   local data, values = contiguous._storage, {}
   for k = 1, contiguous:nElement() do
@@ -681,3 +822,36 @@ function Tensor:__tostring__()
   lines[#lines + 1] = footer
   return table.concat(lines, "\n")
 end
+
+-- ----------------------------------------------------------------------------- the types
+
+for _, kind in ipairs(util.TYPES) do
+  local name = "torch." .. kind .. "Tensor"
+  local mt = kind == "Double" and TensorMT or torch.class(name, "torch.DoubleTensor")
+  if kind ~= "Double" then
+    rawset(mt, "__sibling", true)  -- shares the methods; not a subclass for torch.isTypeOf
+  end
+  local storage = util.storageClass[kind]
+  TENSORS[mt], TENSOR_OF[storage], STORAGE_OF[mt], util.tensorClass[kind] = kind, mt, storage, mt
+  -- x.new(...) is the constructor of x's type, as in Torch7 (so x:new() views x).
+  local constructor = torch[kind .. "Tensor"]
+  rawset(mt, "new", function(...)
+    return constructor(...)
+  end)
+end
+
+--- torch.setdefaulttensortype(name): the type torch.Tensor and torch.Storage build.
+function torch.setdefaulttensortype(name)
+  local kind = type(name) == "string" and string.match(name, "^torch%.(%a+)Tensor$")
+  if not (kind and util.tensorClass[kind]) then
+    util.argError(1, "setdefaulttensortype", "unknown tensor type " .. tostring(name), 2)
+  end
+  torch.Tensor = torch[kind .. "Tensor"]
+  torch.Storage = torch[kind .. "Storage"]
+end
+
+function torch.getdefaulttensortype()
+  return torch.typename(torch.Tensor())
+end
+
+torch.setdefaulttensortype("torch.DoubleTensor")

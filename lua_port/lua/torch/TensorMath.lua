@@ -10,8 +10,11 @@
 -- operations with two tensors need the same number of elements, not the same sizes, and
 -- run element by element in row-major order, so aliased operands behave as in Torch7.
 -- Reductions: sum, prod, mean, max, min (whole tensor -> number; with a dimension -> a
--- tensor keeping that dimension with size 1). Random numbers come from a Park-Miller
--- generator (torch.manualSeed), identical on every Lua runtime.
+-- tensor keeping that dimension with size 1; max and min also return the 1-based indices
+-- as a LongTensor). Matrix products: mm, mv, addmm, addmv, addr. Also cat and sort.
+-- Random numbers come from a Park-Miller generator (torch.manualSeed), identical on
+-- every Lua runtime. Results have the type of the tensor they come from; element-wise
+-- results are converted to it (float32 rounding, integer truncation).
 
 local util = torch._util
 local Tensor = torch.getmetatable("torch.DoubleTensor")
@@ -25,6 +28,18 @@ local function typeList(...)
     names[i] = isTensor(v) and "DoubleTensor" or type(v)
   end
   return table.concat(names, ", ")
+end
+
+-- Element-wise results are converted to the result's type (nothing to do for doubles).
+local function converted(r)
+  local convert = util.storageConvert(getmetatable(r._storage))
+  if convert then
+    local data = r._storage
+    for _, p in ipairs((positions(r))) do
+      data[p] = convert(data[p])
+    end
+  end
+  return r
 end
 
 local function badArguments(fname, expected, ...)
@@ -46,13 +61,20 @@ local function map1(r, a, f)
   if r ~= a and not r:isSameSizeAs(a) then
     r:resizeAs(a)
   end
-  local to, n = positions(r)
-  local from = r == a and to or positions(a)
   local rd, ad = r._storage, a._storage
-  for k = 1, n do
-    rd[to[k]] = f(ad[from[k]])
+  if r:isContiguous() and a:isContiguous() then
+    local ro, ao = r._offset, a._offset
+    for k = 1, r:nElement() do
+      rd[ro + k] = f(ad[ao + k])
+    end
+  else
+    local to, n = positions(r)
+    local from = r == a and to or positions(a)
+    for k = 1, n do
+      rd[to[k]] = f(ad[from[k]])
+    end
   end
-  return r
+  return converted(r)
 end
 
 -- r[k] = f(a[k], b[k]); a and b need the same number of elements.
@@ -61,14 +83,21 @@ local function map2(r, a, b, f, fname)
   if r ~= a and not r:isSameSizeAs(a) then
     r:resizeAs(a)
   end
-  local to, n = positions(r)
-  local pa = r == a and to or positions(a)
-  local pb = positions(b)
   local rd, ad, bd = r._storage, a._storage, b._storage
-  for k = 1, n do
-    rd[to[k]] = f(ad[pa[k]], bd[pb[k]])
+  if r:isContiguous() and a:isContiguous() and b:isContiguous() then
+    local ro, ao, bo = r._offset, a._offset, b._offset
+    for k = 1, r:nElement() do
+      rd[ro + k] = f(ad[ao + k], bd[bo + k])
+    end
+  else
+    local to, n = positions(r)
+    local pa = r == a and to or positions(a)
+    local pb = positions(b)
+    for k = 1, n do
+      rd[to[k]] = f(ad[pa[k]], bd[pb[k]])
+    end
   end
-  return r
+  return converted(r)
 end
 
 local function plus(x, y) return x + y end
@@ -78,7 +107,47 @@ local function over(x, y) return x / y end
 
 local ADD = "[result] number | [result] [number] DoubleTensor | result DoubleTensor number DoubleTensor"
 
+-- In-place forms on contiguous tensors, as plain loops: a closure made per call (as map1
+-- and map2 take) would cost LuaJIT a new trace per call, and training loops call these
+-- once per parameter per step. nil when the fast form does not apply.
+local function inPlace(r, op, v, y)
+  if not r:isContiguous() or (y ~= nil and (not y:isContiguous() or y:nElement() ~= r:nElement())) then
+    return nil
+  end
+  local rd, ro, n = r._storage, r._offset, r:nElement()
+  if op == "add" then
+    for k = ro + 1, ro + n do rd[k] = rd[k] + v end
+  elseif op == "mul" then
+    for k = ro + 1, ro + n do rd[k] = rd[k] * v end
+  elseif op == "div" then
+    for k = ro + 1, ro + n do rd[k] = rd[k] / v end
+  else
+    local yd, shift = y._storage, y._offset - ro
+    if op == "axpy" then
+      for k = ro + 1, ro + n do rd[k] = rd[k] + v * yd[k + shift] end
+    elseif op == "cmul" then
+      for k = ro + 1, ro + n do rd[k] = rd[k] * yd[k + shift] end
+    else
+      for k = ro + 1, ro + n do rd[k] = rd[k] / yd[k + shift] end
+    end
+  end
+  return converted(r)
+end
+
 function Tensor:add(a, b, c)
+  if c == nil then
+    local fast
+    if type(a) == "number" and b == nil then
+      fast = inPlace(self, "add", a)
+    elseif isTensor(a) and b == nil then
+      fast = inPlace(self, "axpy", 1, a)
+    elseif type(a) == "number" and isTensor(b) then
+      fast = inPlace(self, "axpy", a, b)
+    end
+    if fast then
+      return fast
+    end
+  end
   if c ~= nil then
     if isTensor(a) and type(b) == "number" and isTensor(c) then
       return (map2(self, a, c, function(x, y) return x + b * y end, "add"))
@@ -113,6 +182,10 @@ end
 local function scalarOp(name, f)
   Tensor[name] = function(self, a, b)
     if b == nil and type(a) == "number" then
+      local fast = inPlace(self, name, a)
+      if fast then
+        return fast
+      end
       return (map1(self, self, function(x) return f(x, a) end))
     elseif isTensor(a) and type(b) == "number" then
       return (map1(self, a, function(x) return f(x, b) end))
@@ -126,6 +199,10 @@ scalarOp("div", over)
 local function elementwise(name, f)
   Tensor[name] = function(self, a, b)
     if b == nil and isTensor(a) then
+      local fast = inPlace(self, name, nil, a)
+      if fast then
+        return fast
+      end
       return (map2(self, self, a, f, name))
     elseif isTensor(a) and isTensor(b) then
       return (map2(self, a, b, f, name))
@@ -153,11 +230,7 @@ local UNARY = {
   asin = math.asin, exp = exp, log = log, sqrt = math.sqrt, abs = math.abs,
   floor = math.floor, ceil = math.ceil,
   neg = function(x) return -x end,
-  tanh = function(x)
-    if x > 20 then return 1 elseif x < -20 then return -1 end
-    local e = exp(2 * x)
-    return (e - 1) / (e + 1)
-  end,
+  tanh = util.tanh,
   sigmoid = function(x) return 1 / (1 + exp(-x)) end,
   sign = function(x) return x > 0 and 1 or (x < 0 and -1 or 0) end,
 }
@@ -179,11 +252,17 @@ end
 
 -- ----------------------------------------------------------------------------- allocating forms
 
+-- An empty result of the type of the first tensor among the arguments.
+local function resultFor(a, b)
+  local model = isTensor(a) and a or (isTensor(b) and b or nil)
+  return model and model.new() or torch.Tensor()
+end
+
 function torch.add(a, b, c, d)
   if isTensor(a) and isTensor(b) and c ~= nil then
     return a:add(b, c, d)
   end
-  return torch.Tensor():add(a, b, c)
+  return resultFor(a, b):add(a, b, c)
 end
 
 for _, name in ipairs({ "mul", "div", "cmul", "cdiv", "pow", "csub" }) do
@@ -191,7 +270,7 @@ for _, name in ipairs({ "mul", "div", "cmul", "cdiv", "pow", "csub" }) do
     if c ~= nil then
       return a[name](a, b, c)
     end
-    local result = torch.Tensor()
+    local result = resultFor(a, b)
     return result[name](result, a, b)
   end
 end
@@ -201,7 +280,7 @@ for name in pairs(UNARY) do
     if type(a) == "number" and b == nil then
       return f(a)
     elseif isTensor(a) and b == nil then
-      local result = torch.Tensor()
+      local result = a.new()
       return result[name](result, a)
     elseif isTensor(a) and isTensor(b) then
       return a[name](a, b)
@@ -235,7 +314,7 @@ local function reduceDim(t, dim, init, f, fname)
   for d = 1, t:nDimension() do
     size[d] = d == dim and 1 or t._size[d]
   end
-  local result = util.newTensor(size)
+  local result = util.newLike(t, size)
   local out = result._storage
   local outerStride = t._size[dim]
   -- Walk the result's positions; for each, fold the t elements along dim.
@@ -303,7 +382,7 @@ local function extreme(name, better)
       if acc == nil or x ~= x or better(x, acc) then return x end
       return acc
     end, name)
-    local indices = util.newTensor(values._size)
+    local indices = util.newTensor(values._size, util.storageClass.Long)
     -- Indices: the first position along dim holding the extreme value.
     local valuePos = positions(values)
     local indexPos = positions(indices)
@@ -346,55 +425,67 @@ function Tensor:dot(other)
   return acc
 end
 
-for _, name in ipairs({ "sum", "prod", "mean", "max", "min", "dot" }) do
+--- x:equal(y): same sizes and every element equal.
+function Tensor:equal(other)
+  if not isTensor(other) or not self:isSameSizeAs(other) then
+    return false
+  end
+  local pa, n = positions(self)
+  local pb = positions(other)
+  local a, b = self._storage, other._storage
+  for k = 1, n do
+    if a[pa[k]] ~= b[pb[k]] then
+      return false
+    end
+  end
+  return true
+end
+
+--- x:norm([p = 2]): the p-norm of all elements.
+function Tensor:norm(p)
+  p = p or 2
+  local total = reduceAll(self, 0, function(acc, x) return acc + math.abs(x) ^ p end)
+  return total ^ (1 / p)
+end
+
+--- x:dist(y, [p = 2]): the p-norm of x - y.
+function Tensor:dist(other, p)
+  return torch.add(self, -1, other):norm(p)
+end
+
+--- x:var() / x:std(): the unbiased variance / standard deviation of all elements.
+function Tensor:var()
+  local n = self:nElement()
+  local mean = self:sum() / n
+  return (reduceAll(self, 0, function(acc, x) return acc + (x - mean) ^ 2 end)) / (n - 1)
+end
+
+function Tensor:std()
+  return math.sqrt(self:var())
+end
+
+-- Comparisons: x:eq(y) / x:gt(v) ... return a ByteTensor of 0 and 1.
+for name, test in pairs({
+  eq = function(a, b) return a == b end, ne = function(a, b) return a ~= b end,
+  gt = function(a, b) return a > b end, lt = function(a, b) return a < b end,
+  ge = function(a, b) return a >= b end, le = function(a, b) return a <= b end,
+}) do
+  Tensor[name] = function(self, other)
+    local result = util.newTensor({}, util.storageClass.Byte)
+    if type(other) == "number" then
+      return (map1(result, self, function(x) return test(x, other) and 1 or 0 end))
+    end
+    return (map2(result, self, other, function(x, y) return test(x, y) and 1 or 0 end, name))
+  end
+  torch[name] = function(a, b)
+    return a[name](a, b)
+  end
+end
+
+for _, name in ipairs({ "sum", "prod", "mean", "max", "min", "dot", "equal", "norm", "dist", "var", "std" }) do
   torch[name] = function(t, ...)
     return t[name](t, ...)
   end
-end
-
--- ----------------------------------------------------------------------------- matrix products
-
-local function element2(t, i, j)
-  return t._storage[t._offset + (i - 1) * t._stride[1] + (j - 1) * t._stride[2] + 1]
-end
-
---- torch.mm(a, b): [n x m] times [m x p] -> new [n x p].
-function torch.mm(a, b)
-  if a:nDimension() ~= 2 or b:nDimension() ~= 2 or a._size[2] ~= b._size[1] then
-    error(string.format("size mismatch in 'mm': %s and %s", util.sizeString(a._size),
-      util.sizeString(b._size)), 2)
-  end
-  local n, m, p = a._size[1], a._size[2], b._size[2]
-  local result = util.newTensor({ n, p })
-  local out = result._storage
-  for i = 1, n do
-    for j = 1, p do
-      local acc = 0
-      for k = 1, m do
-        acc = acc + element2(a, i, k) * element2(b, k, j)
-      end
-      out[(i - 1) * p + j] = acc
-    end
-  end
-  return result
-end
-
---- torch.mv(a, v): [n x m] times [m] -> new [n].
-function torch.mv(a, v)
-  if a:nDimension() ~= 2 or v:nDimension() ~= 1 or a._size[2] ~= v._size[1] then
-    error(string.format("size mismatch in 'mv': %s and %s", util.sizeString(a._size),
-      util.sizeString(v._size)), 2)
-  end
-  local n, m = a._size[1], a._size[2]
-  local result = util.newTensor({ n })
-  for i = 1, n do
-    local acc = 0
-    for k = 1, m do
-      acc = acc + element2(a, i, k) * v._storage[v._offset + (k - 1) * v._stride[1] + 1]
-    end
-    result._storage[i] = acc
-  end
-  return result
 end
 
 -- ----------------------------------------------------------------------------- operators
@@ -470,6 +561,12 @@ end
 function Tensor:uniform(a, b)
   a, b = a or 0, b or 1
   return (map1(self, self, function() return a + (b - a) * uniform01() end))
+end
+
+--- x:bernoulli([p]): each element 1 with probability p (default 0.5), else 0.
+function Tensor:bernoulli(p)
+  p = p or 0.5
+  return (map1(self, self, function() return uniform01() <= p and 1 or 0 end))
 end
 
 function Tensor:normal(mean, std)

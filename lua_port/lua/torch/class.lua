@@ -147,10 +147,44 @@ function torch.isTypeOf(obj, typeName)
     if rawget(mt, "__typename") == typeName then
       return true
     end
+    if rawget(mt, "__sibling") then
+      return false  -- tensor and storage types share methods without being subclasses
+    end
     local chain = getmetatable(mt)
     mt = chain and rawget(chain, "__index")
   end
   return false
+end
+
+--- The version a class writes into .t7 files (its __version field, inherited; 1 by default).
+function torch.version(obj)
+  local mt = getmetatable(obj)
+  return type(mt) == "table" and mt.__version or 1
+end
+
+--- A function that builds an empty instance of the class named `name` (no __init), as
+--- torch.load needs; nil for an unknown name.
+function torch.factory(name)
+  local mt = classes[name]
+  if not mt then
+    return nil
+  end
+  local factory = rawget(mt, "__factory")
+  return factory or function()
+    return setmetatable({}, mt)
+  end
+end
+
+--- The names of every class, sorted (for "not in the shim" messages).
+function torch.classNames(prefix)
+  local names = {}
+  for name in pairs(classes) do
+    if prefix == nil or string.sub(name, 1, #prefix) == prefix then
+      names[#names + 1] = name
+    end
+  end
+  table.sort(names)
+  return names
 end
 
 return torch

@@ -55,4 +55,135 @@ end
 
 util.unpack = table.unpack or unpack
 
+-- ----------------------------------------------------------------------------- element types
+
+local abs, log = math.abs, math.log
+local LOG2 = log(2)
+local FLOAT_MAX = 3.4028234663852886e38
+
+--- x rounded to the nearest float32 (ties to even), as a C cast to float does.
+function util.toFloat(x)
+  if x ~= x or x == 0 or x == huge or x == -huge then
+    return x
+  end
+  local a = abs(x)
+  local e = floor(log(a) / LOG2)
+  if 2 ^ e > a then
+    e = e - 1
+  elseif 2 ^ (e + 1) <= a then
+    e = e + 1
+  end
+  if e < -126 then
+    e = -126  -- subnormal floats: one fixed quantum, 2^-149
+  end
+  local quantum = 2 ^ (e - 23)
+  local m = a / quantum
+  local r = floor(m)
+  local rest = m - r
+  if rest > 0.5 or (rest == 0.5 and r % 2 == 1) then
+    r = r + 1
+  end
+  local y = r * quantum
+  if y > FLOAT_MAX then
+    y = huge
+  end
+  return x < 0 and -y or y
+end
+
+-- An integer type of `bits` bits: truncation toward zero, then two's complement wrap.
+local function integer(bits, signed)
+  local span = 2 ^ bits
+  local low = signed and -span / 2 or 0
+  return function(x)
+    if x ~= x or x == huge or x == -huge then
+      return 0
+    end
+    x = x >= 0 and floor(x) or -floor(-x)
+    if x < low or x >= low + span then
+      x = (x - low) % span + low
+    end
+    return x
+  end
+end
+
+--- Conversion of a Lua number into each element type (nil: double, no conversion).
+util.CONVERT = {
+  Float = util.toFloat,
+  Long = function(x)
+    if x ~= x or x == huge or x == -huge then
+      return 0
+    end
+    return x >= 0 and floor(x) or -floor(-x)
+  end,
+  Int = integer(32, true),
+  Short = integer(16, true),
+  Char = integer(8, true),
+  Byte = integer(8, false),
+}
+
+--- A deep copy of v: tables (tensors, storages, modules) copied with their metatables,
+--- references shared inside v shared in the copy, cycles kept; other values as they are.
+function util.deepCopy(v, seen)
+  if type(v) ~= "table" then
+    return v
+  end
+  seen = seen or {}
+  if seen[v] then
+    return seen[v]
+  end
+  local copy = {}
+  seen[v] = copy
+  for key, value in next, v do
+    rawset(copy, util.deepCopy(key, seen), util.deepCopy(value, seen))
+  end
+  return setmetatable(copy, getmetatable(v))
+end
+
+--- fn(...) with the metatables of `storages` removed while it runs: LuaJIT checks a
+--- __newindex metamethod on every store into a table that has one, so kernels writing
+--- into bare tables run about twice as fast. Restored whatever happens.
+function util.bare(storages, fn, ...)
+  local classes = {}
+  for i = 1, #storages do
+    classes[i] = getmetatable(storages[i])
+    setmetatable(storages[i], nil)
+  end
+  local ok, err = pcall(fn, ...)
+  for i = #storages, 1, -1 do
+    setmetatable(storages[i], classes[i])
+  end
+  if not ok then
+    error(err, 0)
+  end
+end
+
+local exp = math.exp
+
+--- exp(x) - 1, accurate for small x too (Kahan's formula).
+function util.expm1(x)
+  local u = exp(x)
+  if u == 1 then
+    return x
+  end
+  local d = u - 1
+  if d == -1 or u == huge then
+    return d
+  end
+  return d * x / log(u)
+end
+
+--- tanh(x) to a few ulps on every runtime (Lua 5.4 has no math.tanh).
+util.tanh = math.tanh or function(x)
+  if x > 20 then
+    return 1
+  elseif x < -20 then
+    return -1
+  end
+  local e = util.expm1(2 * x)
+  return e / (e + 2)
+end
+
+--- The element types, Torch7's names, in the order Torch7 lists them.
+util.TYPES = { "Double", "Float", "Long", "Int", "Short", "Char", "Byte" }
+
 return util
