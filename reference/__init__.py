@@ -16,6 +16,12 @@ from .conv2d import (
     xcorr2d_vjp,
 )
 from .deform import deform_conv2d, deform_conv2d_vjp
+from .depthaware import (
+    depthaware_avg_pool2d,
+    depthaware_avg_pool2d_vjp,
+    depthaware_conv2d,
+    depthaware_conv2d_vjp,
+)
 from .pool import avg_pool2d, avg_pool2d_vjp, max_pool2d, max_pool2d_vjp
 from .tanprod import tanprod_conv2d, tanprod_conv2d_vjp
 
@@ -28,6 +34,10 @@ __all__ = [
     "conv2d_vjp",
     "deform_conv2d",
     "deform_conv2d_vjp",
+    "depthaware_avg_pool2d",
+    "depthaware_avg_pool2d_vjp",
+    "depthaware_conv2d",
+    "depthaware_conv2d_vjp",
     "max_pool2d",
     "max_pool2d_vjp",
     "tanprod_conv2d",
