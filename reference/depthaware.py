@@ -143,8 +143,8 @@ def depthaware_avg_pool2d_signature(input, depth, kernel_size, stride=None, padd
 def conv_centres(geometry: Geometry) -> tuple[np.ndarray, np.ndarray]:
     """Input row of every output row's window centre, and column of every output column's:
     the origin plus ``(d*(k-1))//2``."""
-    return tuple(geometry.positions(axis, 0) + geometry.dilation[axis] * (geometry.kernel[axis] - 1) // 2
-                 for axis in (0, 1))
+    (kh, kw), (dh, dw) = geometry.kernel, geometry.dilation
+    return geometry.positions(0, 0) + (dh * (kh - 1)) // 2, geometry.positions(1, 0) + (dw * (kw - 1)) // 2
 
 
 def pool_centres(geometry: Geometry) -> tuple[np.ndarray, np.ndarray]:
@@ -187,7 +187,7 @@ class _Similarity:
     def scatter(self, grad_depth_pad: np.ndarray, i: int, j: int, push: np.ndarray,
                 grad_centre: np.ndarray) -> None:
         """Add ``push = dL/dF * dF/d depth[tap]`` to the tap's depth and subtract it from
-        the centre's (accumulated in ``grad_centre``, see :meth:`centre_gradient`)."""
+        the centre's (accumulated per window in ``grad_centre``, see :meth:`depth_gradient`)."""
         self.geometry.add_to_tap(grad_depth_pad, i, j, push)
         grad_centre -= push
 

@@ -342,3 +342,16 @@ def test_float32_in_float64_out(op):
     args = {k: v.astype(np.float32) if isinstance(v, np.ndarray) else v
             for k, v in (_conv_args if op == CONV else _pool_args)().items()}
     assert ref(**args).dtype == np.float64
+
+
+@pytest.mark.parametrize("op", OPS)
+def test_empty_batch(op):
+    ref, ref_vjp = OPS[op][:2]
+    args = {k: v[:0] if k in ("input", "depth") else v
+            for k, v in (_conv_args if op == CONV else _pool_args)(padding=1).items()}
+    out = ref(**args)
+    assert out.shape[0] == 0
+    grads = ref_vjp(np.zeros(out.shape), **args)
+    assert grads["input"].shape == args["input"].shape
+    assert grads["depth"].shape == args["depth"].shape
+    assert all(not g.any() for g in grads.values())
