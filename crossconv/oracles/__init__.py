@@ -9,7 +9,8 @@ valid (no argument checking); everything is computed in float64 and returned as 
 (pooling indices as int64).
 
 The files carry the reference's names (``conv2d.py`` holds conv2d and the two
-correlations, ``tanprod.py``, ``conv2_5d.py``, ``deform.py``, ``pool.py``), so an op's
+correlations, ``tanprod.py``, ``conv2_5d.py``, ``deform.py``, ``pool.py``,
+``depthaware.py``), so an op's
 definition (``reference/<file>``) and its literal oracle (``crossconv/oracles/<file>``)
 are found by the same name; ``common.py`` holds the scalar helpers they share.
 
@@ -29,6 +30,12 @@ from .conv2d import (
     oracle_xcorr2d_vjp,
 )
 from .deform import oracle_deform_conv2d, oracle_deform_conv2d_vjp
+from .depthaware import (
+    oracle_depthaware_avg_pool2d,
+    oracle_depthaware_avg_pool2d_vjp,
+    oracle_depthaware_conv2d,
+    oracle_depthaware_conv2d_vjp,
+)
 from .pool import oracle_avg_pool2d, oracle_avg_pool2d_vjp, oracle_max_pool2d, oracle_max_pool2d_vjp
 from .tanprod import oracle_tanprod_conv2d, oracle_tanprod_conv2d_vjp, seed_customconv_2d
 
@@ -45,6 +52,10 @@ __all__ = [
     "oracle_conv2_5d_vjp",
     "oracle_deform_conv2d",
     "oracle_deform_conv2d_vjp",
+    "oracle_depthaware_conv2d",
+    "oracle_depthaware_conv2d_vjp",
+    "oracle_depthaware_avg_pool2d",
+    "oracle_depthaware_avg_pool2d_vjp",
     "oracle_max_pool2d",
     "oracle_max_pool2d_vjp",
     "oracle_avg_pool2d",
