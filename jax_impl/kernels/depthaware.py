@@ -23,7 +23,8 @@
 #   channels). The depth push dL/dF * alpha * F * sign(centre - tap) is written per
 #   (channel block, tap, q); XLA sums the channel blocks and the taps (q's share as a
 #   tap) and gathers each window's pushes back from its taps' cells (the centre's share,
-#   added at the centre cell).
+#   scatter-added at the centre cell: oh*ow values per sample, and pooling windows at the
+#   border share centres).
 # - weight gradient: one program per (tap t, OB x CB weight block, split s) loops over its
 #   share of the (n, position block) pairs and accumulates g [OB, BP] @ (F * cols)^T;
 #   XLA sums the S <= 8 split partials.
