@@ -240,3 +240,18 @@ def test_fp64_matrix_products_use_dmma_on_an_h100(name):
         lowered, _ = _lower(name, jnp.float64)
     for text, options in _triton_modules(lowered):
         assert "mma.sync.aligned.m8n8k4.row.col.f64" in _compile_for_h100(text, options).asm["ptx"]
+
+
+def test_vmapped_backward_kernels_lower_for_cuda():
+    s = lambda *shape: jax.ShapeDtypeStruct(shape, jnp.float32)  # noqa: E731
+    x, d = (2, 3, 6, 7), (2, 1, 6, 7)
+    g = depthaware_conv2d_signature(x, d, (4, 3, 3, 3), None, padding=1).geometry
+    gp = depthaware_avg_pool2d_signature(x, d, 2, stride=1).geometry
+    conv = jax.vmap(lambda go, x, d, w: depthaware.conv_backward(go, x, d, w, g, 1.0),
+                    in_axes=(0, 0, 0, None))
+    pool = jax.vmap(lambda go, x, d: depthaware.pool_backward(go, x, d, gp, 1.0, True))
+    with common.gpu_lowering():
+        lowered = [jax.jit(conv).trace(s(5, 2, 4, 6, 7), s(5, *x), s(5, *d), s(4, 3, 3, 3)),
+                   jax.jit(pool).trace(s(5, 2, 3, 5, 6), s(5, *x), s(5, *d))]
+        texts = [t.lower(lowering_platforms=("cuda",)).as_text() for t in lowered]
+    assert [t.count(TRITON_CALL) for t in texts] == [2, 2]
