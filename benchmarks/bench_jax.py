@@ -7,9 +7,14 @@ what it stands in for: torchvision.ops.deform_conv2d, and three F.conv2d (one pe
 the same multiply-adds as conv2_5d, without the masks). torch runs on 2 threads; XLA uses
 the machine's cores. Compile time (trace + XLA compile, once per shape) is reported
 separately from the run time of the compiled function.
+
+depthaware_conv2d (same shapes, alpha 1, with bias) has a table of its own: against
+F.conv2d (a convolution without the depth weights, the floor) and torch_impl's native
+version where torch_impl has the op, all three timed in one round-robin.
 """
 
 import importlib
+import importlib.util
 import time
 
 import numpy as np
@@ -44,6 +49,7 @@ def _inputs(rng):
         "depth": rng.uniform(0.5, 3.0, (N, 1, H, W)).astype(np.float32),
         "bins_weight": f32(BINS, O, C, 3, 3, scale=0.05),
         "grad": f32(N, O, H, W),
+        "bias": f32(O),
     }
 
 
@@ -167,4 +173,78 @@ def sections(repeats):
         "3 x F.conv2d (when torch_impl has no conv2_5d) is a floor, not conv2_5d: the same "
         "multiply-adds through oneDNN without computing or applying the depth masks",
     ]
-    return [section]
+    return [section, _depthaware_section(jax, torch, data, repeats)]
+
+
+# ----------------------------------------------------------------------------- depth-aware
+
+
+def _depthaware_section(jax, torch, data, repeats):
+    """depthaware_conv2d (alpha 1, bias) against F.conv2d and, where it exists, torch_impl's
+    native version, all timed in one round-robin per pass."""
+    import torch.nn.functional as F
+
+    import jax_impl
+
+    names = ("input", "depth", "deform_weight")
+    a = [jax.device_put(data[k]) for k in names] + [jax.device_put(data["bias"])]
+    g = jax.device_put(data["grad"])
+
+    def op(x, d, w, b):
+        return jax_impl.depthaware_conv2d(x, d, w, b, padding=1, impl="native")
+
+    def fwd_bwd(x, d, w, b):
+        out, pullback = jax.vjp(op, x, d, w, b)
+        return out, pullback(g)
+
+    start = time.perf_counter()
+    forward = jax.jit(op).lower(*a).compile()
+    backward = jax.jit(fwd_bwd).lower(*a).compile()
+    compile_time = time.perf_counter() - start
+    jax_side = {"forward": lambda: jax.block_until_ready(forward(*a)),
+                "forward+backward": lambda: jax.block_until_ready(backward(*a))}
+
+    t = {k: torch.from_numpy(data[k]) for k in (*names, "bias", "grad")}
+
+    def torch_pass(fn, args):
+        def forward():
+            with torch.no_grad():
+                return fn(*args)
+
+        def both():
+            leaves = [x.detach().requires_grad_() for x in args]
+            return torch.autograd.grad(fn(*leaves), leaves, t["grad"])
+
+        return {"forward": forward, "forward+backward": both}
+
+    conv = lambda x, w, b: F.conv2d(x, w, b, padding=1)  # noqa: E731
+    torch_side = {"F.conv2d": torch_pass(conv, (t["input"], t["deform_weight"], t["bias"]))}
+    torch_impl = importlib.util.find_spec("torch_impl") and importlib.import_module("torch_impl")
+    if hasattr(torch_impl, "depthaware_conv2d"):
+        native = lambda x, d, w, b: torch_impl.depthaware_conv2d(x, d, w, b, padding=1,  # noqa: E731
+                                                                 impl="native")
+        torch_side["torch_impl"] = torch_pass(native, [t[k] for k in (*names, "bias")])
+
+    section = Section(
+        f"depthaware_conv2d, N={N}, C=O={C}, {H}x{W}, 3x3, padding 1, alpha 1 (float32, CPU)",
+        ["pass", "jax", "torch side", "torch", "jax / torch", "jax compile"])
+    for what in ("forward", "forward+backward"):
+        candidates = {"jax": _settled(jax_side[what])}
+        candidates.update({name: _settled(side[what]) for name, side in torch_side.items()})
+        times = {k: v - SETTLE for k, v in side_by_side(candidates, repeats=repeats).items()}
+        for name in torch_side:
+            section.rows.append([what, seconds(times["jax"]), name, seconds(times[name]),
+                                 ratio(times["jax"], times[name]),
+                                 seconds(compile_time) if what == "forward" and
+                                 name == "F.conv2d" else ""])
+        if "torch_impl" in times:
+            section.rows.append([what, "", "torch_impl / F.conv2d", "",
+                                 ratio(times["torch_impl"], times["F.conv2d"]), ""])
+    section.notes += [
+        "jax_impl.depthaware_conv2d (impl='native') with every gradient (input, depth, "
+        "weight, bias) against F.conv2d's forward+backward (input, weight, bias: the floor, "
+        "a convolution without the depth weights) and, where torch_impl has the op, its "
+        "native version; the targets: torch_impl within 1.5x of F.conv2d, jax within 1.5x "
+        "of torch_impl",
+    ]
+    return section

@@ -9,6 +9,7 @@ docs/jax.md.
 from .conv2_5d import conv2_5d
 from .conv2d import conv2d, xcorr2d, xcorr2d_depthwise
 from .deform import deform_conv2d
+from .depthaware import depthaware_avg_pool2d, depthaware_conv2d
 from .pool import avg_pool2d, max_pool2d
 from .tanprod import tanprod_conv2d
 
@@ -17,6 +18,8 @@ __all__ = [
     "conv2_5d",
     "conv2d",
     "deform_conv2d",
+    "depthaware_avg_pool2d",
+    "depthaware_conv2d",
     "max_pool2d",
     "tanprod_conv2d",
     "xcorr2d",
