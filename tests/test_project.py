@@ -49,8 +49,12 @@ def test_crosscheck_prints_the_table_and_exits_0(capsys):
         assert word in out
 
 
-def test_list_shows_every_backend(capsys):
+def test_list_shows_every_backend_and_each_of_its_ops_once(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
     for name in ("torch", "jax", "lua", "torch-anchor"):
         assert name in out
+    backends = out.split("ops x implementations")[0]
+    # torch, jax and lua each implement tanprod_conv2d (torch and jax twice: a kernel too).
+    assert backends.count("tanprod_conv2d") == 3
+    assert backends.count("torch-triton") == 1 and backends.count("lua-5.4") == 1
