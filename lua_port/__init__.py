@@ -1,6 +1,6 @@
 """Torch7's nn.CustomConv ported to Lua on a Torch7-compatible shim, run through lupa.
 
-- ``tanprod_conv2d`` / ``conv2d`` (SPEC.md signatures, plus ``runtime=``) compute with
+- ``tanprod_conv2d`` / ``conv2d`` (the signatures of docs/, plus ``runtime=``) compute with
   the Lua modules ``nn.CustomConv`` / ``nn.SpatialConvolutionMM``; ``*_vjp`` give their
   gradients through the modules' ``backward``.
 - ``CustomConv`` mirrors the Lua module from Python (NumPy in and out).

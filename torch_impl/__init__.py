@@ -1,4 +1,4 @@
-"""PyTorch backend of crossconv: every operation of SPEC.md as a torch op.
+"""PyTorch backend of crossconv: every operation of docs/ as a torch op.
 
 ``conv2d``, ``xcorr2d``, ``xcorr2d_depthwise``, ``max_pool2d`` and ``avg_pool2d`` run
 torch's own operators after the shared argument checks. ``tanprod_conv2d``, ``conv2_5d``

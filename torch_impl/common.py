@@ -5,7 +5,7 @@ backend); this module adds what only tensors have: the type, dtype and device of
 tensor argument, and gradient requirements. Backends never cast silently, so every tensor
 argument must be a floating tensor of one dtype on one device.
 
-``impl`` (SPEC.md): ``"native"`` is the vectorised torch code in :mod:`torch_impl.native`,
+``impl`` (docs/index.md): ``"native"`` is the vectorised torch code in :mod:`torch_impl.native`,
 ``"triton"`` the kernels in ``torch_impl.kernels.<file>`` (imported lazily, on first use),
 ``"auto"`` the kernels for CUDA tensors when their module imports, else native. Each op
 resolves it in one function that calls :func:`implementation`.

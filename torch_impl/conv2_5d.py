@@ -1,6 +1,6 @@
 """``conv2_5d`` as the custom op ``torch.ops.crossconv.conv2_5d``.
 
-2.5D convolution (Xing et al., ICIP 2019; SPEC.md): each output position splits its
+2.5D convolution (Xing et al., ICIP 2019; docs/conv2_5d.md): each output position splits its
 window's taps into ``B = weight.shape[0]`` depth bins around the depth at the window
 centre, and bin l has its own kernel ``weight[l]``. The forward and the backward
 (``crossconv::conv2_5d_backward``) are custom ops calling the contract functions of

@@ -1,7 +1,7 @@
 """``deform_conv2d`` as the custom op ``torch.ops.crossconv.deform_conv2d``.
 
 Deformable convolution v1 (no mask) and v2 (mask), ``torchvision.ops.deform_conv2d``
-semantics (SPEC.md), except that bad arguments are ``ValueError``s and a NaN offset gives
+semantics (docs/deform.md), except that bad arguments are ``ValueError``s and a NaN offset gives
 NaN outputs instead of a crash. The forward and the backward
 (``crossconv::deform_conv2d_backward``) are custom ops calling the contract functions of
 :mod:`torch_impl.native.deform` or ``torch_impl.kernels.deform`` (:func:`_implementation`

@@ -220,7 +220,7 @@ class DeformConv2d(_DeformWeights):
 
 class DeformableConv2d(_DeformWeights):
     """A deformable convolution that predicts its own offsets (and mask) from its input,
-    the block of seed 001 (``001_b81242…``).
+    the block of the deformable-convolution article.
 
     ``offset_conv``, an ``nn.Conv2d`` with this layer's kernel size, stride, padding and
     dilation (so its output has the deformable convolution's output size), maps the

@@ -1,7 +1,7 @@
 """``tanprod_conv2d`` as the custom op ``torch.ops.crossconv.tanprod_conv2d``.
 
 ``out[n,o,y,x] = bias[o] + prod_{c,i,j} tan(xpad[n, c, y*sh + i*dh, x*sw + j*dw] + w[o,c,i,j])``
-(SPEC.md). The forward and its backward (``crossconv::tanprod_conv2d_backward``) are
+(docs/tanprod.md). The forward and its backward (``crossconv::tanprod_conv2d_backward``) are
 custom ops with fake (meta) implementations, so autograd, ``torch.compile`` and
 ``torch.library.opcheck`` see them as single operations; both call the contract
 functions of :mod:`torch_impl.native.tanprod` or ``torch_impl.kernels.tanprod``, chosen by

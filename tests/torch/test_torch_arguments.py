@@ -1,7 +1,7 @@
 # ruff: noqa: E501  (one bad call per line reads best, as in tests/reference/test_validation.py)
 """Arguments: torch's forms are accepted, bad calls are clear errors before any work,
 tensors are never cast silently, NaN offsets give NaN (never a crash), and ``impl``
-resolves as SPEC.md says."""
+resolves as docs/index.md says."""
 
 import sys
 
@@ -124,7 +124,7 @@ def test_nan_and_inf_offsets_and_inputs_follow_the_reference(case):
 
 def test_a_nan_offset_coordinate_gives_nan_where_spec_says():
     """torchvision segfaults on (0, NaN); here the outputs reading that sample are NaN,
-    the others are finite, and the gradients are NaN exactly where SPEC.md puts them."""
+    the others are finite, and the gradients are NaN exactly where docs/deform.md puts them."""
     x = torch.rand(1, 2, 5, 5, dtype=F64, requires_grad=True)
     w = torch.rand(3, 2, 1, 1, dtype=F64, requires_grad=True)
     offset = torch.zeros(1, 2, 5, 5, dtype=F64)

@@ -1,5 +1,6 @@
-"""torch_impl.nn: torch conventions, torchvision state dicts, unbatched input, the seed
-001 block starting as a plain convolution, and the seed 000 network learning."""
+"""torch_impl.nn: torch conventions, torchvision state dicts, unbatched input, the
+deformable-convolution article's block starting as a plain convolution, and the 2.5D
+convolution tutorial's network learning."""
 
 import math
 
@@ -129,7 +130,7 @@ def test_bad_module_arguments_are_value_errors(make, message):
 
 
 class SeedNet(torch.nn.Module):
-    """Seed 000's test network: Conv2_5d 3->32 (k5, pad 2) -> Conv2d 32->2 -> BatchNorm2d."""
+    """The 2.5D tutorial's test network: Conv2_5d 3->32 (k5, pad 2) -> Conv2d 32->2 -> BatchNorm2d."""
 
     def __init__(self):
         super().__init__()

@@ -1,18 +1,18 @@
--- nn.CustomConv: the convolution of seed 003 whose window combines tan(input + weight)
+-- nn.CustomConv: the convolution of the Torch7 custom convolution question whose window combines tan(input + weight)
 -- by a product instead of summing input * weight, ported to Torch7's module protocol.
 --
 --   nn.CustomConv(k [, kernel])
---       the seed's module: one 2-D map in, one 2-D map out, weight k x k, no bias,
+--       the original module: one 2-D map in, one 2-D map out, weight k x k, no bias,
 --       stride 1, no padding (3-D (1, H, W) and 4-D (N, 1, H, W) input work too).
 --   nn.CustomConv(nInputPlane, nOutputPlane, kW, kH, [dW], [dH], [padW], [padH] [, kernel])
 --       SpatialConvolutionMM's arguments and zero padding; weight
 --       [nOutputPlane, nInputPlane, kH, kW], bias [nOutputPlane]; 3-D (C, H, W) or 4-D
 --       (N, C, H, W) input.
--- kernel: 'tanprod' (default, the seed's), 'linear' (then the module equals
+-- kernel: 'tanprod' (default, the original's), 'linear' (then the module equals
 -- nn.SpatialConvolutionMM), another name registered in nn.CustomConv.kernels, or a kernel
 -- table (see nn/spatial.lua). setKernel(kernel) switches it.
 --
--- Unlike the seed, the module follows Torch7's protocol: updateOutput reads its input
+-- Unlike the original, the module follows Torch7's protocol: updateOutput reads its input
 -- argument (forward is not overridden), updateGradInput overwrites gradInput,
 -- accGradParameters ADDS scale * the parameters' gradient, and the tanprod gradient is
 -- formed from prefix and suffix products, never by dividing by tan(input + weight).
@@ -67,7 +67,7 @@ function CustomConv:noBias()
 end
 
 --- Weight (and bias) uniform in [-stdv, stdv]: stdv = 1/sqrt(kW*kH*nInputPlane) as
---- SpatialConvolutionMM, 0.5 for the seed's form (its torch.rand(k, k):add(-0.5)).
+--- SpatialConvolutionMM, 0.5 for the original form (its torch.rand(k, k):add(-0.5)).
 function CustomConv:reset(stdv)
   stdv = stdv or (self.mapMode and 0.5 or 1 / math.sqrt(self.kW * self.kH * self.nInputPlane))
   self.weight:uniform(-stdv, stdv)

@@ -4,7 +4,7 @@
 -- A kernel combines, for one output pixel, one term f(x, w) per tap (c, i, j) of the
 -- window, x the zero-padded input under the tap and w the tap's weight:
 --   reduce = "sum":  out = bias + sum_t f(x_t, w_t)      ("linear": f = x*w, a convolution)
---   reduce = "prod": out = bias + prod_t f(x_t, w_t)     ("tanprod": f = tan(x + w), seed 003)
+--   reduce = "prod": out = bias + prod_t f(x_t, w_t)     ("tanprod": f = tan(x + w), docs/tanprod.md)
 -- A kernel may add prepare(v) and fast(pv, pw, x, w) == f(x, w) from values prepared
 -- once per input value and weight (the forward pass then uses them; see "tanprod").
 -- dfdx(x, w, fx) and dfdw(x, w, fx) are f's partial derivatives (fx = f(x, w), given so a
@@ -83,7 +83,7 @@ end
 
 --- Check `input` against module m and return the geometry of the call and the input as
 --- a contiguous tensor. m has nInputPlane, nOutputPlane, kW, kH, dW, dH, padW, padH and,
---- for the seed's one-map form, mapMode (a 2-D input gives a 2-D output).
+--- for the original one-map form, mapMode (a 2-D input gives a 2-D output).
 function spatial.geometry(m, input, level)
   if not torch.isTensor(input) then
     error("bad argument #1 (input): a torch.DoubleTensor expected, got " .. torch.type(input), level + 1)
