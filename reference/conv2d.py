@@ -1,4 +1,4 @@
-"""Standard 2-D convolution (torch semantics) and per-sample correlation (SiamFC, SiamRPN++).
+"""2-D convolution (torch semantics) and per-sample correlation (SiamFC, SiamRPN++): docs/conv2d.md.
 
 conv2d::
 
