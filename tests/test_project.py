@@ -1,6 +1,7 @@
 """Project rules that are cheap to check: dependency direction, pins, the CLI, and that
 docs and code speak of the project itself only."""
 
+import os
 import re
 import subprocess
 import sys
@@ -73,11 +74,13 @@ BUILD_WORDS = re.compile(
 
 
 def _project_texts():
-    for path in sorted(ROOT.rglob("*")):
-        parts = path.relative_to(ROOT).parts
-        if path.suffix in (".md", ".py", ".lua") and path.is_file() and path != Path(__file__) \
-                and not any(part.startswith(".") or part in ("build", "__pycache__") for part in parts):
-            yield path
+    """Every .md, .py and .lua file of the tree, not descending into .venv, .git, build/..."""
+    for top, dirs, files in os.walk(ROOT):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in ("build", "__pycache__"))
+        for name in sorted(files):
+            path = Path(top) / name
+            if path.suffix in (".md", ".py", ".lua") and path != Path(__file__):
+                yield path
 
 
 def test_docs_and_code_cite_nothing_outside_the_repository_and_say_nothing_of_how_it_was_built():
