@@ -1,10 +1,12 @@
 # crossconv: `make crosscheck` (the main job) and `make test` work on a fresh clone.
-# `setup` builds .venv from requirements.lock, again only when the pins change.
+# `setup` builds .venv from requirements.lock and installs crossconv into it (editable, every
+# extra), again only when the pins or pyproject.toml change.
 
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.pins-installed
+EXTRAS := torch,jax,lua,onnx,figures,dev
 PYTEST := $(PY) -m pytest -n 2
 
 .PHONY: setup test test-reference test-harness crosscheck bench figures lint clean
@@ -13,7 +15,7 @@ setup: $(STAMP)
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.lock -e ".[$(EXTRAS)]"
 	touch $@
 
 # tests/triton runs in its own process: TRITON_INTERPRET is read when the kernels import.
@@ -31,15 +33,17 @@ test-harness: setup
 crosscheck: setup
 	$(PY) -m crossconv crosscheck --json build/crosscheck.json --markdown build/crosscheck.md
 
+# bench and figures refresh the docs (docs/benchmarks.md, docs/figures/); the crossconv
+# commands alone write under build/.
 bench: setup
-	$(PY) -m crossconv bench
+	$(PY) -m crossconv bench --update-docs
 
-# docs/figures/*.png; the heatmap reads build/crosscheck.json (a crosscheck runs first if
-# it is missing: its exit status does not stop the figures).
+# The heatmap reads build/crosscheck.json (a crosscheck runs first if it is missing: its
+# exit status does not stop the figures).
 figures: setup
 	test -f build/crosscheck.json || $(PY) -m crossconv crosscheck --json build/crosscheck.json \
 		--markdown build/crosscheck.md || true
-	$(PY) -m crossconv figures --report build/crosscheck.json
+	$(PY) -m crossconv figures --update-docs --report build/crosscheck.json
 
 lint: setup
 	$(PY) -m ruff check .

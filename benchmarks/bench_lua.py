@@ -1,7 +1,7 @@
 """The Lua port (Torch7 nn.CustomConv through lupa) against the NumPy reference, and a
 Torch7 LeNet in the shim against torch.nn (``lenet_section``).
 
-Goal (issue 7): LuaJIT's tanprod forward on a 1x1x64x64 map with a 5x5 kernel within 3x
+Goal: LuaJIT's tanprod forward on a 1x1x64x64 map with a 5x5 kernel within 3x
 of the reference's time, measured side by side; Lua 5.4 reported beside it.
 
 - "from Python": ``lua_port.tanprod_conv2d`` as a user calls it, arrays copied into Lua

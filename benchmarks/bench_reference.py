@@ -1,6 +1,6 @@
 """The NumPy reference against the anchors (torch / torchvision).
 
-- The seed's SiamFC correlation shapes (search 1x256x255x255, template 1x256x127x127):
+- The SiamFC correlation shapes (search 1x256x255x255, template 1x256x127x127):
   the reference's FFT correlation, whose goal is "seconds, not hours" (< 30 s here),
   against torch's grouped convolution on the same data in float32 (torch's float64 CPU
   convolution asks for ~550 GB on these shapes).

@@ -5,7 +5,7 @@
   faster forward, >= 4x faster forward+backward) and against ``F.conv2d`` at the same
   shape (single digits is the aim).
 - conv2_5d forward+backward, same shape, 3 bins: against 3 x ``F.conv2d``
-  forward+backward (target <= 1.5x), and its peak memory against a seed-style
+  forward+backward (target <= 1.5x), and its peak memory against an unfold-style
   implementation (unfold, multiply by the bins x kh x kw masks, einsum; target <= 1/3).
 - tanprod_conv2d forward+backward at N=4, C=O=16, 32x32, 3x3, padding 1 against
   ``torch.tan`` over as many elements as the op has factors (N*O*oh*ow*C*kh*kw, about
@@ -120,8 +120,8 @@ def deform_section(repeats):
 # ----------------------------------------------------------------------------- conv2_5d
 
 
-def seed_style_conv2_5d(input, depth, weight, padding, focal=1.0, pixel_size=1.0):
-    """The seed's way (``000_e8ec2e…``), with SPEC.md's bins: unfold the input and the
+def unfold_style_conv2_5d(input, depth, weight, padding, focal=1.0, pixel_size=1.0):
+    """The 2.5D tutorial's way, with docs/conv2_5d.md's bins: unfold the input and the
     depth, build the ``[B, N, 1, K, P]`` masks, multiply, einsum with the weight. Autograd
     keeps the unfolded and masked tensors."""
     torch = _torch()
@@ -148,7 +148,7 @@ def conv2_5d_inputs(seed=0):
     g = torch.Generator().manual_seed(seed)
     n, c, o, size, bins = 8, 64, 64, 56, 3
     x = torch.randn(n, c, size, size, generator=g).requires_grad_()
-    depth = torch.rand(n, 1, size, size, generator=g)  # the seed's depth: uniform [0, 1)
+    depth = torch.rand(n, 1, size, size, generator=g)  # the 2.5D tutorial's depth: uniform [0, 1)
     weight = (torch.randn(bins, o, c, 3, 3, generator=g) / 24).requires_grad_()
     return x, depth, weight
 
@@ -164,8 +164,8 @@ def _conv2_5d_candidates():
     def ours():
         return torch_impl.conv2_5d(x, depth, weight, padding=1)
 
-    def seed():
-        return seed_style_conv2_5d(x, depth, weight, padding=1)
+    def unfolded():
+        return unfold_style_conv2_5d(x, depth, weight, padding=1)
 
     def three_convs():
         return sum(F.conv2d(x, w, padding=1) for w in plain)
@@ -173,7 +173,7 @@ def _conv2_5d_candidates():
     return {
         "torch_impl": _fwd_bwd(ours, x, weight),
         "3 x F.conv2d": _fwd_bwd(three_convs, x, *plain),
-        "seed-style": _fwd_bwd(seed, x, weight),
+        "unfold-style": _fwd_bwd(unfolded, x, weight),
     }
 
 
@@ -211,7 +211,7 @@ def conv2_5d_section(repeats):
     section = Section(
         "conv2_5d forward+backward, N=8, C=O=64, 56x56, 3x3, padding 1, 3 bins",
         ["implementation", "time", "vs 3 x F.conv2d (target <= 1.5x)", "peak memory",
-         "memory vs seed-style (target <= 1/3)"],
+         "memory vs unfold-style (target <= 1/3)"],
     )
     memory = {}
     if sys.platform.startswith("linux") and Path("/proc/self/clear_refs").exists():
@@ -221,10 +221,10 @@ def conv2_5d_section(repeats):
         section.rows.append([
             name, seconds(t), ratio(t, times["3 x F.conv2d"]),
             "" if mem is None else f"{mem:.0f} MB",
-            "" if mem is None else f"{mem / memory['seed-style']:.3f}",
+            "" if mem is None else f"{mem / memory['unfold-style']:.3f}",
         ])
-    section.notes.append("depth uniform in [0, 1) with focal = pixel_size = 1 (the seed's "
-                         "setting): almost every tap falls in a bin, the most work for torch_impl")
+    section.notes.append("depth uniform in [0, 1) with focal = pixel_size = 1 (the 2.5D "
+                         "tutorial's setting): almost every tap falls in a bin, the most work for torch_impl")
     section.notes.append("peak memory: resident-set high-water mark of a fresh process over one "
                          "forward+backward, after a warm-up run and malloc_trim (see the module "
                          "docstring)")
@@ -302,7 +302,7 @@ def single_thread_section(repeats):
             "conv": _fwd_bwd(lambda: F.conv2d(x, weight, padding=1), *tensors),
         }, repeats)
         depth = cpu_side_by_side({k: v for k, v in _conv2_5d_candidates().items()
-                                  if k != "seed-style"}, repeats)
+                                  if k != "unfold-style"}, repeats)
         g = torch.Generator().manual_seed(0)
         xt = (torch.rand(4, 16, 32, 32, generator=g) * 1.2 - 0.6).requires_grad_()
         wt = (torch.rand(16, 16, 3, 3, generator=g) * 1.2 - 0.6).requires_grad_()

@@ -1,6 +1,6 @@
-"""The anchors: torch / torchvision functions under SPEC.md's names and signatures.
+"""The anchors: torch / torchvision functions under the contract's names and signatures.
 
-SPEC.md follows ``torch.nn.functional`` (conv2d, pooling) and ``torchvision.ops``
+The contract (docs/index.md) follows ``torch.nn.functional`` (conv2d, pooling) and ``torchvision.ops``
 (deform_conv2d); the per-sample correlations are the grouped-convolution trick used with
 SiamFC / SiamRPN++ (fold the batch into channels, one group per sample or per channel).
 Registered as the ``torch-anchor`` backend, they run through the same parity tests as

@@ -1,4 +1,5 @@
-"""``make bench``: every benchmark module's tables, printed and written to docs/benchmarks.md.
+"""``make bench``: every benchmark module's tables, printed and written to docs/benchmarks.md
+(``crossconv bench`` alone writes build/benchmarks.md; ``--update-docs`` the docs page).
 
 A benchmark module is a file ``benchmarks/bench_<name>.py`` with a ``TITLE`` and a
 function ``sections(repeats) -> list[Section]``; it imports what it measures (and may
@@ -127,7 +128,7 @@ def _block(name: str, title: str, sections: list[Section], command: str, skipped
 
 HEADER = """# Benchmarks
 
-Written by `make bench` (`python -m crossconv bench`); each block below says when, on what
+Written by `make bench` (`python -m crossconv bench --update-docs`); each block below says when, on what
 machine and with which command it was measured. Every comparison is timed side by side in
 one run, round-robin, and reported as the median of its rounds: compare the ratios, not
 the absolute times (the machines are shared and noisy).

@@ -4,7 +4,7 @@ Random draws rarely hit an exact edge; these always do: deform samples landing e
 rows/columns -1, 0, H-1 and H (and at integers, where gradients are one-sided), pooling's
 ceil-mode overhang, ties and NaN, conv2_5d centre depths of 0, below 0 and NaN with odd
 and even bin counts and taps exactly on bin edges, tanprod factors that are exactly 0,
-and every non-finite input whose result SPEC.md defines. ``crossconv crosscheck`` runs
+and every non-finite input whose result the op's page in docs/ defines. ``crossconv crosscheck`` runs
 them through every implementation (forward and gradients, against the reference, in each
 of the implementation's dtypes) and ``crossconv verify`` puts them first among its draws.
 

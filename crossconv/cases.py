@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-#: The tensor arguments without a batch axis, in every op of SPEC.md.
+#: The tensor arguments without a batch axis, in every op (docs/index.md).
 UNBATCHED = ("weight", "bias")
 
 

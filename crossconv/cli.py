@@ -1,8 +1,11 @@
 """Command line: python -m crossconv [crosscheck|verify|list|bench|figures|port-check] (or crossconv ...).
 
 Exit codes: 0 everything passed, 1 a check failed, 2 a bad option or an environment
-that cannot run what was asked (unknown op or backend, no CUDA device for
---device cuda, a module that does not import).
+that cannot run what was asked (unknown op or backend, a selection with nothing to
+check, no CUDA device for --device cuda, a module that does not import).
+
+``bench`` and ``figures`` write under ``build/`` (in the current directory); with
+``--update-docs`` they rewrite the repository's docs/benchmarks.md and docs/figures/.
 """
 
 from __future__ import annotations
@@ -10,6 +13,8 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+import tomllib
+from importlib import metadata
 from pathlib import Path
 
 from rich.console import Console
@@ -17,10 +22,23 @@ from rich.markup import escape
 from rich.table import Table
 
 from . import frameworks
-from .registry import BACKENDS, IMPLEMENTATIONS, OPS, implementation_names
+from .registry import BACKENDS, IMPLEMENTATIONS, OPS, implementation_names, implementations
 
 #: What the reference column of the op x implementation table says.
 REFERENCE_CELL = "definition"
+ROOT = Path(__file__).resolve().parents[1]
+#: Where ``bench`` and ``figures`` write unless ``--update-docs`` (relative to the current
+#: directory, like crosscheck's ``--json build/crosscheck.json``).
+BUILD = Path("build")
+
+
+def version() -> str:
+    """The installed distribution's version; in a checkout that is not installed,
+    pyproject.toml's."""
+    try:
+        return metadata.version("crossconv")
+    except metadata.PackageNotFoundError:
+        return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
 
 
 def _names(text: str | None) -> list[str] | None:
@@ -29,7 +47,7 @@ def _names(text: str | None) -> list[str] | None:
 
 def _crosscheck(args, console: Console) -> int:
     from . import report as reports
-    from .crosscheck import crosscheck, device_problem, select_columns
+    from .crosscheck import REFERENCE_COLUMNS, crosscheck, device_problem, select_columns
 
     ops, backends = _names(args.ops), _names(args.backends)
     unknown = sorted(set(ops or ()) - set(OPS))
@@ -39,6 +57,15 @@ def _crosscheck(args, console: Console) -> int:
         console.print(f"crosscheck: unknown op or backend {', '.join(unknown)}; ops: {', '.join(OPS)}; "
                       f"backends: {', '.join(sorted(known_backends))}", highlight=False)
         return 2
+    columns = select_columns(backends)
+    checked = [(op, column) for op in (ops or OPS) for column in columns
+               if column in REFERENCE_COLUMNS or implementations(op, name=column)]
+    if not checked:
+        verb = "implements" if len(backends or ()) == 1 else "implement"
+        console.print(f"crosscheck: nothing to check: {', '.join(backends or ())} {verb} none of "
+                      f"{', '.join(ops or OPS)} (crossconv list shows who implements what)",
+                      highlight=False)
+        return 2
     problem = device_problem(args.device)
     if problem:
         console.print(f"crosscheck --device {args.device}: {problem}. Run without --device to "
@@ -46,7 +73,7 @@ def _crosscheck(args, console: Console) -> int:
         return 2
     command = "crossconv " + shlex.join(args.argv)
     progress_console = Console(stderr=True)
-    total = len(ops or OPS) * len(select_columns(backends))
+    total = len(ops or OPS) * len(columns)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     with Progress(TextColumn("{task.description:<40}"), BarColumn(), MofNCompleteColumn(),
@@ -130,12 +157,16 @@ def _list(args, console: Console) -> int:
         sys.stdout.write(implementation_markdown())
         return 0
     table = Table(title="backends")
-    for column in ("backend", "module", "status", "ops"):
+    for column in ("backend", "module", "status", "columns", "ops"):
         table.add_column(column)
     for backend in BACKENDS.values():
         status = frameworks.backend_status(backend) or "available"
-        ops = ", ".join(i.op for i in IMPLEMENTATIONS if i.backend == backend.name) or "—"
-        table.add_row(backend.name, backend.module, status, ops)
+        impls = [i for i in IMPLEMENTATIONS if i.backend == backend.name]
+        # One backend has several implementations of an op (torch and torch-triton): each
+        # op and each column once, in registry order.
+        columns = ", ".join(dict.fromkeys(i.name for i in impls)) or "—"
+        ops = ", ".join(dict.fromkeys(i.op for i in impls)) or "—"
+        table.add_row(backend.name, backend.module, status, columns, ops)
     console.print(table)
     header, rows = implementation_table()
     ops_table = Table(title="ops x implementations (python -m crossconv list --markdown)")
@@ -147,13 +178,34 @@ def _list(args, console: Console) -> int:
     return 0
 
 
+def _docs(console: Console, command: str) -> Path | None:
+    """The repository's docs/ for ``--update-docs``, or None (printed) when crossconv runs
+    from an installation without it."""
+    docs = ROOT / "docs"
+    if not docs.is_dir():
+        console.print(f"{command} --update-docs: no docs/ beside the crossconv package ({ROOT}); "
+                      f"it rewrites a checkout's docs (pip install -e)", highlight=False)
+        return None
+    return docs
+
+
 def _bench(args, console: Console) -> int:
     from .bench import run_benchmarks
 
     only = _names(args.only)
-    command = "python -m crossconv bench" + (f" --only {args.only}" if args.only else "")
+    command = "python -m crossconv bench" + (" --update-docs" if args.update_docs else "") + (
+        f" --only {args.only}" if args.only else "")
+    if args.update_docs:
+        docs = _docs(console, "bench")
+        if docs is None:
+            return 2
+        doc = docs / "benchmarks.md"
+    else:
+        doc = BUILD / "benchmarks.md"
+        if not args.no_write:
+            doc.parent.mkdir(parents=True, exist_ok=True)
     return run_benchmarks(console, repeats=args.repeats, only=only, write=not args.no_write,
-                          command=command, isolate=not args.in_process)
+                          command=command, doc=doc, isolate=not args.in_process)
 
 
 def _verify(args, console: Console) -> int:
@@ -176,12 +228,19 @@ def _figures(args, console: Console) -> int:
         return 2
     from .figures import make_figures
 
-    return make_figures(console, out=args.out, report=args.report)
+    out = args.out
+    if args.update_docs:
+        docs = _docs(console, "figures")
+        if docs is None:
+            return 2
+        out = docs / "figures"
+    return make_figures(console, out=out or BUILD / "figures", report=args.report)
 
 
 def parser() -> argparse.ArgumentParser:
     main_parser = argparse.ArgumentParser(prog="crossconv", description=__doc__,
                                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    main_parser.add_argument("--version", action="version", version=f"crossconv {version()}")
     sub = main_parser.add_subparsers(dest="command")
     check = sub.add_parser("crosscheck", help="every op x every implementation, as one matrix")
     check.add_argument("--examples", type=int, default=20,
@@ -208,10 +267,15 @@ def parser() -> argparse.ArgumentParser:
                          help="print the op x implementation table as Markdown (as in README.md)")
     listing.add_argument("--update-readme", action="store_true",
                          help="rewrite that table in README.md (after adding implementations)")
-    bench = sub.add_parser("bench", help="benchmarks (ratios measured side by side)")
+    bench = sub.add_parser("bench", help="benchmarks (ratios measured side by side), printed and "
+                                         "written to build/benchmarks.md")
     bench.add_argument("--repeats", type=int, default=5, help="timed rounds per comparison")
     bench.add_argument("--only", help="comma-separated benchmark modules (benchmarks/bench_*.py)")
-    bench.add_argument("--no-write", action="store_true", help="print only; leave docs/ alone")
+    written = bench.add_mutually_exclusive_group()
+    written.add_argument("--no-write", action="store_true", help="print only; write nothing")
+    written.add_argument("--update-docs", action="store_true",
+                         help="rewrite the modules' blocks of docs/benchmarks.md instead of "
+                              "build/benchmarks.md (what make bench does)")
     bench.add_argument("--in-process", action="store_true",
                        help="run every module in this process (default: each in its own)")
     from .port_check import add_arguments as port_check_arguments
@@ -222,8 +286,11 @@ def parser() -> argparse.ArgumentParser:
                     "input and weights, forward and backward, and report the first layer where they "
                     "part. Exit 0: they agree; 1: they part; 2: bad arguments or a file that cannot "
                     "be loaded."))
-    figures = sub.add_parser("figures", help="draw the figures of docs/figures/")
-    figures.add_argument("--out", default=None, help="directory (default docs/figures)")
+    figures = sub.add_parser("figures", help="draw the figures of docs/figures/ into build/figures")
+    drawn = figures.add_mutually_exclusive_group()
+    drawn.add_argument("--out", default=None, help="directory (default build/figures)")
+    drawn.add_argument("--update-docs", action="store_true",
+                       help="draw into docs/figures/ (what make figures does)")
     figures.add_argument("--report", default=None,
                          help="crosscheck JSON report for the matrix heatmap (default "
                               "build/crosscheck.json; skipped with a note if missing)")
@@ -232,7 +299,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help"):
+    if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version"):
         argv = ["crosscheck", *argv]
     try:
         args = parser().parse_args(argv)

@@ -1,14 +1,16 @@
-"""``make figures``: the PNGs of docs/figures/, drawn from the registry and the reference.
+"""``crossconv figures``: the PNGs of docs/figures/, drawn from the registry and the reference
+(into build/figures, or docs/figures with ``--update-docs``, as ``make figures`` does).
 
-- ``edges.png``: seed 004's Laplacian edge detection (its 8-neighbour kernel
+- ``edges.png``: the Laplacian edge detection of the hand-written Conv2D/Pool2D and
+  edge-detection post (its 8-neighbour kernel
   ``[[-1,-1,-1],[-1,8,-1],[-1,-1,-1]]``, no padding) on a real photograph, matplotlib's
   sample ``grace_hopper.jpg`` (shipped by the pinned matplotlib), computed by the
   reference and by every implementation of ``conv2d`` in the registry, each beside its
   difference map to the reference. Implementations that cannot run here are listed as
   n/a under the figure.
-- ``deform_grid.png``: seed 001's deformable sampling grid (a 1x1 kernel, three offset
+- ``deform_grid.png``: the deformable-convolution article's sampling grid (a 1x1 kernel, three offset
   groups shifting left, right and up) drawn over its 3x3x3 input.
-- ``depth_bins.png``: conv2_5d's depth bins (SPEC.md's half-open intervals, computed by
+- ``depth_bins.png``: conv2_5d's depth bins (the half-open intervals of docs/conv2_5d.md, computed by
   the reference's own ``depth_bin_masks``) drawn over an RGB-D patch. There is no RGB-D
   dataset here: the RGB is a crop of ``grace_hopper.jpg`` and the "depth" a crop of
   matplotlib's ``jacksboro_fault_dem.npz`` terrain elevation, rescaled to 1-3 m.
@@ -32,10 +34,11 @@ from .cases import Case
 from .goldens import SEED_DEFORM_OUTPUT, seed_deform_arguments
 from .registry import implementations
 
-ROOT = Path(__file__).resolve().parents[1]
-OUT = ROOT / "docs" / "figures"
-REPORT = ROOT / "build" / "crosscheck.json"
-#: Seed 004's edge detector: eight times the pixel minus its eight neighbours.
+#: Where the figures go by default and the report the heatmap reads, relative to the current
+#: directory (the CLI's --update-docs draws into the repository's docs/figures instead).
+OUT = Path("build") / "figures"
+REPORT = Path("build") / "crosscheck.json"
+#: The edge-detection post's kernel: eight times the pixel minus its eight neighbours.
 LAPLACIAN = np.array([[-1, -1, -1], [-1, 8, -1], [-1, -1, -1]], dtype=np.float64)
 
 
@@ -46,6 +49,12 @@ def _pyplot():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def save(fig, path, dpi: int) -> None:
+    """Write ``fig`` as a PNG and release it (every figure goes through here)."""
+    fig.savefig(path, dpi=dpi)
+    _pyplot().close(fig)
 
 
 def _sample(name: str) -> str:
@@ -69,7 +78,8 @@ def photograph(scale: int = 2) -> np.ndarray:
 
 
 def edge_case(image: np.ndarray) -> Case:
-    """Seed 004's call: one grey channel, the Laplacian, no padding, stride 1, float32."""
+    """The edge-detection post's call: one grey channel, the Laplacian, no padding, stride 1,
+    float32."""
     return Case("conv2d", {"input": image[None, None].astype(np.float32),
                            "weight": LAPLACIAN[None, None].astype(np.float32), "bias": None}, seed=4)
 
@@ -96,6 +106,13 @@ def difference(edges: np.ndarray, expected: np.ndarray) -> np.ndarray:
     return np.abs(np.asarray(edges, dtype=np.float64) - expected)
 
 
+def colour_bar_exponent(largest: float) -> int:
+    """The power of ten that puts ``largest`` in [1, 10) (0 for 0 or a non-finite value)."""
+    if not math.isfinite(largest) or largest <= 0:
+        return 0
+    return math.floor(math.log10(largest))
+
+
 def draw_edges(path, image: np.ndarray | None = None) -> list[str]:
     """Draw ``edges.png``; returns notes (the implementations that were n/a)."""
     plt = _pyplot()
@@ -111,7 +128,7 @@ def draw_edges(path, image: np.ndarray | None = None) -> list[str]:
     axes[0, 1].imshow(expected, cmap="gray", vmin=-limit, vmax=limit)
     axes[0, 1].set_title("reference (float64)", fontsize=9)
     axes[1, 0].axis("off")
-    axes[1, 0].text(0, 0.5, "seed 004's Laplacian\n[[-1,-1,-1],\n [-1, 8,-1],\n [-1,-1,-1]]\n"
+    axes[1, 0].text(0, 0.5, "the Laplacian\n[[-1,-1,-1],\n [-1, 8,-1],\n [-1,-1,-1]]\n"
                     "conv2d, padding 0\n\nbottom row: |implementation\n- reference|",
                     family="monospace", fontsize=9, va="center")
     axes[1, 1].axis("off")
@@ -119,18 +136,24 @@ def draw_edges(path, image: np.ndarray | None = None) -> list[str]:
         diff = difference(edges, expected)
         axes[0, k].imshow(edges, cmap="gray", vmin=-limit, vmax=limit)
         axes[0, k].set_title(f"{name} ({edges.dtype})", fontsize=9)
-        shown = axes[1, k].imshow(diff, cmap="magma", vmin=0, vmax=max(float(diff.max()), 1e-30))
+        # The map in units of a power of ten, named in the colour bar's side label:
+        # matplotlib's own "1e-5" offset text sits above the bar, on the panel's title.
+        exponent = colour_bar_exponent(float(diff.max()))
+        shown = axes[1, k].imshow(diff / 10.0**exponent, cmap="magma", vmin=0,
+                                  vmax=max(float(diff.max()) / 10.0**exponent, 1.0))
         axes[1, k].set_title(f"max |diff| = {diff.max():.2g}", fontsize=9)
-        fig.colorbar(shown, ax=axes[1, k], fraction=0.046)
+        bar = fig.colorbar(shown, ax=axes[1, k], fraction=0.046)
+        bar.set_label(f"|diff| / 1e{exponent}" if exponent else "|diff|", fontsize=8)
+        bar.ax.tick_params(labelsize=8)
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.suptitle("Edge detection (seed 004) by every conv2d implementation in the registry")
+    fig.suptitle("Laplacian edge detection (the hand-written Conv2D/Pool2D post's kernel) by every "
+                 "conv2d implementation in the registry")
     if notes:
         fig.text(0.01, 0.01, "not drawn: " + "; ".join(notes), fontsize=7, wrap=True)
     fig.tight_layout(rect=(0, 0.04 if notes else 0, 1, 1))
-    fig.savefig(path, dpi=72)
-    plt.close(fig)
+    save(fig, path, dpi=72)
     return notes
 
 
@@ -138,7 +161,7 @@ def draw_edges(path, image: np.ndarray | None = None) -> list[str]:
 
 
 def sample_points(offset: np.ndarray, weight_shape, stride=1, padding=0, dilation=1, input_hw=None):
-    """Sampling coordinates ``(y, x)``, each ``[N, Go, K, oh, ow]``: SPEC.md's
+    """Sampling coordinates ``(y, x)``, each ``[N, Go, K, oh, ow]``: docs/deform.md's
     ``y = y_out*sh - ph + i*dh + dy`` (and x alike) for every tap and output."""
     n, channels, oh, ow = offset.shape
     kh, kw = weight_shape[2:]
@@ -179,11 +202,11 @@ def draw_deform_grid(path) -> None:
         ax.set_xticks(range(3))
         ax.set_yticks(range(3))
     axes[0].legend(loc="lower left", fontsize=7, framealpha=0.9)
-    fig.suptitle("Seed 001: deform_conv2d with a 1x1 kernel and 3 offset groups; each arrow "
-                 "goes from an output position to the point it samples", fontsize=10)
+    fig.suptitle("deform_conv2d with a 1x1 kernel and 3 offset groups (the deformable-convolution "
+                 "article's example):\neach arrow goes from an output position to the point it "
+                 "samples", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save(fig, path, dpi=90)
 
 
 # ----------------------------------------------------------------------------- depth bins
@@ -259,9 +282,8 @@ def draw_depth_bins(path, kernel: int = 9, bins: int = 3, focal: float = 10.0,
     fig.suptitle(f"conv2_5d depth bins: B={bins}, {kernel}x{kernel} window, focal={focal:g}, "
                  f"pixel_size={pixel_size:g}; each tap's bin (· = in no bin, its input is dropped)",
                  fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    fig.tight_layout(rect=(0, 0, 1, 0.95))  # tight_layout leaves no room for the suptitle here
+    save(fig, path, dpi=90)
 
 
 # ----------------------------------------------------------------------------- the matrix
@@ -292,7 +314,8 @@ def draw_matrix(path, data: dict) -> None:
     from matplotlib.colors import TwoSlopeNorm
 
     ops, columns, values, texts = matrix_values(data)
-    fig, ax = plt.subplots(figsize=(1.3 * len(columns) + 2.5, 0.55 * len(ops) + 1.8))
+    # At least 4 inches high: the colour bar's label must fit beside a one-op matrix.
+    fig, ax = plt.subplots(figsize=(1.3 * len(columns) + 2.5, max(0.55 * len(ops) + 1.8, 4.0)))
     cmap = plt.get_cmap("RdYlGn_r").with_extremes(bad="white")
     shown = ax.imshow(np.ma.masked_invalid(values), cmap=cmap, aspect="auto",
                       norm=TwoSlopeNorm(vcenter=0, vmin=-6, vmax=3))
@@ -302,12 +325,11 @@ def draw_matrix(path, data: dict) -> None:
         ax.text(c, r, text, ha="center", va="center", fontsize=7)
     ax.set_xticks(range(len(columns)), columns, rotation=30, ha="right", fontsize=8)
     ax.set_yticks(range(len(ops)), ops, fontsize=8)
-    fig.colorbar(shown, ax=ax, label="log10(worst error / tolerance): > 0 fails; grey n/a, white —")
+    fig.colorbar(shown, ax=ax, label="log10(worst error / tolerance)\n> 0 fails; grey n/a, white —")
     ax.set_title(f"crosscheck: {data['examples']} random cases per check, seed {data['seed']}, "
                  f"{data['seconds']:.0f} s\n{data['machine']}", fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save(fig, path, dpi=90)
 
 
 # ----------------------------------------------------------------------------- the command

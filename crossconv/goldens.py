@@ -1,7 +1,7 @@
-"""Golden cases: fixed calls with known outputs, from the seeds and SPEC.md, as data.
+"""Golden cases: fixed calls with known outputs, from the blog posts and docs/, as data.
 
 Each :class:`Golden` is a :class:`~crossconv.cases.Case` plus its expected output, written
-out (from the seed posts, or by hand) or built by an independent construction named in
+out (from the blog posts, or by hand) or built by an independent construction named in
 ``source``. The reference's golden tests run them through the reference
 (:meth:`Golden.run`); ``crossconv crosscheck`` and ``crossconv verify`` run them through
 every implementation of their op, like any other case.
@@ -35,7 +35,8 @@ class Golden:
         return as_outputs(self.case.call(getattr(reference, self.op)))[0], self.expected
 
 
-# Seed 004: a 3-channel 5x5 input, two 3x3x3 kernels, bias [1, 0], padding 1, stride 2.
+# The hand-written Conv2D/Pool2D post: a 3-channel 5x5 input, two 3x3x3 kernels, bias [1, 0],
+# padding 1, stride 2.
 SEED_CONV_INPUT = np.array(
     [[[0, 1, 1, 0, 2], [2, 2, 2, 2, 1], [1, 0, 0, 2, 0], [0, 1, 1, 0, 0], [1, 2, 0, 0, 2]],
      [[1, 0, 2, 2, 0], [0, 0, 0, 2, 0], [1, 2, 1, 2, 1], [1, 0, 0, 0, 0], [1, 2, 1, 1, 1]],
@@ -58,7 +59,8 @@ SEED_CONV_OUTPUT = np.array(
 
 
 def seed_deform_arguments():
-    """Seed 001: shift channels left / right / up with a 1x1 deformable kernel, Go = 3."""
+    """The deformable-convolution article: shift channels left / right / up with a 1x1
+    deformable kernel, Go = 3."""
     x = np.arange(27, dtype=np.float64).reshape(1, 3, 3, 3)
     shifts = np.array([0, -1, 0, 1, -1, 0], dtype=np.float64)  # (dy, dx) per offset group
     offset = np.broadcast_to(shifts[None, :, None, None], (1, 6, 3, 3)).copy()
@@ -87,17 +89,17 @@ def _customconv_map():
 
 
 def _customconv(kernel: str) -> Golden:
-    """N = C = O = 1, no bias, stride 1, padding 0 is the seed's ``nn.CustomConv(3)``; its
+    """N = C = O = 1, no bias, stride 1, padding 0 is the Torch7 question's ``nn.CustomConv(3)``; its
     linear kernel variant is SpatialConvolutionMM (conv2d) with zero bias."""
     x, w = _customconv_map()
     expected = oracles.seed_customconv_2d(x, w, kernel=kernel)[None, None]
     if kernel == "tan":
         case = Case("tanprod_conv2d", {"input": x[None, None], "weight": w[None, None], "bias": None},
                     seed=3)
-        return Golden("CustomConv(3)", "seed 003 nn.CustomConv structure", case, expected)
+        return Golden("CustomConv(3)", "the Torch7 question's nn.CustomConv structure", case, expected)
     case = Case("conv2d", {"input": x[None, None], "weight": w[None, None], "bias": np.zeros(1)},
                 seed=3)
-    return Golden("CustomConv linear", "seed 003: linear variant == conv2d", case, expected)
+    return Golden("CustomConv linear", "the Torch7 question: linear variant == conv2d", case, expected)
 
 
 def _conv2_5d_half_open_bins() -> Golden:
@@ -112,7 +114,7 @@ def _conv2_5d_half_open_bins() -> Golden:
     case = Case("conv2_5d", {"input": x, "depth": depth, "weight": weight, "bias": None},
                 {"focal": 1.0, "pixel_size": 0.5}, seed=25)
     expected = np.array([[[[100 * 1 + 201 * 2 + 202 * 3]]]], dtype=np.float64)
-    return Golden("half-open bins", "by hand (SPEC.md bins)", case, expected)
+    return Golden("half-open bins", "by hand (docs/conv2_5d.md bins)", case, expected)
 
 
 def _conv2_5d_constant_depth() -> Golden:
@@ -122,7 +124,7 @@ def _conv2_5d_constant_depth() -> Golden:
     depth = np.full((2, 1, 6, 5), 1.7)
     case = Case("conv2_5d", {"input": x, "depth": depth, "weight": weight, "bias": None},
                 {"padding": 1, "focal": 2.0}, seed=26)
-    return Golden("constant depth", "SPEC.md: == conv2d(middle bin)", case,
+    return Golden("constant depth", "docs/conv2_5d.md: == conv2d(middle bin)", case,
                   reference.conv2d(x, weight[1], padding=1))
 
 
@@ -130,11 +132,12 @@ def _seed_deform() -> Golden:
     x, offset, weight = seed_deform_arguments()
     case = Case("deform_conv2d",
                 {"input": x, "offset": offset, "weight": weight, "bias": None, "mask": None}, seed=1)
-    return Golden("seed 001 shifts", "seed 001 printed output", case, SEED_DEFORM_OUTPUT)
+    return Golden("deform article shifts", "the deformable-convolution article's printed output",
+                  case, SEED_DEFORM_OUTPUT)
 
 
 GOLDENS: tuple[Golden, ...] = (
-    Golden("seed 004 conv", "seed 004; torch.nn.Conv2d",
+    Golden("Conv2D post conv", "the hand-written Conv2D post; torch.nn.Conv2d",
            Case("conv2d", {"input": SEED_CONV_INPUT, "weight": SEED_CONV_WEIGHT, "bias": SEED_CONV_BIAS},
                 {"stride": 2, "padding": 1}, seed=4),
            SEED_CONV_OUTPUT),
@@ -147,10 +150,10 @@ GOLDENS: tuple[Golden, ...] = (
     _conv2_5d_half_open_bins(),
     _conv2_5d_constant_depth(),
     _seed_deform(),
-    Golden("seed 004 max", "SPEC.md / seed 004",
+    Golden("Pool2D post max", "docs/pool.md / the hand-written Pool2D post",
            Case("max_pool2d", {"input": POOL_INPUT}, {"kernel_size": 2, "stride": 2}, seed=5),
            np.array([[[[6.0, 8.0], [14.0, 16.0]]]])),
-    Golden("seed 004 avg", "SPEC.md / seed 004",
+    Golden("Pool2D post avg", "docs/pool.md / the hand-written Pool2D post",
            Case("avg_pool2d", {"input": POOL_INPUT}, {"kernel_size": 2, "stride": 2}, seed=6),
            np.array([[[[3.5, 5.5], [11.5, 13.5]]]])),
 )

@@ -28,7 +28,7 @@ ORACLE = Tolerance(rtol=1e-12, atol=1e-12)
 
 @dataclass(frozen=True)
 class Op:
-    """One operation of SPEC.md.
+    """One operation of the contract (docs/<op>.md).
 
     Attributes:
         name: the function name in every backend.
@@ -107,7 +107,7 @@ OPS: dict[str, Op] = {
 
 @dataclass(frozen=True)
 class Backend:
-    """A package implementing ops under SPEC.md's names.
+    """A package implementing ops under the contract's names.
 
     ``framework`` names the adapter in :mod:`crossconv.frameworks` that turns a
     :class:`~crossconv.cases.Case` into native tensors and computes VJPs; ``requires``
@@ -130,7 +130,7 @@ BACKENDS: dict[str, Backend] = {
         Backend("jax", "jax_impl", "jax", ("jax",), "JAX backend (XLA; Pallas kernels)"),
         Backend("lua", "lua_port", "lua", ("lupa",), "Torch7 CustomConv port run through lupa"),
         Backend("torch-anchor", "crossconv.anchors", "torch", ("torch", "torchvision"),
-                "torch.nn.functional / torchvision.ops, the frameworks SPEC.md follows",
+                "torch.nn.functional / torchvision.ops, the frameworks the contract follows",
                 anchor=True),
         Backend("onnxruntime", "onnx_impl", "onnx", ("onnx", "onnxruntime"),
                 "ONNX graphs (onnx_impl) run by onnxruntime; forward only"),
@@ -178,7 +178,7 @@ class Implementation:
 
 
 IMPLEMENTATIONS: tuple[Implementation, ...] = (
-    # The anchors: SPEC.md follows these, so the reference must agree with them.
+    # The anchors: the contract follows these, so the reference must agree with them.
     Implementation("conv2d", "torch-anchor", limits={"nonfinite": True}),
     Implementation("xcorr2d", "torch-anchor", limits={"nonfinite": True}),
     Implementation("xcorr2d_depthwise", "torch-anchor", limits={"nonfinite": True}),
@@ -186,7 +186,7 @@ IMPLEMENTATIONS: tuple[Implementation, ...] = (
     Implementation("deform_conv2d", "torch-anchor", limits={"nonfinite": True}),
     Implementation("max_pool2d", "torch-anchor", limits={"nonfinite": True}),
     Implementation("avg_pool2d", "torch-anchor", limits={"nonfinite": True}),
-    # torch_impl (the PyTorch backend): every feature, SPEC.md's NaN/Inf rules included.
+    # torch_impl (the PyTorch backend): every feature, the NaN/Inf rules of docs/ included.
     Implementation("conv2d", "torch", limits={"nonfinite": True}),
     Implementation("xcorr2d", "torch", limits={"nonfinite": True}),
     Implementation("xcorr2d_depthwise", "torch", limits={"nonfinite": True}),
@@ -195,7 +195,7 @@ IMPLEMENTATIONS: tuple[Implementation, ...] = (
     Implementation("deform_conv2d", "torch", limits={"nonfinite": True, "nonfinite_offsets": True}),
     Implementation("max_pool2d", "torch", limits={"nonfinite": True}),
     Implementation("avg_pool2d", "torch", limits={"nonfinite": True}),
-    # jax_impl (the JAX backend): every feature, SPEC.md's NaN/Inf rules included.
+    # jax_impl (the JAX backend): every feature, the NaN/Inf rules of docs/ included.
     Implementation("conv2d", "jax", limits={"nonfinite": True}),
     Implementation("xcorr2d", "jax", limits={"nonfinite": True}),
     Implementation("xcorr2d_depthwise", "jax", limits={"nonfinite": True}),
@@ -230,7 +230,7 @@ IMPLEMENTATIONS: tuple[Implementation, ...] = (
                    limits={"nonfinite": True}, examples=0.2),
     # torch_impl Triton kernels (impl="triton": Triton's interpreter on a CPU, 0.05-0.7 s
     # a call, hence a fraction of the examples). They have every feature of the ops and
-    # SPEC.md's NaN/Inf behaviour, NaN and infinite offsets included.
+    # the NaN/Inf behaviour of docs/, NaN and infinite offsets included.
     Implementation("tanprod_conv2d", "torch", label="torch-triton", extra={"impl": "triton"},
                    limits={"nonfinite": True}, examples=0.3),
     Implementation("conv2_5d", "torch", label="torch-triton", extra={"impl": "triton"},

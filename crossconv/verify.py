@@ -1,6 +1,6 @@
 """``crossconv verify MODULE:FUNCTION --op NAME``: hold your own implementation to the reference.
 
-Runs the op's property suite against ``FUNCTION`` (called with SPEC.md's signature, tensor
+Runs the op's property suite against ``FUNCTION`` (called with the op's signature from docs/, tensor
 arguments by keyword): the boundary cases and golden cases first (always), then
 ``--examples`` configurations drawn by the registry's strategy for the op, narrowed by
 ``--limit key=value`` exactly as a registry entry's limits narrow a backend. Each case is
@@ -17,7 +17,7 @@ framework's autodiff, or a NumPy VJP given with ``--vjp``), with the dtype's tol
 ``--framework numpy`` (the default): the function takes and returns NumPy arrays and may
 return float64 for float32 input, as the reference does. ``torch``: torch tensors (on
 ``--device``); ``jax``: JAX arrays, with x64 enabled so float64 stays float64. A function
-whose signature can be inspected and that lacks an argument of SPEC.md's signature is
+whose signature can be inspected and that lacks an argument of the op's signature is
 called without it while the case uses the argument's default (so a kernel without
 dilation passes with ``--limit max_dilation=1``); builtins without an inspectable
 signature (``F.conv2d``, ``F.max_pool2d``) are simply called.
@@ -121,7 +121,7 @@ def load_target(target: str, what: str = "MODULE:FUNCTION"):
 
 
 class Signature:
-    """Which of SPEC.md's arguments a function accepts (all, when it cannot be inspected)."""
+    """Which of the op's arguments a function accepts (all, when it cannot be inspected)."""
 
     def __init__(self, fn, op):
         self.spec_defaults = {

@@ -1,4 +1,4 @@
-"""JAX backend of crossconv: every operation of SPEC.md in XLA (Pallas kernels through
+"""JAX backend of crossconv: every operation of docs/ in XLA (Pallas kernels through
 ``impl="pallas"``), working under ``jax.jit``, ``jax.grad``/``jax.vjp`` and ``jax.vmap``.
 
 Tensor arguments are arrays; every other argument (stride, padding, groups, ...) is a

@@ -1,4 +1,4 @@
-"""2.5D depth-aware convolution (Xing et al., ICIP 2019), in XLA; SPEC.md and
+"""2.5D depth-aware convolution (Xing et al., ICIP 2019), in XLA; docs/conv2_5d.md and
 ``reference/conv2_5d.py`` define it::
 
     s        = d_c * pixel_size / focal                  (d_c: depth at the window centre)

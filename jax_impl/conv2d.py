@@ -10,7 +10,7 @@ convolution correlates each sample with its own template::
     xcorr2d:           search [1, N*C, H, W]  *  template [N, C, h, w],      groups N
     xcorr2d_depthwise: search [1, N*C, H, W]  *  template [N*C, 1, h, w],    groups N*C
 
-Templates larger than 16x16 (the seed's tracking shapes: 127x127 over 255x255, C=256)
+Templates larger than 16x16 (SiamFC's tracking shapes: 127x127 over 255x255, C=256)
 are correlated through the FFT instead, as the reference does: exact up to rounding,
 with NaN and infinities placed where the direct sum puts them (counted by correlating
 indicator maps, a path taken only when the inputs are not all finite).
@@ -41,7 +41,7 @@ def _convolve(x, w, stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1), gr
     XLA:CPU computes a float64 grouped convolution as a dense one with a block-diagonal
     kernel, so an infinite input meets the zero blocks of the other groups and ``inf * 0``
     puts NaN into their outputs (float32 is computed per group and is exact). Found by
-    crosscheck's non-finite cases; splitting the groups keeps SPEC.md's NaN rule."""
+    crosscheck's non-finite cases; splitting the groups keeps docs/conv2d.md's NaN rule."""
     if groups > 1 and x.dtype == jnp.float64:
         xs = jnp.split(x, groups, axis=1)
         ws = jnp.split(w, groups, axis=0)
@@ -103,7 +103,7 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
 
 
 #: Templates larger than this many cells (16x16) are correlated through the FFT: XLA's
-#: direct convolution costs C*h*w per output and, on the seed's tracking shapes (search
+#: direct convolution costs C*h*w per output and, on SiamFC's tracking shapes (search
 #: 255x255, template 127x127, C=256), asks for tens of GB and fails.
 FFT_TEMPLATE_CELLS = 256
 

@@ -1,5 +1,5 @@
 """Deformable convolution v1 (no mask) and v2 (mask), ``torchvision.ops.deform_conv2d``
-semantics, in XLA; SPEC.md and ``reference/deform.py`` define it.
+semantics, in XLA; docs/deform.md and ``reference/deform.py`` define it.
 
 For output ``(n, o, yo, xo)`` and tap ``k = i*kw + j``, input channel ``c`` (offset group
 ``g = c // (C/Go)``) is sampled bilinearly at ``y = yo*sh - ph + i*dh + dy``,

@@ -1,4 +1,4 @@
-"""Max and average pooling with torch's rules exactly, in XLA; SPEC.md and
+"""Max and average pooling with torch's rules exactly, in XLA; docs/pool.md and
 ``reference/pool.py`` define them.
 
 max_pool2d visits each window's taps in row-major order, as torch's kernel does: the best

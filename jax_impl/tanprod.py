@@ -1,4 +1,4 @@
-"""Tan-product convolution (Torch7 ``nn.CustomConv``, for channels and batches), in XLA::
+"""Tan-product convolution (Torch7 ``nn.CustomConv``, for channels and batches), in XLA (docs/tanprod.md)::
 
     out[n, o, y, x] = bias[o] + prod_{c, i, j} tan(xpad[n, c, y*sh + i*dh, x*sw + j*dw] + w[o, c, i, j])
 

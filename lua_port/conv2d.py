@@ -5,7 +5,7 @@
     out[n, o, y, x] = bias[o] + sum_{c, i, j} w[o, c, i, j] * xpad[n, c, y*sh + i, x*sw + j]
 
 SpatialConvolutionMM holds the weight as ``[O, C*kh*kw]`` (column ``(c*kh + i)*kw + j``),
-the same numbers as SPEC.md's ``[O, C, kh, kw]``. It has no dilation, no groups and
+the same numbers as the contract's ``[O, C, kh, kw]``. It has no dilation, no groups and
 pads both sides alike: ``dilation`` and ``groups`` must be 1, and ``padding`` an int, a
 pair, ``"valid"`` or ``"same"`` with odd kernel sizes.
 """
@@ -16,7 +16,7 @@ from . import _ops
 
 
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, runtime=None):
-    """2-D cross-correlation with torch semantics (SPEC.md), by nn.SpatialConvolutionMM.
+    """2-D cross-correlation with torch semantics (docs/conv2d.md), by nn.SpatialConvolutionMM.
 
     Args:
         input: ``[N, C, H, W]`` float32 or float64.

@@ -37,7 +37,7 @@ def _scale(scale) -> float:
 class CustomConv:
     """Torch7's ``nn.CustomConv`` (lua_port/lua/nn/CustomConv.lua) with NumPy arrays.
 
-    ``CustomConv(k)``: the seed's module, one 2-D map ``[H, W]`` in, one
+    ``CustomConv(k)``: the original module, one 2-D map ``[H, W]`` in, one
     ``[H-k+1, W-k+1]`` out, weight ``[k, k]``, no bias (``[1, H, W]`` and
     ``[N, 1, H, W]`` inputs work too).
 
@@ -45,7 +45,7 @@ class CustomConv:
     SpatialConvolutionMM's arguments (width first, as in Torch7); input ``[C, H, W]`` or
     ``[N, C, H, W]``, weight ``[O, C, kh, kw]``, bias ``[O]`` (``bias=False``: none).
 
-    Keywords: ``kernel`` ``"tanprod"`` (the seed's product of ``tan(x + w)``) or
+    Keywords: ``kernel`` ``"tanprod"`` (the original product of ``tan(x + w)``) or
     ``"linear"`` (then it equals SpatialConvolutionMM / conv2d); ``runtime``
     ``"luajit"`` (default) or ``"5.4"``.
 
@@ -98,7 +98,7 @@ class CustomConv:
 
     @property
     def weight(self) -> np.ndarray:
-        """A copy of the weight: ``[k, k]`` (seed form) or ``[O, C, kh, kw]``."""
+        """A copy of the weight: ``[k, k]`` (original form) or ``[O, C, kh, kw]``."""
         return self._get("weight")
 
     @weight.setter

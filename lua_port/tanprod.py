@@ -14,7 +14,7 @@ from . import _ops
 
 
 def tanprod_conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, *, runtime=None):
-    """Product of ``tan(input + weight)`` over each window (SPEC.md), by nn.CustomConv.
+    """Product of ``tan(input + weight)`` over each window (docs/tanprod.md), by nn.CustomConv.
 
     Args:
         input: ``[N, C, H, W]`` float32 or float64.

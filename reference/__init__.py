@@ -1,5 +1,9 @@
 """The NumPy reference: the definition every backend of crossconv is tested against.
 
+The contract it implements is in docs/: the shared conventions in docs/index.md, one page
+per operation (docs/conv2d.md, docs/tanprod.md, docs/conv2_5d.md, docs/deform.md,
+docs/pool.md).
+
 Every operation accepts float32 or float64 arrays, computes in float64 and returns
 float64. ``<op>_vjp(grad_output, <the op's own arguments>)`` returns a dict mapping each
 differentiable argument's name to its gradient (optional arguments that were None are

@@ -1,5 +1,5 @@
 """2.5D depth-aware convolution (Xing et al., "2.5D Convolution for RGB-D Semantic
-Segmentation", ICIP 2019).
+Segmentation", ICIP 2019); the contract is docs/conv2_5d.md.
 
 Each output position p looks at the depth ``d_c`` at its window centre (tap
 ``(kh//2, kw//2)``) and splits the window's taps into ``B`` depth bins::

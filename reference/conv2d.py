@@ -1,4 +1,4 @@
-"""Standard 2-D convolution (torch semantics) and per-sample correlation (SiamFC, SiamRPN++).
+"""2-D convolution (torch semantics) and per-sample correlation (SiamFC, SiamRPN++): docs/conv2d.md.
 
 conv2d::
 
@@ -10,7 +10,7 @@ xcorr2d / xcorr2d_depthwise (no padding, stride 1, one template per sample)::
     xcorr2d[n, 0, y, x]   = sum_c depthwise[n, c, y, x]
 
 The correlations are computed with the FFT (exact up to rounding): unfolding a 127x127
-template over 129x129 positions would take hours and tens of GB on the seeds' tracking
+template over 129x129 positions would take hours and tens of GB on SiamFC's tracking
 shapes. Inputs with a NaN or an infinity take the direct sum instead, so non-finite values
 land exactly where the definition puts them rather than smearing over the whole map.
 """

@@ -1,5 +1,5 @@
 """Deformable convolution v1 (no mask) and v2 (mask), ``torchvision.ops.deform_conv2d``
-semantics.
+semantics; the contract is docs/deform.md.
 
 For output ``(n, o, yo, xo)`` and kernel tap ``k = i*kw + j``, input channel ``c`` reads
 offset group ``g = c // (C/Go)`` at the shifted point::

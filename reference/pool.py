@@ -1,4 +1,4 @@
-"""Max and average pooling, ``torch.nn.functional`` semantics exactly.
+"""Max and average pooling, ``torch.nn.functional`` semantics exactly (docs/pool.md).
 
 Output size per axis (``e = dilation*(k-1) + 1``)::
 

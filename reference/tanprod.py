@@ -1,4 +1,4 @@
-"""Tan-product convolution: the Torch7 ``nn.CustomConv`` kernel for channels and batches.
+"""Tan-product convolution: Torch7's ``nn.CustomConv`` kernel for channels and batches (docs/tanprod.md).
 
 ::
 

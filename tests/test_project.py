@@ -1,5 +1,8 @@
-"""Project rules that are cheap to check: dependency direction, pins, the CLI."""
+"""Project rules that are cheap to check: dependency direction, pins, the CLI, and that
+docs and code speak of the project itself only."""
 
+import os
+import re
 import subprocess
 import sys
 import tomllib
@@ -49,8 +52,44 @@ def test_crosscheck_prints_the_table_and_exits_0(capsys):
         assert word in out
 
 
-def test_list_shows_every_backend(capsys):
+def test_list_shows_every_backend_and_each_of_its_ops_once(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
     for name in ("torch", "jax", "lua", "torch-anchor"):
         assert name in out
+    backends = out.split("ops x implementations")[0]
+    # torch, jax and lua each implement tanprod_conv2d (torch and jax twice: a kernel too).
+    assert backends.count("tanprod_conv2d") == 3
+    assert backends.count("torch-triton") == 1 and backends.count("lua-5.4") == 1
+
+
+#: Files users do not have (the contract lives in docs/) and words about how the project
+#: was built rather than what it does. SPEC is matched case-sensitively ("spec" is a word).
+OUTSIDE_REFERENCES = re.compile(r"SPEC\.md|\bSPEC\b|\.\./shared|shared/seeds|00[0-4]_[0-9a-f]{6}")
+BUILD_WORDS = re.compile(
+    r"seed 00[0-4]|seed `00|the seed's|seed posts?\b|seed files?\b|lent to this|was lent|"
+    r"this session|the helpers'|helpers' guide|developers' brief|project brief|the issue's|"
+    r"\bissue \d+|on this branch|another branch|its branch|scratch merge",
+    re.IGNORECASE)
+
+
+def _project_texts():
+    """Every .md, .py and .lua file of the tree, not descending into .venv, .git, build/..."""
+    for top, dirs, files in os.walk(ROOT):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in ("build", "__pycache__"))
+        for name in sorted(files):
+            path = Path(top) / name
+            if path.suffix in (".md", ".py", ".lua") and path != Path(__file__):
+                yield path
+
+
+def test_docs_and_code_cite_nothing_outside_the_repository_and_say_nothing_of_how_it_was_built():
+    found = []
+    for path in _project_texts():
+        for number, line in enumerate(path.read_text(errors="replace").splitlines(), start=1):
+            for pattern in (OUTSIDE_REFERENCES, BUILD_WORDS):
+                match = pattern.search(line)
+                if match:
+                    found.append(f"{path.relative_to(ROOT)}:{number}: {match.group()!r}: {line.strip()[:80]}")
+    assert len(list(_project_texts())) > 100  # the walk sees the tree
+    assert not found, "cite docs/<page>.md or the blog post by its subject instead:\n" + "\n".join(found)

@@ -1,4 +1,4 @@
-"""``conv2d``, ``xcorr2d`` and ``xcorr2d_depthwise`` through torch's own convolution.
+"""``conv2d``, ``xcorr2d`` and ``xcorr2d_depthwise`` through torch's own convolution (docs/conv2d.md).
 
 These hold torch itself to the reference: after the shared checks
 (:mod:`reference.common`), each is one ``F.conv2d`` call. The per-sample correlations

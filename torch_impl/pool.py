@@ -1,4 +1,4 @@
-"""``max_pool2d`` and ``avg_pool2d``: torch's own pooling, or the Triton kernels.
+"""``max_pool2d`` and ``avg_pool2d``: torch's own pooling, or the Triton kernels (docs/pool.md).
 
 ``impl="native"`` (the default on the CPU) calls ``F.max_pool2d`` / ``F.avg_pool2d``
 after the shared checks, which also turn away the window of pure padding that makes

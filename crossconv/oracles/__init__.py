@@ -1,6 +1,6 @@
-"""Naive loop-by-loop oracles for the crossconv operations (see SPEC.md), one file per op.
+"""Naive loop-by-loop oracles for the crossconv operations (see docs/), one file per op.
 
-Every function here is a literal transcription of a formula in SPEC.md: plain Python
+Every function here is a literal transcription of a formula in docs/: plain Python
 ``for`` loops over every index, scalar ``math`` functions, and NumPy used only to
 allocate and hold arrays. They are deliberately slow and deliberately independent of any
 vectorised implementation, so that the vectorised NumPy reference (and through it every
@@ -17,7 +17,7 @@ are found by the same name; ``common.py`` holds the scalar helpers they share.
 Each operation ``op`` has ``oracle_op`` and ``oracle_op_vjp(grad_output, <the op's own
 arguments>)`` returning a dict from differentiable argument name to its gradient
 (optional arguments that are ``None`` are absent). ``seed_customconv_2d`` transcribes the
-structure of the Torch7 ``nn.CustomConv`` module from the seeds.
+structure of the Torch7 ``nn.CustomConv`` module of the Torch7 question.
 """
 
 from .conv2_5d import oracle_conv2_5d, oracle_conv2_5d_vjp

@@ -1,4 +1,4 @@
-"""Loop oracle of ``conv2_5d`` (SPEC.md's half-open depth bins)."""
+"""Loop oracle of ``conv2_5d`` (docs/conv2_5d.md's half-open depth bins)."""
 
 import numpy as np
 
@@ -34,7 +34,7 @@ def _conv2_5d_masks(depth, n, y, xo, B, kh, kw, sh, sw, ph, pw, dh, dw, focal, p
 
 def oracle_conv2_5d(input, depth, weight, bias=None, stride=1, padding=0, dilation=1, focal=1.0,
                     pixel_size=1.0):
-    """Naive 2.5D convolution (Xing et al., ICIP 2019) exactly as SPEC.md defines it.
+    """Naive 2.5D convolution (Xing et al., ICIP 2019) exactly as docs/conv2_5d.md defines it.
 
     input ``[N, C, H, W]``, depth ``[N, 1, H, W]``, weight ``[B, O, C, kh, kw]`` (B depth
     bins, kh and kw odd), bias ``[O]`` or None. Returns ``[N, O, oh, ow]`` with

@@ -1,4 +1,4 @@
-"""Loop oracles of ``conv2d``, ``xcorr2d`` and ``xcorr2d_depthwise`` (SPEC.md)."""
+"""Loop oracles of ``conv2d``, ``xcorr2d`` and ``xcorr2d_depthwise`` (docs/conv2d.md)."""
 
 import numpy as np
 

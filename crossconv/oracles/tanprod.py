@@ -1,4 +1,4 @@
-"""Loop oracle of ``tanprod_conv2d`` and the structure of the seed's Torch7 ``nn.CustomConv``."""
+"""Loop oracle of ``tanprod_conv2d`` and the structure of the Torch7 question's ``nn.CustomConv``."""
 
 import math
 
@@ -121,14 +121,14 @@ def oracle_tanprod_conv2d_vjp(grad_output, input, weight, bias=None, stride=1, p
 
 
 def seed_customconv_2d(input2d, weight2d, kernel="tan"):
-    """The structure of the Torch7 ``nn.CustomConv`` forward (seed 003) on one 2-D map.
+    """The structure of the Torch7 ``nn.CustomConv`` forward (docs/tanprod.md) on one 2-D map.
 
     input2d ``[H, W]``, weight2d ``[kh, kw]``; no padding, stride 1. Returns
-    ``[H-kh+1, W-kw+1]``. As in the seed, for each kernel tap (i, j) the receptive-field
+    ``[H-kh+1, W-kw+1]``. As in the original, for each kernel tap (i, j) the receptive-field
     view ``input2d[i : i+out_h, j : j+out_w]`` (the Lua ``input[{{i, i-k-1}, {j, j-k-1}}]``
     in 0-based form) is combined in place, element by element, into the output:
     kernel="tan" starts from ones and multiplies by ``tan(view + w[i, j])``;
-    kernel="linear" starts from zeros and adds ``view * w[i, j]`` (the seed's variant
+    kernel="linear" starts from zeros and adds ``view * w[i, j]`` (the question's variant
     equal to SpatialConvolutionMM with zero bias).
     """
     inp = f64(input2d)

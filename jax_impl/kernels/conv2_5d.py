@@ -1,5 +1,5 @@
 # Pallas kernels for conv2_5d: out[n,o,p] = sum_l sum_{c,t} w[l,o,c,t] * xpad[n,c,tap(p,t)] * m_l(p,t),
-# with the depth-bin masks m_l computed inside the kernels from the depth (SPEC: edges
+# with the depth-bin masks m_l computed inside the kernels from the depth (docs/conv2_5d.md: edges
 # e_k = d_c + (k - B/2) * s, s = d_c * pixel_size / focal, half-open [e_l, e_{l+1})).
 #
 # Tiling (forward): one program per (sample n, block of OB <= 32 output channels, block of
@@ -131,7 +131,7 @@ def _centre_offset(geometry):
 
 
 def _edge(centre, coefficient, focal, pixel_size):
-    """Bin edge ``d_c + (k - B/2) * s`` with ``s = d_c * pixel_size / focal`` (SPEC's form;
+    """Bin edge ``d_c + (k - B/2) * s`` with ``s = d_c * pixel_size / focal`` (docs/conv2_5d.md's form;
     ``coefficient`` is ``k - B/2``)."""
     s = centre * pixel_size / focal
     return centre + coefficient * s

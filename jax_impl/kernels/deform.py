@@ -1,4 +1,4 @@
-# Pallas kernels for deform_conv2d (torchvision semantics, SPEC.md):
+# Pallas kernels for deform_conv2d (torchvision semantics, docs/deform.md):
 # out[n,o,p] = sum_{c in group(o), t} w[o,c,t] * mask[n,og(c),t,p] * bilinear(x[n,c], y(p,t), x(p,t)).
 #
 # Segments: the input channels of one weight group g that share one offset group go
@@ -184,7 +184,7 @@ def _points(geometry, position, t, dy, dx):
 
 
 def _corners(y, x, height, width):
-    """The four bilinear corners of every point (SPEC's order), which points are NaN, and
+    """The four bilinear corners of every point (docs/deform.md's order), which points are NaN, and
     which are outside (sample 0 by the border rule)."""
     not_a_point = jnp.isnan(y) | jnp.isnan(x)
     # Clipping keeps far points off the image (all corners outside) and castable to int.

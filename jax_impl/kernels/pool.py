@@ -1,4 +1,4 @@
-# Pallas kernels for max_pool2d and avg_pool2d (torch semantics exactly, SPEC.md).
+# Pallas kernels for max_pool2d and avg_pool2d (torch semantics exactly, docs/pool.md).
 #
 # Tiling: the N*C planes are independent; one program per (block of BR <= 16 planes,
 # block of BP <= 128 flat output positions) for the forward, per (planes, BP input

@@ -1,5 +1,5 @@
 """The correlations' FFT path (templates larger than 16x16): the reference's values, NaN
-and infinities exactly where the direct sum puts them, gradients, vmap, and the seed's
+and infinities exactly where the direct sum puts them, gradients, vmap, and SiamFC's
 tracking shapes in seconds."""
 
 import time

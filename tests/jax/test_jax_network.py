@@ -1,4 +1,4 @@
-"""The seed 000 mini network (Conv2_5d 3->32, k5, pad 2; Conv2d 32->2, k3, pad 1; batch
+"""The 2.5D convolution tutorial's mini network (Conv2_5d 3->32, k5, pad 2; Conv2d 32->2, k3, pad 1; batch
 norm; pixel-wise cross entropy) trained with 100 steps of hand-written Adam on fixed
 random RGB-D batches: the loss goes down."""
 

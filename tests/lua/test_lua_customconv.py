@@ -1,5 +1,5 @@
 """nn.CustomConv and nn.SpatialConvolutionMM: the Torch7 protocol, both constructors,
-3-D and 4-D input, both kernels, and the seed's gradient bug against the port's fix."""
+3-D and 4-D input, both kernels, and the original's gradient bug against the port's fix."""
 
 import numpy as np
 import pytest
@@ -57,7 +57,7 @@ def test_the_seeds_constructor_takes_one_2d_map(runtime, kernel):
     out = m.forward(x)
     seed = oracles.seed_customconv_2d(x, w, kernel="tan" if kernel == "tanprod" else "linear")
     assert out.shape == (5, 4)
-    assert_close(out, seed, FP64, "CustomConv(3) vs the seed's structure")
+    assert_close(out, seed, FP64, "CustomConv(3) vs the original's structure")
     np.testing.assert_array_equal(m.forward(x[None]), out[None])
     np.testing.assert_array_equal(m.forward(x[None, None]), out[None, None])
 
@@ -160,9 +160,9 @@ def test_python_custom_conv_checks_its_arguments(runtime):
         CustomConv(3, runtime=runtime).bias = np.zeros(1)
 
 
-# ----------------------------------------------------------------------------- seed 003's gradient
+# ----------------------------------------------------------------------------- the original's gradient
 
-# The seed's backward re-expressed on the shim: for every tap, the tap's receptive-field
+# The original's backward re-expressed on the shim: for every tap, the tap's receptive-field
 # view (ranges with negative ends) is cloned and the divisor built as ONE in-place chain
 # on that clone; the gradient is gradOutput * output / divisor. Beside it the same formula
 # without aliasing (allocating forms), and the port's nn.CustomConv:backward.
@@ -244,11 +244,11 @@ def test_the_seeds_gradient_is_wrong_because_of_in_place_aliasing(lua):
     np.testing.assert_allclose(divisor, np.cos(np.tan(u) + w[0, 0]) ** 4, rtol=1e-14)
     assert not np.allclose(divisor, np.tan(u) * np.cos(u) ** 2, rtol=1e-2)
 
-    # So the seed's gradient is far off, while the same formula without aliasing is right...
+    # So the original's gradient is far off, while the same formula without aliasing is right...
     for seed, fd in ((seed_x, fd_x), (seed_w, fd_w)):
         assert np.abs(seed - fd).max() > 0.1 * np.abs(fd).max()
-    assert_close(intended_x, fd_x, FD, "the seed's formula without aliasing, d/dinput")
-    assert_close(intended_w, fd_w, FD, "the seed's formula without aliasing, d/dweight")
+    assert_close(intended_x, fd_x, FD, "the original's formula without aliasing, d/dinput")
+    assert_close(intended_w, fd_w, FD, "the original's formula without aliasing, d/dweight")
     # ... and so is the port's.
     assert_close(port_x, fd_x, FD, "nn.CustomConv:backward, d/dinput")
     assert_close(port_w, fd_w, FD, "nn.CustomConv:backward, d/dweight")

@@ -1,4 +1,4 @@
-"""The functional ops (tanprod_conv2d, conv2d, their _vjp): SPEC.md's argument forms, what
+"""The functional ops (tanprod_conv2d, conv2d, their _vjp): the contract's argument forms, what
 Torch7's modules lack (rejected by name), dtypes and the runtime choice. Values against
 the reference are covered by the generated registry parity tests (tests/test_parity.py)."""
 

@@ -1,4 +1,4 @@
-"""The golden cases of SPEC.md and the seeds, and the anchors they came from."""
+"""The golden cases of docs/ and the blog posts, and the anchors they came from."""
 
 import importlib.util
 

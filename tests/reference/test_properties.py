@@ -88,7 +88,7 @@ def test_float32_inputs_are_computed_and_returned_in_float64(case):
 
 
 def test_xcorr_on_the_tracking_shapes_matches_a_direct_sum():
-    """The seed's SiamFC shapes (search 255x255, template 127x127, 256 channels) go
+    """SiamFC's shapes (search 255x255, template 127x127, 256 channels) go
     through the FFT; spot-check outputs against the direct window sum."""
     rng = np.random.default_rng(0)
     search = rng.standard_normal((1, 256, 255, 255))
@@ -125,7 +125,7 @@ def test_an_empty_batch_works_forward_and_backward(op):
 
 
 def test_conv2_5d_even_bins_put_the_centre_depth_in_bin_b_over_2():
-    """SPEC.md's edges ``d + (k - B/2) * s``: with B = 2 the centre tap's own depth lies on
+    """docs/conv2_5d.md's edges ``d + (k - B/2) * s``: with B = 2 the centre tap's own depth lies on
     edge 1 and falls in bin 1, for every depth (computed as ``(d + s/2) - s/2`` it rounds
     above ``d`` for ~12% of depths, e.g. 0.1, and the tap falls in no bin)."""
     x = np.ones((1, 1, 1, 1))

@@ -1,6 +1,6 @@
 """Implementations with one planted mistake each, for ``crossconv verify`` to catch.
 
-Each is a NumPy implementation with SPEC.md's signature that is right except for one
+Each is a NumPy implementation with the op's signature that is right except for one
 classic slip (``docs/verify.md`` shows verify's output on each):
 
 - :func:`deform_conv2d_swapped_offsets`: reads each offset pair as (dx, dy).

@@ -11,7 +11,7 @@ from crossconv.registry import OPS
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = sorted((ROOT / "docs").glob("*.md"))
-#: Pages other branches are writing. Links to them are allowed to dangle until they land;
+#: Pages not written yet. Links to them are allowed to dangle until they land;
 #: once merged, empty this set and the test is strict again.
 PENDING: set[str] = set()  # pages another change has yet to write (none now)
 LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")

@@ -1,8 +1,7 @@
 """The Triton kernels through the PyTorch backend's public ops (``impl="triton"``): the
 custom ops reach the kernels, autograd matches the reference VJP, ``opcheck`` passes.
 
-Each test skips, naming the missing function, while ``torch_impl`` does not export the op
-(the backend's custom ops live on another branch until the merge).
+Each test skips, naming the missing function, while ``torch_impl`` does not export the op.
 """
 
 from __future__ import annotations

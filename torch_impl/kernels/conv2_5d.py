@@ -4,7 +4,7 @@
 # (BB = B rounded up to a power of two), K = kh*kw taps; the GEMM reduces over
 # (tap, bin, C): 2*B*C*K FLOPs per output (every bin is an MMA, B x a conv2d).
 # Masks are never stored: every program recomputes them from the depth it loads, in
-# float64 whatever the data type (edges d + (k - B/2)*s exactly as SPEC.md writes them, so
+# float64 whatever the data type (edges d + (k - B/2)*s exactly as docs/conv2_5d.md writes them, so
 # a depth on an edge falls in the same bin as in the float64 reference). The bins sit
 # side by side in the reduction: the operand [rows, BB*BC] holds x * m_l for every bin
 # l (column l*BC + c; the product first, so an infinite input in a closed bin is NaN as

@@ -4,7 +4,7 @@
 ``backward(grad_out, input, depth, weight, geometry, focal, pixel_size) -> (grad_input,
 grad_weight)``; no autograd inside, bias not included (the op adds it).
 
-The depth bins of SPEC.md are disjoint, so for one kernel tap every output position
+The depth bins of docs/conv2_5d.md are disjoint, so for one kernel tap every output position
 reads its input pixel through at most one bin's kernel. Per tap, the positions are
 grouped by bin (:class:`DepthBins`), the input rows of each group are gathered from a
 channels-last copy of the padded input, multiplied by that bin's ``[C, O]`` kernel
@@ -15,7 +15,7 @@ unfolded, and the masks are never stored as floats.
 The bins are computed in float64 from the depth values exactly as the reference writes
 them, edges ``d + (k - B/2) * s``, so every backend puts a tap on an edge into the same bin.
 
-The dense path multiplies each tap by every bin's 0/1 mask as SPEC.md writes it and does
+The dense path multiplies each tap by every bin's 0/1 mask as docs/conv2_5d.md writes it and does
 one matmul over bins x channels. It runs when that product is narrow (``B*C <=``
 :data:`DENSE_WIDTH`, e.g. an RGB input layer, where grouping costs more ops than it saves
 FLOPs) and whenever input, weight or gradient hold a NaN/Inf: there an Inf in a closed bin

@@ -4,7 +4,7 @@
 ``backward(grad_out, input, offset, weight, mask, geometry, groups, offset_groups) ->
 (grad_input, grad_offset, grad_weight, grad_mask or None)``; no autograd inside, bias
 not included (the op adds it). Semantics and gradient conventions are torchvision's, as
-SPEC.md and ``reference/deform.py`` state them.
+docs/deform.md and ``reference/deform.py`` state them.
 
 How it runs, per kernel tap:
 
