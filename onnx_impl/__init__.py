@@ -26,6 +26,12 @@ from .conv2d import (
     xcorr2d_plan,
 )
 from .deform import deform_conv2d, deform_conv2d_plan
+from .depthaware import (
+    depthaware_avg_pool2d,
+    depthaware_avg_pool2d_plan,
+    depthaware_conv2d,
+    depthaware_conv2d_plan,
+)
 from .pool import avg_pool2d, avg_pool2d_plan, max_pool2d, max_pool2d_plan
 from .runtime import configure
 from .tanprod import tanprod_conv2d, tanprod_conv2d_plan
@@ -39,6 +45,8 @@ _PLANS = {
     "deform_conv2d": deform_conv2d_plan,
     "max_pool2d": max_pool2d_plan,
     "avg_pool2d": avg_pool2d_plan,
+    "depthaware_conv2d": depthaware_conv2d_plan,
+    "depthaware_avg_pool2d": depthaware_avg_pool2d_plan,
 }
 
 
@@ -76,6 +84,8 @@ __all__ = [
     "conv2_5d",
     "conv2d",
     "deform_conv2d",
+    "depthaware_avg_pool2d",
+    "depthaware_conv2d",
     "export",
     "max_pool2d",
     "model",

@@ -62,17 +62,25 @@ def conv_node(g, input, weight, bias, geometry: Geometry, groups: int):
                 pads=[*geometry.pad_before, *geometry.pad_after], group=groups)
 
 
-def conv_by_taps(g, input, weight, bias, geometry: Geometry, groups: int, weight_shape):
+def conv_by_taps(g, input, weight, bias, geometry: Geometry, groups: int, weight_shape,
+                 tap_scale=None):
     """The composite convolution: per tap a strided slice and one grouped MatMul, in the
-    batch-last layout (:func:`graph.batch_last`)."""
+    batch-last layout (:func:`graph.batch_last`).
+
+    ``tap_scale(i, j)``, when given, returns a value ``[1, N, oh, ow]`` (batch last) that
+    multiplies what tap ``(i, j)`` reads before the product, or None for no scaling: a
+    convolution whose taps are weighted per output position."""
     out_channels, group_in = weight_shape[:2]
     positions = geometry.out_size[0] * geometry.out_size[1]
     batch = G.batch_size(g, input)
     xpad = G.batch_last(g, G.pad_spatial(g, input, geometry.pad_before, geometry.pad_after))
     total = None
     for i, j in geometry.taps():
-        cols = G.merge_batch(g, G.tap(g, xpad, geometry, i, j), [groups, group_in], batch,
-                             positions)  # [G, C/G, N*P]
+        cols = G.tap(g, xpad, geometry, i, j)  # [C, N, oh, ow]
+        scale = None if tap_scale is None else tap_scale(i, j)
+        if scale is not None:
+            cols = g.op("Mul", cols, scale)
+        cols = G.merge_batch(g, cols, [groups, group_in], batch, positions)  # [G, C/G, N*P]
         w_tap = g.op("Slice", weight, G.ints(g, [i, j]), G.ints(g, [i + 1, j + 1]),
                      G.ints(g, [2, 3]))
         w_tap = G.reshape(g, w_tap, [groups, out_channels // groups, group_in])

@@ -188,6 +188,17 @@ def tap(g, xpad, geometry, i: int, j: int):
                 ints(g, [sh, sw]))
 
 
+def pick(g, x, rows, cols, size):
+    """``x[:, :, rows][:, :, :, cols]`` for constant int index arrays, ``x`` of spatial
+    ``size = (H, W)``: a ``Gather`` per axis, none where the indices are the whole axis
+    in order."""
+    for axis, index, length in ((2, rows, size[0]), (3, cols, size[1])):
+        index = np.asarray(index, dtype=np.int64).reshape(-1)
+        if not np.array_equal(index, np.arange(length)):
+            x = g.op("Gather", x, g.const(index, np.int64), axis=axis)
+    return x
+
+
 def reshape(g, x, shape):
     """Reshape keeping the batch: ``shape``'s 0 entries copy the input's size there (so an
     empty batch reshapes too, where -1 could not be resolved)."""

@@ -34,6 +34,7 @@ from .runtime import DTYPES
 # sys.modules: the package's names conv2d, ... are the op functions, not these modules.
 _conv2_5d = sys.modules[__package__ + ".conv2_5d"]
 _deform = sys.modules[__package__ + ".deform"]
+_depthaware = sys.modules[__package__ + ".depthaware"]
 _pool = sys.modules[__package__ + ".pool"]
 _tanprod = sys.modules[__package__ + ".tanprod"]
 
@@ -157,6 +158,30 @@ def _translate_avg_pool2d(input, kernel_size, stride=(), padding=0, ceil_mode=Fa
     return spec.build(TracedGraph(spec.dtype), input)[0]
 
 
+def _bias_shape(bias):
+    return None if bias is None else tuple(bias.shape)
+
+
+def _translate_depthaware_conv2d(input, depth, weight, bias=None, stride=1, padding=0,
+                                 dilation=1, alpha=1.0, **_):
+    op = "depthaware_conv2d"
+    spec = _depthaware.conv_spec(_dtype(input, op), _static_shape(input, "input", op),
+                                 _static_shape(depth, "depth", op), tuple(weight.shape),
+                                 _bias_shape(bias), _pair(stride), _pair(padding),
+                                 _pair(dilation), float(alpha))
+    return spec.build(TracedGraph(spec.dtype), input, depth, weight, bias)[0]
+
+
+def _translate_depthaware_avg_pool2d(input, depth, kernel_size, stride=(), padding=0,
+                                     alpha=1.0, count_include_pad=True, **_):
+    op = "depthaware_avg_pool2d"
+    spec = _depthaware.pool_spec(_dtype(input, op), _static_shape(input, "input", op),
+                                 _static_shape(depth, "depth", op), _pair(kernel_size),
+                                 _stride(stride), _pair(padding), float(alpha),
+                                 bool(count_include_pad))
+    return spec.build(TracedGraph(spec.dtype), input, depth)[0]
+
+
 def _by_schema(overload, translate):
     """``translate`` called with the op's arguments by name (positional ones named from the
     op's schema), so it does not depend on their order."""
@@ -185,6 +210,8 @@ def translation_table() -> dict:
         ("crossconv", "conv2_5d"): _translate_conv2_5d,
         ("crossconv", "max_pool2d"): _translate_max_pool2d,
         ("crossconv", "avg_pool2d"): _translate_avg_pool2d,
+        ("crossconv", "depthaware_conv2d"): _translate_depthaware_conv2d,
+        ("crossconv", "depthaware_avg_pool2d"): _translate_depthaware_avg_pool2d,
         ("aten", "max_pool2d_with_indices"): _translate_max_pool2d,
         ("aten", "max_pool2d"): functools.partial(_translate_max_pool2d, with_indices=False),
         ("aten", "avg_pool2d"): _translate_avg_pool2d,

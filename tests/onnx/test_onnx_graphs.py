@@ -90,6 +90,10 @@ CALLS = {  # C = O = 8 (conv2_5d: B = 3 bins), 3x3 kernels, 16x16 maps, batch 2
     "max_pool2d": lambda r: dict(input=r((2, 8, 16, 16)), kernel_size=3, stride=1, padding=1,
                                  return_indices=True),
     "avg_pool2d": lambda r: dict(input=r((2, 8, 16, 16)), kernel_size=3, stride=1, padding=1),
+    "depthaware_conv2d": lambda r: dict(input=r((2, 8, 16, 16)), depth=r((2, 1, 16, 16)),
+                                        weight=r((8, 8, 3, 3)), padding=1),
+    "depthaware_avg_pool2d": lambda r: dict(input=r((2, 8, 16, 16)), depth=r((2, 1, 16, 16)),
+                                            kernel_size=3, stride=1, padding=1),
 }
 #: The largest intermediate as a multiple of one sample's largest input or output
 #: (conv2_5d: one product per bin; the rest: a padded copy). What happens inside a node
