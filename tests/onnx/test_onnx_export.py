@@ -2,6 +2,7 @@
 batch 3 and match torch_impl; the batch stays dynamic or the export says why not."""
 
 import numpy as np
+import onnx
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -92,12 +93,22 @@ def _deform_mask_last(fn):
     return call
 
 
+# The ops torch_impl runs as custom ops on the CPU (the others call torch's own ops).
+CUSTOM_OPS = {"tanprod_conv2d", "conv2_5d", "deform_conv2d"}
+
+
 @pytest.mark.parametrize("op", list(OPS))
 def test_each_torch_impl_op_exports_with_a_dynamic_batch(op):
     fn, shapes, weights, static = OPS[op]
     if op == "deform_conv2d":
         fn = _deform_mask_last(fn)
-    _check(Call(fn, weights, **static), shapes)
+    program = _check(Call(fn, weights, **static), shapes)
+    # The public function's autograd.Function leaves the custom op itself in the traced
+    # graph (not a decomposition), and the table translates every node into ai.onnx.
+    targets = {node.target for node in program.exported_program.graph.nodes}
+    if op in CUSTOM_OPS:
+        assert getattr(torch.ops.crossconv, op).default in targets
+    assert {node.domain for node in program.model_proto.graph.node} <= {""}
 
 
 def test_deform_conv2d_exports_in_float64_and_keeps_nan_offsets_nan():
@@ -114,6 +125,55 @@ def test_deform_conv2d_exports_in_float64_and_keeps_nan_offsets_nan():
         expected = model(x, offset, mask).numpy()
     assert actual.dtype == np.float64 and np.isnan(expected).any()
     np.testing.assert_allclose(actual, expected, rtol=1e-10, atol=1e-10)  # NaN where NaN
+
+
+def _run(program, *inputs):
+    session = onnxruntime.InferenceSession(program.model_proto.SerializeToString())
+    return session.run(None, {i.name: x.numpy() for i, x in zip(session.get_inputs(), inputs)})
+
+
+@pytest.mark.parametrize("op", ["xcorr2d", "xcorr2d_depthwise"])
+def test_per_sample_correlations_export_with_nan_where_the_definition_puts_it(op):
+    """torch_impl folds the batch into conv2d's groups; ONNX's Conv takes its group count
+    as a constant, so the export uses onnx_impl's correlation graph (an If between the FFT
+    and, for non-finite inputs, a Loop over the taps): both branches run here."""
+    fn = getattr(torch_impl, op)
+    shapes = OPS[op][1]
+    program = onnx_impl.export(Call(fn, {}).eval(), _inputs(shapes, EXPORT_BATCH, torch.float64))
+    onnx.checker.check_model(program.model_proto, full_check=True)
+    search, template = _inputs(shapes, RUN_BATCH, torch.float64)
+    (finite,) = _run(program, search, template)
+    np.testing.assert_allclose(finite, fn(search, template).numpy(), rtol=1e-10, atol=1e-10)
+    search[1, 0, 4, 5] = float("nan")
+    (actual,) = _run(program, search, template)
+    expected = fn(search, template).numpy()
+    assert np.isnan(expected).any() and not np.isnan(expected[0]).any()
+    np.testing.assert_allclose(actual, expected, rtol=1e-10, atol=1e-10)  # NaN where NaN
+
+
+class PerSampleFilters(torch.nn.Module):
+    """Two filters per sample, with padding and a bias: a group count read from the batch
+    size that is not one of torch_impl's correlations."""
+
+    def forward(self, x, filters):
+        n, c, h, w = x.shape
+        bias = torch.arange(2, dtype=x.dtype).repeat(n)
+        out = torch.nn.functional.conv2d(x.reshape(1, n * c, h, w), filters.flatten(0, 1),
+                                         bias, padding=1, groups=n)
+        return out.reshape(n, 2, h, w)
+
+
+def test_a_group_count_read_from_the_batch_exports_as_per_sample_correlations():
+    _check(PerSampleFilters(), [(3, 5, 6), (2, 3, 3, 3)], tolerance=1e-5)
+
+
+def test_a_float64_model_with_torch_convolutions_runs_in_onnxruntime():
+    """onnxruntime has no float64 Conv: torch's conv2d exports as onnx_impl's composite."""
+    torch.manual_seed(2)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, stride=2, padding=1),
+                                torch.nn.Conv2d(4, 2, 2, dilation=2, groups=2)).double()
+    program = _check(model, [(3, 9, 8)], torch.float64, tolerance=1e-10)
+    assert "Conv" not in {node.op_type for node in program.model_proto.graph.node}
 
 
 @pytest.mark.parametrize("module, shapes", [
@@ -192,8 +252,56 @@ def test_export_refuses_a_batch_that_tracing_fixed():
     assert list(program.model.graph.inputs[0].shape) == [2, 3]
 
 
+class Scaled(torch.nn.Module):
+    def forward(self, x, scale):
+        return torch_impl.tanprod_conv2d(x, 0.1 * torch.ones(2, 3, 1, 1)) * scale
+
+
+def test_keyword_inputs_are_not_batched():
+    scale = torch.tensor(2.0)
+    program = onnx_impl.export(Scaled().eval(), (torch.rand(2, 3, 4, 4),), {"scale": scale})
+    x, scale_input = program.model.graph.inputs
+    assert str(x.shape[0]) == "batch" and list(scale_input.shape) == []
+    session = onnxruntime.InferenceSession(program.model_proto.SerializeToString())
+    x3 = torch.rand(3, 3, 4, 4)
+    (actual,) = session.run(None, {x.name: x3.numpy(), scale_input.name: scale.numpy()})
+    np.testing.assert_allclose(actual, Scaled()(x3, scale).numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_torch_conv2d_with_other_dynamic_sizes_keeps_torch_translation():
+    """Only the batch is dynamic in onnx_impl's graphs: a float32 convolution whose other
+    sizes are dynamic too is one Conv, as torch exports it."""
+    conv = torch.nn.Conv2d(3, 2, 3, padding=1).eval()
+    size = torch.export.Dim("size")
+    program = onnx_impl.export(conv, (torch.rand(2, 3, 6, 6),), dynamic_batch=False,
+                               dynamic_shapes=({2: size, 3: size},))
+    assert [n.op_type for n in program.model_proto.graph.node] == ["Conv"]
+    x = torch.rand(2, 3, 9, 9)
+    (actual,) = _run(program, x)
+    with torch.no_grad():
+        np.testing.assert_allclose(actual, conv(x).numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_export_refuses_torch_impl_checks_that_would_fix_the_batch(monkeypatch):
+    """Were torch_impl's checks to read the batch size as an int (its public function
+    and the custom op's fake both check), the export would raise, not fix the batch."""
+    import torch_impl.custom_op
+    import torch_impl.deform
+
+    def int_shape(t):
+        return None if t is None else tuple(int(s) for s in t.shape)
+
+    monkeypatch.setattr(torch_impl.deform, "shape", int_shape)
+    monkeypatch.setattr(torch_impl.custom_op, "shape", int_shape)
+    layer = torch_impl.nn.DeformConv2d(2, 2, 3, padding=1).eval()
+    with pytest.raises(ValueError, match="batch size was fixed while tracing"):
+        onnx_impl.export(layer, _inputs([(2, 4, 4), (18, 4, 4)], EXPORT_BATCH))
+
+
 def test_export_checks_its_arguments():
     with pytest.raises(TypeError, match="args must be a tuple"):
         onnx_impl.export(torch.nn.Identity(), torch.ones(2, 3))
     with pytest.raises(ValueError, match="opset_version must be >= 22"):
         onnx_impl.export(torch.nn.Identity(), (torch.ones(2, 3),), opset_version=18)
+    with pytest.raises(ValueError, match="dynamic_batch=False"):
+        onnx_impl.export(torch.nn.Identity(), (torch.ones(2, 3),), dynamic_shapes=({},))
