@@ -11,9 +11,15 @@
 - ``deform_grid.png``: the deformable-convolution article's sampling grid (a 1x1 kernel, three offset
   groups shifting left, right and up) drawn over its 3x3x3 input.
 - ``depth_bins.png``: conv2_5d's depth bins (the half-open intervals of docs/conv2_5d.md, computed by
-  the reference's own ``depth_bin_masks``) drawn over an RGB-D patch. There is no RGB-D
-  dataset here: the RGB is a crop of ``grace_hopper.jpg`` and the "depth" a crop of
-  matplotlib's ``jacksboro_fault_dem.npz`` terrain elevation, rescaled to 1-3 m.
+  the reference's own ``depth_bin_masks``) of three windows of an RGB-D image: the room that
+  ``crossconv.scene`` renders (floor, back wall, three boxes; every depth known exactly), so
+  the bins follow the boxes' outlines.
+- ``depthaware_weights.png``: depthaware_conv2d's similarity weights
+  ``F = exp(-alpha*|D(centre) - D(tap)|)`` of four 7x7 windows of the same scene (a box side
+  against the wall, a box's bottom edge on the floor, the receding floor, a box face), as
+  ``reference.depthaware_conv2d`` forms them (one output channel per tap, a one-hot weight,
+  an input of ones; the windows placed by the reference's ``conv_centres``), beside
+  avg_pool2d and depthaware_avg_pool2d of the scene's RGB.
 - ``crosscheck_matrix.png``: the crosscheck matrix as a heatmap, from a JSON report
   (``crossconv crosscheck --json build/crosscheck.json``).
 """
@@ -28,11 +34,13 @@ import numpy as np
 import reference
 from reference.common import conv_geometry
 from reference.conv2_5d import depth_bin_masks
+from reference.depthaware import conv_centres
 
 from . import frameworks
 from .cases import Case
 from .goldens import SEED_DEFORM_OUTPUT, seed_deform_arguments
 from .registry import implementations
+from .scene import rgbd_scene
 
 #: Where the figures go by default and the report the heatmap reads, relative to the current
 #: directory (the CLI's --update-docs draws into the repository's docs/figures instead).
@@ -211,18 +219,33 @@ def draw_deform_grid(path) -> None:
 
 # ----------------------------------------------------------------------------- depth bins
 
+#: The size of the rendered RGB-D image the depth figures draw on (crossconv/scene.py).
+SCENE_SIZE = (96, 128)
+#: The centre pixels of the windows each depth figure details, by what they show in the
+#: scene at SCENE_SIZE (tests/tool/test_figures_smoke.py checks that they show it).
+BIN_WINDOWS = {"box top against the wall": (31, 25), "receding floor": (84, 40),
+               "box edge against the floor": (70, 84)}
+WEIGHT_WINDOWS = {"box side against the wall": (35, 71), "box bottom on the floor": (78, 66),
+                  "receding floor": (84, 40), "box front face": (50, 20)}
 
-def rgbd_patch(size: int = 40):
-    """``(rgb [size, size, 3] in 0-1, depth [size, size] in metres)``: a crop of
-    grace_hopper.jpg and, as a stand-in depth map, a crop of the jacksboro_fault_dem.npz
-    terrain elevation rescaled to 1-3 (no RGB-D data ships with the pinned packages)."""
-    from matplotlib.image import imread
 
-    rgb = imread(_sample("grace_hopper.jpg"))[150:150 + 4 * size:4, 170:170 + 4 * size:4] / 255.0
-    elevation = np.load(_sample("jacksboro_fault_dem.npz"))["elevation"].astype(np.float64)
-    crop = elevation[100:100 + 3 * size:3, 150:150 + 3 * size:3]
-    depth = 1.0 + 2.0 * (crop - crop.min()) / (crop.max() - crop.min())
-    return rgb, depth
+def _mark_windows(plt, axes, windows, kernel: int) -> None:
+    """Outline each ``(row0, col0)``-cornered ``kernel x kernel`` window on every axis in
+    ``axes``, numbered from 1 above its top edge."""
+    for n, (row0, col0) in enumerate(windows, start=1):
+        for ax in axes:
+            ax.add_patch(plt.Rectangle((col0 - 0.5, row0 - 0.5), kernel, kernel, fill=False,
+                                       color="white", lw=1.5))
+            ax.text(col0 + kernel / 2 - 0.5, row0 - 1.5, str(n), color="white", ha="center",
+                    va="bottom", fontsize=9, fontweight="bold")
+
+
+def _depth_panel(fig, ax, depth: np.ndarray, title: str):
+    shown = ax.imshow(depth, cmap="viridis")
+    ax.set_title(title, fontsize=9)
+    bar = fig.colorbar(shown, ax=ax, fraction=0.046)
+    bar.set_label("depth (m)", fontsize=8)
+    bar.ax.tick_params(labelsize=8)
 
 
 def window_bins(depth: np.ndarray, centre, kernel: int, bins: int, focal: float, pixel_size: float):
@@ -244,26 +267,24 @@ def window_bins(depth: np.ndarray, centre, kernel: int, bins: int, focal: float,
 
 def draw_depth_bins(path, kernel: int = 9, bins: int = 3, focal: float = 10.0,
                     pixel_size: float = 1.0) -> None:
+    """Draw ``depth_bins.png``. ``focal = 10`` is not the scene camera's focal length (90
+    pixels at this size): with it a 9x9 window's bins are 10% of the centre depth wide, so
+    each window shows all three."""
     plt = _pyplot()
     from matplotlib.colors import ListedColormap
 
-    rgb, depth = rgbd_patch()
-    centres = [(12, 12), (20, 28), (30, 16)]
+    rgb, depth = rgbd_scene(*SCENE_SIZE)
+    rgb = rgb.transpose(1, 2, 0)
+    centres = BIN_WINDOWS
     colours = ["tab:blue", "tab:orange", "tab:green", "tab:purple", "tab:brown"][:bins]
     fig, axes = plt.subplots(1, 2 + len(centres), figsize=(4 * (2 + len(centres)), 4.4))
     axes[0].imshow(rgb)
-    axes[0].set_title("RGB: grace_hopper.jpg crop", fontsize=9)
-    shown = axes[1].imshow(depth, cmap="viridis")
-    axes[1].set_title("depth: jacksboro_fault_dem.npz crop,\nrescaled to 1-3 (a stand-in)",
-                      fontsize=9)
-    fig.colorbar(shown, ax=axes[1], fraction=0.046)
+    axes[0].set_title(f"RGB: the rendered scene ({SCENE_SIZE[0]}x{SCENE_SIZE[1]})", fontsize=9)
+    _depth_panel(fig, axes[1], depth, "depth: the same scene's")
     half = kernel // 2
-    for n, (centre, ax) in enumerate(zip(centres, axes[2:]), start=1):
+    _mark_windows(plt, axes[:2], [(r - half, c - half) for r, c in centres.values()], kernel)
+    for n, ((what, centre), ax) in enumerate(zip(centres.items(), axes[2:]), start=1):
         index, edges = window_bins(depth, centre, kernel, bins, focal, pixel_size)
-        for a in axes[:2]:
-            a.add_patch(plt.Rectangle((centre[1] - half - 0.5, centre[0] - half - 0.5), kernel,
-                                      kernel, fill=False, color="white", lw=1.5))
-            a.text(centre[1], centre[0] - half - 1.5, str(n), color="white", ha="center", fontsize=9)
         y0, x0 = centre[0] - half, centre[1] - half
         ax.imshow(rgb[max(y0, 0):y0 + kernel, max(x0, 0):x0 + kernel], alpha=0.5,
                   extent=(-0.5, kernel - 0.5, kernel - 0.5, -0.5))
@@ -272,8 +293,8 @@ def draw_depth_bins(path, kernel: int = 9, bins: int = 3, focal: float = 10.0,
         for (i, j), b in np.ndenumerate(index):
             ax.text(j, i, "·" if b < 0 else str(b), ha="center", va="center", fontsize=8)
         edge_text = ", ".join(f"{e:.2f}" for e in edges)
-        ax.set_title(f"window {n}: centre depth {depth[centre]:.2f}\nbin edges [{edge_text})",
-                     fontsize=9)
+        ax.set_title(f"window {n}, {what}\ncentre depth {depth[centre]:.2f} m\n"
+                     f"bin edges [{edge_text}) m", fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])
     for a in axes[:2]:
@@ -283,6 +304,86 @@ def draw_depth_bins(path, kernel: int = 9, bins: int = 3, focal: float = 10.0,
                  f"pixel_size={pixel_size:g}; each tap's bin (· = in no bin, its input is dropped)",
                  fontsize=10)
     fig.tight_layout(rect=(0, 0, 1, 0.95))  # tight_layout leaves no room for the suptitle here
+    save(fig, path, dpi=90)
+
+
+# ----------------------------------------------------------------------------- depth-aware weights
+
+
+def similarity(depth: np.ndarray, kernel: int, alpha: float) -> np.ndarray:
+    """``F [kernel, kernel, H, W]``: the similarity weight of tap ``(i, j)`` of the window
+    of output ``(y, x)`` of a ``kernel x kernel`` depthaware_conv2d (stride 1, padding
+    ``kernel // 2``), as ``reference.depthaware_conv2d`` itself forms it: an input of ones
+    and one output channel per tap whose weight is 1 at that tap and 0 elsewhere, so
+    output channel ``i*kernel + j`` is ``1 * F[tap]`` (0 for taps outside the image)."""
+    height, width = depth.shape
+    one_hot = np.eye(kernel * kernel).reshape(kernel * kernel, 1, kernel, kernel)
+    f = reference.depthaware_conv2d(np.ones((1, 1, height, width)), depth[None, None], one_hot,
+                                    padding=kernel // 2, alpha=alpha)[0]
+    return f.reshape(kernel, kernel, height, width)
+
+
+def window_of(depth_shape, centre, kernel: int):
+    """``((y, x), (row0, col0))``: the output of the ``kernel x kernel`` depthaware_conv2d
+    (stride 1, padding ``kernel // 2``) whose window is centred at the pixel ``centre``, by
+    the reference's ``conv_centres``, and its window's top-left tap in the image."""
+    geometry = conv_geometry("depthaware_conv2d", (1, 1, *depth_shape), (kernel, kernel), 1,
+                             kernel // 2, 1)
+    rows, cols = conv_centres(geometry)
+    y, x = np.flatnonzero(rows == centre[0]), np.flatnonzero(cols == centre[1])
+    if not (y.size and x.size):
+        raise ValueError(f"window_of: no window is centred at {centre} in {depth_shape}")
+    y, x = int(y[0]), int(x[0])
+    return (y, x), (int(geometry.positions(0, 0)[y]), int(geometry.positions(1, 0)[x]))
+
+
+def draw_depthaware_weights(path, kernel: int = 7, alpha: float = 4.0, pool: int = 7) -> None:
+    """Draw ``depthaware_weights.png``: F of four windows over the scene, and a plain against
+    a depth-aware average pooling of its RGB."""
+    plt = _pyplot()
+    rgb, depth = rgbd_scene(*SCENE_SIZE)
+    f = similarity(depth, kernel, alpha)
+    windows = WEIGHT_WINDOWS
+    placed = {what: window_of(depth.shape, centre, kernel) for what, centre in windows.items()}
+    arguments = {"kernel_size": pool, "stride": 1, "padding": pool // 2, "count_include_pad": False}
+    plain = reference.avg_pool2d(rgb[None], **arguments)[0]
+    aware = reference.depthaware_avg_pool2d(rgb[None], depth[None, None], alpha=alpha,
+                                            **arguments)[0]
+    columns = max(4, len(windows))
+    fig, axes = plt.subplots(2, columns, figsize=(3.9 * columns, 7.6), squeeze=False,
+                             layout="constrained")
+    top, bottom = axes
+    top[0].imshow(rgb.transpose(1, 2, 0))
+    top[0].set_title(f"RGB: the rendered scene ({SCENE_SIZE[0]}x{SCENE_SIZE[1]})", fontsize=9)
+    _depth_panel(fig, top[1], depth, "depth D")
+    _mark_windows(plt, top[:2], [corner for _, corner in placed.values()], kernel)
+    top[2].imshow(np.clip(plain, 0, 1).transpose(1, 2, 0))
+    top[2].set_title(f"avg_pool2d of the RGB\n{pool}x{pool}, stride 1, padding {pool // 2}",
+                     fontsize=9)
+    top[3].imshow(np.clip(aware, 0, 1).transpose(1, 2, 0))
+    top[3].set_title(f"depthaware_avg_pool2d, alpha = {alpha:g} / m: depth edges\nstay sharp, "
+                     "the floor's tiles (no depth edge) blur", fontsize=9)
+    for ax in top[4:]:
+        ax.axis("off")
+    for n, ((what, ((y, x), _)), ax) in enumerate(zip(placed.items(), bottom), start=1):
+        weights = f[:, :, y, x]
+        shown = ax.imshow(weights, cmap="viridis", vmin=0, vmax=1)
+        for (i, j), value in np.ndenumerate(weights):
+            ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=7,
+                    color="black" if value > 0.6 else "white")
+        half = kernel // 2
+        ax.add_patch(plt.Rectangle((half - 0.5, half - 0.5), 1, 1, fill=False, color="tab:red",
+                                   lw=2))
+        ax.set_title(f"window {n}, {what}:\nF, centre (red) at depth {depth[windows[what]]:.2f} m",
+                     fontsize=9)
+    bar = fig.colorbar(shown, ax=list(bottom), fraction=0.015, pad=0.01)
+    bar.set_label("F = exp(-alpha |D(centre) - D(tap)|)", fontsize=8)
+    bar.ax.tick_params(labelsize=8)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle(f"depthaware_conv2d's similarity weights F of {kernel}x{kernel} windows "
+                 f"(alpha = {alpha:g} / m), as the reference forms them", fontsize=10)
     save(fig, path, dpi=90)
 
 
@@ -346,7 +447,8 @@ def make_figures(console, out=None, report=None) -> int:
         console.print(f"edges.png: {note}", highlight=False, soft_wrap=True)
     draw_deform_grid(out / "deform_grid.png")
     draw_depth_bins(out / "depth_bins.png")
-    drawn = ["edges.png", "deform_grid.png", "depth_bins.png"]
+    draw_depthaware_weights(out / "depthaware_weights.png")
+    drawn = ["edges.png", "deform_grid.png", "depth_bins.png", "depthaware_weights.png"]
     if report.exists():
         draw_matrix(out / "crosscheck_matrix.png", read_json(report))
         drawn.append("crosscheck_matrix.png")
