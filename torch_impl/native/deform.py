@@ -28,13 +28,10 @@ How it runs, per chunk of samples (:func:`_chunks`):
   cell each corner's weighted column gradients (four planes), and the planes, shifted by
   the corner offsets, add up to the gradient rows.
 
-Threads (:func:`_run`): on a CPU with several torch threads and at least as many chunks,
-the chunks go to a pool of that many Python threads, each running torch on one thread
-and taking the next chunk when done. No torch parallel region is opened, so no thread
-ever waits at a barrier for another that the operating system has descheduled: with
-other processes busy on the same cores, the op slows down in proportion to the CPU it
-gets instead of collapsing (hundreds of small parallel regions each waiting a time
-slice). The chunk order fixes every sum, so results do not depend on the schedule.
+Chunks run on single-threaded worker threads (:mod:`.workers`) when there are enough of
+them: no torch parallel region, so nothing stalls at a barrier when other processes
+compete for the cores; the chunk order fixes every sum, so results do not depend on the
+schedule.
 
 Coordinates, bilinear weights and their derivatives are computed in float64 from the
 offsets, so floors and border tests agree with the reference whatever the input dtype;
@@ -50,15 +47,13 @@ float64 geometry of the chunk's points.
 
 from __future__ import annotations
 
-import os
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
 from ..common import compute_dtype
+from . import workers
 
 #: Sample points (offset groups x positions x taps) per chunk: one sample of the
 #: benchmark shape (28 224 points); tiny problems form a single chunk.
@@ -70,47 +65,6 @@ RADIX_KEYS = 1 << 15
 
 #: Border of zero cells around each plane (clamped points reach two cells out).
 BORDER = 2
-
-
-# ----------------------------------------------------------------------------- threads
-
-_pools: dict[tuple[int, int], ThreadPoolExecutor] = {}
-_pools_lock = threading.Lock()
-_started = [0]  # worker threads set up so far (process-wide)
-
-
-def _single_threaded_worker():
-    """Pool thread initialiser: torch on one thread here. ``get_num_threads`` runs torch's
-    lazy per-thread setup now, while the process-wide default says 1."""
-    torch.set_num_threads(1)
-    torch.get_num_threads()
-    with _pools_lock:
-        _started[0] += 1
-
-
-def _pool(workers: int) -> ThreadPoolExecutor:
-    key = (os.getpid(), workers)  # a forked child gets pools of its own
-    with _pools_lock:
-        if key not in _pools:
-            _pools[key] = ThreadPoolExecutor(workers, thread_name_prefix="crossconv-deform",
-                                             initializer=_single_threaded_worker)
-        return _pools[key]
-
-
-def _run(work, chunks, device):
-    """``[work(n0, n1) for (n0, n1) in chunks]``, on the thread pool when that helps."""
-    threads = torch.get_num_threads()
-    if device.type != "cpu" or threads < 2 or len(chunks) < threads:
-        return [work(*chunk) for chunk in chunks]
-    def task(chunk):
-        with torch.no_grad():  # grad mode is per thread; the op's own thread runs without
-            return work(*chunk)
-
-    started = _started[0]
-    results = list(_pool(threads).map(task, chunks))
-    if _started[0] != started:  # new workers set the process default to 1: restore it
-        torch.set_num_threads(threads)
-    return results
 
 
 # ----------------------------------------------------------------------------- geometry
@@ -341,7 +295,7 @@ def forward(input, offset, weight, mask, geometry, groups, offset_groups):
                              plan.size)
         plan.kernel.apply(plan.columns(values, n1 - n0), out[n0:n1])
 
-    _run(chunk, plan.chunks, input.device)
+    workers.run(chunk, plan.chunks, input.device)
     return out.view(n, o, *plan.out_size).to(input.dtype)
 
 
@@ -423,7 +377,7 @@ def backward(grad_out, input, offset, weight, mask, geometry, groups, offset_gro
         grad_input[n0:n1] = grad_rows.permute(0, 1, 4, 2, 3).reshape(n1 - n0, c, *plan.size)
         return grad_matrix
 
-    partials = _run(chunk, plan.chunks, input.device)
+    partials = workers.run(chunk, plan.chunks, input.device)
     grad_matrix = partials[0] if partials else torch.zeros_like(plan.kernel.matrix)
     for partial in partials[1:]:  # in chunk order: deterministic
         grad_matrix += partial
