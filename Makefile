@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.pins-installed
 PYTEST := $(PY) -m pytest -n 2
 
-.PHONY: setup test test-reference test-harness crosscheck bench figures lint clean
+.PHONY: setup test test-reference test-harness crosscheck bench gpu-check figures lint clean
 
 setup: $(STAMP)
 
@@ -33,6 +33,12 @@ crosscheck: setup
 
 bench: setup
 	$(PY) -m crossconv bench
+
+# On a machine with one NVIDIA GPU: crosscheck --device cuda, every Triton and Pallas
+# kernel against its anchor and its roofline, determinism of the backwards; the table in
+# build/gpu-check.md. Exits 2 (one line) without a GPU.
+gpu-check: setup
+	$(PY) -m crossconv.gpu_check
 
 # docs/figures/*.png; the heatmap reads build/crosscheck.json (a crosscheck runs first if
 # it is missing: its exit status does not stop the figures).
