@@ -626,9 +626,10 @@ def main(argv=None) -> int:
     import torch
     import triton
 
+    command = " ".join(["python -m crossconv.gpu_check", *(sys.argv[1:] if argv is None else argv)])
     header = (f"GPU check on {device_name} ({card.name if card else 'peak numbers unknown'}), "
               f"{today}: torch {torch.__version__}, triton {triton.__version__}; "
-              f"`python -m crossconv.gpu_check --examples {args.examples}`, {seconds:.0f} s.")
+              f"`{command.strip()}`, {seconds:.0f} s.")
     table = Table(title=header, title_justify="left")
     for column in COLUMNS:
         table.add_column(column)

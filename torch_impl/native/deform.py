@@ -120,6 +120,7 @@ class _Weight:
         self.groups, self.k, self.shape = groups, kh * kw, weight.shape
         matrix = weight.to(dtype).view(groups, o // groups, cg, kh * kw)
         self.matrix = matrix.transpose(2, 3).reshape(groups, o // groups, kh * kw * cg)
+        self.transposed = self.matrix[0].t().contiguous() if groups == 1 else None
 
     def _grouped(self, cols):
         """``[n, P, K*C]`` -> ``[G, n*P, K*C/G]``."""
@@ -130,8 +131,10 @@ class _Weight:
     def apply(self, cols, out):
         """``out [n, O, P] = W @ cols[n]^T`` for ``cols [n, P, K*C]``."""
         if self.groups == 1:
+            # cols @ W^T with both operands row-major, then transposed into place: the
+            # BLAS runs this form ~10% faster than W @ cols^T at the benchmark's shape
             for s in range(cols.shape[0]):
-                torch.mm(self.matrix[0], cols[s].t(), out=out[s])
+                out[s].copy_(torch.mm(cols[s], self.transposed).t())
             return
         grouped = torch.bmm(self.matrix, self._grouped(cols).transpose(1, 2))  # [G, O/G, n*P]
         out.copy_(grouped.view(out.shape[1], out.shape[0], -1).transpose(0, 1))
