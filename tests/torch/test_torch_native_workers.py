@@ -1,8 +1,8 @@
 """The native code's chunked paths on worker threads (torch_impl.native.workers), which
-the parity tests' single-chunk, single-thread runs do not reach: deform_conv2d with one
-sample per chunk and tanprod_conv2d with small blocks, on two threads, NaN/Inf inputs,
-offsets and masks included, against the reference; and the same result (bitwise) as one
-thread."""
+the parity tests' single-chunk, single-thread runs do not reach: deform_conv2d and
+conv2_5d with one sample per chunk and tanprod_conv2d with small blocks, on two threads,
+NaN/Inf inputs, offsets and masks included, against the reference; and the same result
+(bitwise) as one thread."""
 
 import pytest
 import torch
@@ -10,6 +10,7 @@ from hypothesis import given, settings
 
 from crossconv import checks, strategies
 from crossconv.registry import Implementation
+from torch_impl.native import conv2_5d as native_conv2_5d
 from torch_impl.native import deform as native_deform
 from torch_impl.native import tanprod as native_tanprod
 
@@ -35,6 +36,17 @@ def test_deform_chunks_on_workers_match_the_reference(monkeypatch, two_threads):
     @given(strategies.deform_conv2d_cases(max_batch=4, nonfinite=True, nonfinite_offsets=True))
     def run(case):
         _check("deform_conv2d", case)
+
+    run()
+
+
+def test_conv2_5d_chunks_on_workers_match_the_reference(monkeypatch, two_threads):
+    monkeypatch.setattr(native_conv2_5d, "POSITIONS_PER_CHUNK", 1)
+
+    @settings(max_examples=15)
+    @given(strategies.conv2_5d_cases(max_batch=4, nonfinite=True))
+    def run(case):
+        _check("conv2_5d", case)
 
     run()
 
