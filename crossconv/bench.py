@@ -28,6 +28,7 @@ from __future__ import annotations
 import datetime
 import importlib
 import json
+import math
 import multiprocessing
 import os
 import pickle
@@ -257,8 +258,8 @@ def read_bars(text: str) -> list[Bar]:
 
 
 def draw_chart(bars: list[Bar], path: Path) -> bool:
-    """A bar chart of ``bars``: one panel row per comparison group, each candidate's time
-    relative to the group's first bar (log scale), ours in one colour, anchors in another.
+    """A bar chart of ``bars``: one panel per comparison group, each candidate's time
+    relative to the group's first bar (log scale), ours in blue beside the anchors in grey.
     False (nothing drawn) without matplotlib or bars."""
     try:
         import matplotlib
@@ -266,39 +267,41 @@ def draw_chart(bars: list[Bar], path: Path) -> bool:
         return False
     if not bars:
         return False
+    import textwrap
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, NullFormatter
 
     groups: dict[str, list[Bar]] = {}
     for bar in bars:
         groups.setdefault(bar.group, []).append(bar)
-    labels, values, colours, ticks = [], [], [], []
-    position = 0
-    for group, members in groups.items():
+    columns = min(4, len(groups))
+    rows = math.ceil(len(groups) / columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(4 * columns, 3.1 * rows), squeeze=False,
+                                layout="constrained")
+    for axis in axes.flat[len(groups):]:
+        axis.set_visible(False)
+    for axis, (group, members) in zip(axes.flat, groups.items()):
         base = members[0].seconds
-        ticks.append((position + (len(members) - 1) / 2, group))
-        for bar in members:
-            labels.append((position, bar.label))
-            values.append(bar.seconds / base if base > 0 else float("nan"))
-            colours.append("tab:blue" if bar.ours else "tab:gray")
-            position += 1
-        position += 1  # a gap between groups
-    figure, axis = plt.subplots(figsize=(max(8, 0.42 * position), 5.5), layout="constrained")
-    xs = [x for x, _ in labels]
-    axis.bar(xs, values, color=colours)
-    axis.set_yscale("log")
-    axis.axhline(1.0, color="black", linewidth=0.6)
-    axis.set_xticks(xs, [label for _, label in labels], rotation=60, ha="right", fontsize=7)
-    for x, value in zip(xs, values):
-        axis.annotate(f"{value:.2g}x", (x, value), ha="center", va="bottom", fontsize=6)
-    for x, group in ticks:
-        axis.annotate(group, (x, 1.0), xycoords=("data", "axes fraction"), ha="center",
-                      va="bottom", fontsize=7, rotation=0, wrap=True)
-    axis.set_ylabel("time relative to the first bar of its group (log scale)")
-    axis.set_title("Benchmarks: ours (blue) beside the anchors (grey), medians of side-by-side "
-                   "rounds", fontsize=9, pad=28)
+        values = [bar.seconds / base if base > 0 else float("nan") for bar in members]
+        xs = range(len(members))
+        axis.bar(xs, values, color=["tab:blue" if bar.ours else "tab:gray" for bar in members])
+        axis.set_yscale("log")
+        axis.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}x"))
+        axis.yaxis.set_minor_formatter(NullFormatter())
+        axis.axhline(1.0, color="black", linewidth=0.6)
+        axis.set_xticks(xs, [textwrap.fill(bar.label, 14) for bar in members], fontsize=7)
+        axis.tick_params(axis="y", labelsize=7)
+        for x, value in zip(xs, values):
+            axis.annotate(f"{value:.2g}x", (x, value), ha="center", va="bottom", fontsize=7)
+        low, high = min(values + [1.0]), max(values + [1.0])
+        axis.set_ylim(low / 1.6, high * 2.2)
+        axis.set_title(textwrap.fill(group, 42), fontsize=8)
+    figure.suptitle("Time relative to the first bar of each comparison (log scale): ours in "
+                    "blue, anchors in grey; medians of side-by-side rounds", fontsize=9)
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=130)
+    figure.savefig(path, dpi=110)
     plt.close(figure)
     return True
 
