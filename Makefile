@@ -9,7 +9,7 @@ STAMP := $(VENV)/.pins-installed
 EXTRAS := torch,jax,lua,onnx,figures,dev
 PYTEST := $(PY) -m pytest -n 2
 
-.PHONY: setup test test-reference test-harness crosscheck bench figures lint clean
+.PHONY: setup test test-reference test-harness crosscheck bench gpu-check figures lint clean
 
 setup: $(STAMP)
 
@@ -38,8 +38,14 @@ crosscheck: setup
 bench: setup
 	$(PY) -m crossconv bench --update-docs
 
-# The heatmap reads build/crosscheck.json (a crosscheck runs first if it is missing: its
-# exit status does not stop the figures).
+# On a machine with one NVIDIA GPU: crosscheck --device cuda, every Triton and Pallas
+# kernel against its anchor and its roofline, determinism of the backwards; the table in
+# build/gpu-check.md. Exits 2 (one line) without a GPU.
+gpu-check: setup
+	$(PY) -m crossconv.gpu_check
+
+# docs/figures/*.png; the heatmap reads build/crosscheck.json (a crosscheck runs first if
+# it is missing: its exit status does not stop the figures).
 figures: setup
 	test -f build/crosscheck.json || $(PY) -m crossconv crosscheck --json build/crosscheck.json \
 		--markdown build/crosscheck.md || true

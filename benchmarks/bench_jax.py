@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 
-from crossconv.bench import Section, ratio, seconds, side_by_side
+from crossconv.bench import Bar, Section, ratio, seconds, side_by_side
 
 TITLE = "JAX backend (XLA, float32) against the torch backend"
 
@@ -161,6 +161,8 @@ def sections(repeats):
             section.rows.append([name, what, seconds(t["jax"]), label, seconds(t["torch"]),
                                  ratio(t["jax"], t["torch"]),
                                  seconds(compile_time) if what == "forward" else ""])
+            section.bars += [Bar(f"{name} {what}, jax vs torch", label, t["torch"], True),
+                             Bar(f"{name} {what}, jax vs torch", "jax_impl", t["jax"], True)]
     section.notes += [
         "medians of round-robin runs, each call after a 0.25 s pause (not counted) that lets "
         "the other framework's thread pool go idle; torch with 2 threads, XLA with the "

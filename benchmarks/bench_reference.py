@@ -10,7 +10,7 @@
 import numpy as np
 
 import reference
-from crossconv.bench import Section, ratio, seconds, side_by_side
+from crossconv.bench import Bar, Section, ratio, seconds, side_by_side
 
 TITLE = "Reference (NumPy, float64) against the anchors"
 
@@ -27,6 +27,9 @@ def sections(repeats):
         t = side_by_side({"ref": ref_fn, "anchor": anchor_fn}, repeats=rounds)
         section.rows.append([name, seconds(t["ref"]), seconds(t["anchor"]),
                              ratio(t["ref"], t["anchor"])])
+        group = "reference: " + name.split(" (")[0].split(",")[0]
+        section.bars += [Bar(group, "anchor", t["anchor"], False),
+                         Bar(group, "reference", t["ref"], True)]
 
     search = rng.standard_normal((1, 256, 255, 255))
     template = rng.standard_normal((1, 256, 127, 127))

@@ -3,7 +3,12 @@
 - deform_conv2d forward and forward+backward at N=8, C=O=64, 56x56, 3x3, padding 1, one
   offset group, with mask, against ``torchvision.ops.deform_conv2d`` (targets: >= 2x
   faster forward, >= 4x faster forward+backward) and against ``F.conv2d`` at the same
-  shape (single digits is the aim).
+  shape (targets: forward within 2x, forward+backward within 4x, aim 2.5x).
+- The same under load: processes spinning on every core (:class:`crossconv.bench.Competitor`,
+  started by the benchmark, switched on every other round and stopped at the end);
+  target: torch_impl's loaded median within 3x of its quiet one and below torchvision's.
+- Where torch_impl's deform_conv2d spends its time: its phases on one thread, in process
+  CPU time, beside F.conv2d's forward and backward.
 - conv2_5d forward+backward, same shape, 3 bins: against 3 x ``F.conv2d``
   forward+backward (target <= 1.5x), and its peak memory against an unfold-style
   implementation (unfold, multiply by the bins x kh x kw masks, einsum; target <= 1/3).
@@ -34,7 +39,7 @@ import sys
 import time
 from pathlib import Path
 
-from crossconv.bench import Section, ratio, seconds, side_by_side
+from crossconv.bench import Bar, Competitor, Section, quiet_and_loaded, ratio, seconds, side_by_side
 
 TITLE = "PyTorch backend (torch_impl) against torch / torchvision"
 THREADS = 2
@@ -81,13 +86,14 @@ def deform_inputs(seed=0):
     return x, offset, weight, mask
 
 
-def deform_section(repeats):
+def _deform_candidates():
     import torch.nn.functional as F
     import torchvision
 
     import torch_impl
 
     x, offset, weight, mask = deform_inputs()
+    tensors = (x, offset, weight, mask)
 
     def ours():
         return torch_impl.deform_conv2d(x, offset, weight, padding=1, mask=mask)
@@ -98,22 +104,180 @@ def deform_section(repeats):
     def conv():
         return F.conv2d(x, weight, padding=1)
 
-    tensors = (x, offset, weight, mask)
-    fwd = side_by_side({"ours": _no_grad(ours), "tv": _no_grad(theirs)}, repeats)
-    both = side_by_side({"ours": _fwd_bwd(ours, *tensors), "tv": _fwd_bwd(theirs, *tensors),
-                         "conv": _fwd_bwd(conv, *tensors)}, repeats)
+    forward = {"ours": _no_grad(ours), "tv": _no_grad(theirs), "conv": _no_grad(conv)}
+    both = {"ours": _fwd_bwd(ours, *tensors), "tv": _fwd_bwd(theirs, *tensors),
+            "conv": _fwd_bwd(conv, *tensors)}
+    return forward, both
+
+
+NAMES = {"ours": "torch_impl", "tv": "torchvision", "conv": "F.conv2d"}
+
+
+def deform_section(repeats):
+    forward, both = _deform_candidates()
+    fwd = side_by_side(forward, repeats)
+    both = side_by_side(both, repeats)
     section = Section(
         "deform_conv2d, N=8, C=O=64, 56x56, 3x3, padding 1, one offset group, with mask",
         ["pass", "torch_impl", "torchvision", "F.conv2d", "torchvision / torch_impl (target)",
-         "torch_impl / F.conv2d"],
+         "torch_impl / F.conv2d (target)"],
     )
-    section.rows.append(["forward", seconds(fwd["ours"]), seconds(fwd["tv"]), "",
-                         f"{ratio(fwd['tv'], fwd['ours'])} (>= 2x)", ""])
+    section.rows.append(["forward", seconds(fwd["ours"]), seconds(fwd["tv"]), seconds(fwd["conv"]),
+                         f"{ratio(fwd['tv'], fwd['ours'])} (>= 2x)",
+                         f"{ratio(fwd['ours'], fwd['conv'])} (<= 2x)"])
     section.rows.append(["forward+backward", seconds(both["ours"]), seconds(both["tv"]),
                          seconds(both["conv"]), f"{ratio(both['tv'], both['ours'])} (>= 4x)",
-                         ratio(both["ours"], both["conv"])])
+                         f"{ratio(both['ours'], both['conv'])} (<= 4x, aim 2.5x)"])
     section.notes.append("offsets uniform in [-1, 1), mask uniform in [0, 1); float32, "
                          f"{THREADS} threads; medians of {repeats} round-robin rounds")
+    for group, times in (("deform forward", fwd), ("deform forward+backward", both)):
+        section.bars += [Bar(group, NAMES[key], times[key], key == "ours")
+                         for key in ("conv", "tv", "ours")]
+    return section
+
+
+def deform_load_section(repeats):
+    forward, both = _deform_candidates()
+    candidates = {"torch_impl forward": forward["ours"], "torchvision forward": forward["tv"],
+                  "torch_impl forward+backward": both["ours"],
+                  "torchvision forward+backward": both["tv"],
+                  "F.conv2d forward+backward": both["conv"]}
+    # Bounded: the spinners stop by themselves after this long, whatever happens here.
+    with Competitor(seconds=1200) as competitor:
+        times = quiet_and_loaded(candidates, competitor, repeats)
+    section = Section(
+        "deform_conv2d under load (same shape; processes spinning on every core)",
+        ["candidate", "quiet", "under load", "load / quiet (target for torch_impl <= 3x)",
+         "torchvision / torch_impl under load"],
+    )
+    for name in candidates:
+        quiet, loaded = times[name, False], times[name, True]
+        versus = ""
+        if name.startswith("torch_impl"):
+            versus = ratio(times[name.replace("torch_impl", "torchvision"), True], loaded)
+        section.rows.append([name, seconds(quiet), seconds(loaded), ratio(loaded, quiet), versus])
+    section.notes.append(f"the benchmark starts {Competitor().processes} spinning processes (one "
+                         "per core) and switches them on every other round, so quiet and loaded "
+                         f"rounds alternate and share whatever else runs on the machine; medians "
+                         f"of {repeats} rounds each; {THREADS} torch threads")
+    for label in ("torch_impl", "torchvision"):
+        for load, key in (("quiet", False), ("loaded", True)):
+            section.bars.append(Bar("deform forward+backward, quiet / under load",
+                                    f"{label} {load}", times[f"{label} forward+backward", key],
+                                    label == "torch_impl"))
+    return section
+
+
+def deform_profile(repeats):
+    """torch_impl's deform_conv2d forward+backward split into its phases: median process
+    CPU seconds of each on one thread, and F.conv2d's forward and backward beside them.
+    Calls the native module's internals the way its forward and backward do."""
+    import torch.nn.functional as F
+
+    from reference.common import deform_signature
+    from torch_impl.native import deform as native
+
+    torch = _torch()
+    x, offset, weight, mask = (t.detach() for t in deform_inputs())
+    grad_out = torch.randn(8, 64, 56, 56, generator=torch.Generator().manual_seed(1))
+    sig = deform_signature(x.shape, offset.shape, weight.shape, None, 1, 1, 1, mask.shape)
+    n, c, h, w = x.shape
+    phases = {}
+
+    def lap(name, start):
+        now = time.process_time()
+        phases.setdefault(name, [0.0])[-1] += now - start
+        return now
+
+    def run():
+        for times in phases.values():
+            times.append(0.0)
+        plan = native._Plan(x, offset, weight, sig.geometry, 1, 1)
+        out = torch.empty(n, 64, plan.positions)
+        grad_offset, grad_mask = torch.empty_like(offset), torch.empty_like(mask)
+        grad_input = torch.empty_like(x)
+        for n0, n1 in plan.chunks:  # forward, then backward, of each chunk
+            for backward in (False, True):
+                t = time.process_time()
+                rows = plan.rows(x, n0, n1)
+                t = lap("layout: input to padded rows, gradient back", t)
+                points = plan.points(offset, n0, n1)
+                modulation = plan.modulation(mask, n0, n1)
+                t = lap("sample coordinates and weights (float64)", t)
+                values, weights = native._sampled(rows, points, modulation, plan.size)
+                cols = plan.columns(values, n1 - n0)
+                t = lap("gather: bilinear samples (embedding_bag)", t)
+                if not backward:
+                    plan.kernel.apply(cols, out[n0:n1])
+                    lap("matmul: forward", t)
+                    continue
+                g = grad_out[n0:n1].reshape(n1 - n0, 64, plan.positions)
+                grad_cols, _ = plan.kernel.backward(g, cols)
+                t = lap("matmul: column and weight gradients", t)
+                point_grads = plan.point_rows(grad_cols)
+                q = point_grads.shape[0]
+                products = torch.ops.aten._embedding_bag_per_sample_weights_backward(
+                    point_grads, rows, points.corners.view(-1), torch.arange(0, 4 * q, 4),
+                    torch.arange(q).repeat_interleave(4), 0, -1)
+                products = torch.empty((4, q), dtype=torch.float64).copy_(products.view(q, 4).t())
+                native._offset_and_mask_grads(points, products, modulation, False, plan,
+                                              grad_offset[n0:n1], grad_mask[n0:n1])
+                t = lap("offset and mask gradients (corner products)", t)
+                grad_rows = native._scatter_sorted(point_grads, points, weights, rows.shape[0],
+                                                   plan.width)
+                t = lap("input gradient: scatter as a sorted gather", t)
+                grad_rows = plan.interior(grad_rows.view(n1 - n0, 1, -1, plan.width, c))
+                grad_input[n0:n1] = grad_rows.permute(0, 1, 4, 2, 3).reshape(n1 - n0, c, h, w)
+                lap("layout: input to padded rows, gradient back", t)
+
+    xc, wc = x.clone().requires_grad_(), weight.clone().requires_grad_()
+
+    def conv():
+        xc.grad = wc.grad = None
+        start = time.process_time()
+        out = F.conv2d(xc, wc, padding=1)
+        middle = time.process_time()
+        out.backward(grad_out)
+        return middle - start, time.process_time() - middle
+
+    torch.set_num_threads(1)
+    try:
+        conv_times = []
+        for round_ in range(repeats + 1):
+            run()
+            conv_times.append(conv())
+            if round_ == 0:  # warm-up
+                phases = {name: [] for name in phases}
+                conv_times = []
+    finally:
+        torch.set_num_threads(THREADS)
+    medians = {name: statistics.median(times) for name, times in phases.items()}
+    conv_forward = statistics.median(t[0] for t in conv_times)
+    conv_backward = statistics.median(t[1] for t in conv_times)
+    return medians, conv_forward, conv_backward
+
+
+def deform_profile_section(repeats):
+    medians, conv_forward, conv_backward = deform_profile(repeats)
+    total, conv = sum(medians.values()), conv_forward + conv_backward
+    section = Section(
+        "Where torch_impl's deform_conv2d forward+backward spends its time (same shape, one "
+        "thread, CPU time)",
+        ["phase", "time", "share", "in units of F.conv2d forward+backward"],
+    )
+    for name, t in medians.items():
+        section.rows.append([name, seconds(t), f"{t / total:.0%}", f"{t / conv:.2f}"])
+    section.rows.append(["total", seconds(total), "100%", f"{total / conv:.2f}"])
+    section.rows.append(["F.conv2d forward / backward (oneDNN)",
+                         f"{seconds(conv_forward)} / {seconds(conv_backward)}", "",
+                         f"{conv_forward / conv:.2f} / {conv_backward / conv:.2f}"])
+    section.notes += [
+        "the native module's own steps run one by one on one thread (the op runs them per "
+        "sample on worker threads); the gather and the coordinates run twice, in the forward "
+        "and again in the backward (the contract functions share nothing), both counted",
+        f"medians of {repeats} rounds after a warm-up round, each beside one F.conv2d "
+        "forward+backward",
+    ]
     return section
 
 
@@ -213,6 +377,8 @@ def conv2_5d_section(repeats):
         ["implementation", "time", "vs 3 x F.conv2d (target <= 1.5x)", "peak memory",
          "memory vs unfold-style (target <= 1/3)"],
     )
+    section.bars += [Bar("conv2_5d forward+backward", name, t, name == "torch_impl")
+                     for name, t in sorted(times.items(), key=lambda item: item[0] != "3 x F.conv2d")]
     memory = {}
     if sys.platform.startswith("linux") and Path("/proc/self/clear_refs").exists():
         memory = {name: _peak_in_subprocess(name) for name in times}
@@ -262,6 +428,8 @@ def tanprod_section(repeats):
     )
     for name, t in times.items():
         section.rows.append([name, seconds(t), ratio(times["torch_impl"], t)])
+    section.bars += [Bar("tanprod forward+backward", name, times[name], name == "torch_impl")
+                     for name in ("torch.tan(out=)", "torch.tan", "torch_impl")]
     section.notes.append("torch.tan allocates its 38 MB result on every call, as a plain call "
                          "does; torch.tan(out=) writes into a preallocated tensor and shows "
                          "the arithmetic alone")
@@ -335,5 +503,5 @@ def single_thread_section(repeats):
 
 def sections(repeats):
     _torch().set_num_threads(THREADS)
-    return [deform_section(repeats), conv2_5d_section(repeats), tanprod_section(repeats),
-            single_thread_section(repeats)]
+    return [deform_section(repeats), deform_load_section(repeats), deform_profile_section(repeats),
+            conv2_5d_section(repeats), tanprod_section(repeats), single_thread_section(repeats)]

@@ -15,6 +15,11 @@ unfolded, and the masks are never stored as floats.
 The bins are computed in float64 from the depth values exactly as the reference writes
 them, edges ``d + (k - B/2) * s``, so every backend puts a tap on an edge into the same bin.
 
+Samples are independent: chunks of about :data:`POSITIONS_PER_CHUNK` output positions
+run on single-threaded workers (:mod:`.workers`) when there are enough of them, so the
+op's many moderate steps never wait at a barrier for a thread that other processes have
+pushed off a core; weight-gradient partials are added in chunk order (deterministic).
+
 The dense path multiplies each tap by every bin's 0/1 mask as docs/conv2_5d.md writes it and does
 one matmul over bins x channels. It runs when that product is narrow (``B*C <=``
 :data:`DENSE_WIDTH`, e.g. an RGB input layer, where grouping costs more ops than it saves
@@ -28,9 +33,14 @@ import torch
 import torch.nn.functional as F
 
 from ..common import compute_dtype
+from . import workers
 
 #: Widest bins x channels product that takes the dense path.
 DENSE_WIDTH = 64
+
+#: Output positions per chunk of samples (one sample of 56x56 outputs; small problems
+#: form one chunk).
+POSITIONS_PER_CHUNK = 4096
 
 
 class DepthBins:
@@ -151,8 +161,40 @@ def _dense(bins_count, channels, *tensors):
     return bins_count * channels <= DENSE_WIDTH or not _all_finite(*tensors)
 
 
+def _chunks(batch, geometry):
+    step = max(1, POSITIONS_PER_CHUNK // (geometry.out_size[0] * geometry.out_size[1]))
+    return [(n0, min(n0 + step, batch)) for n0 in range(0, batch, step)]
+
+
 def forward(input, depth, weight, geometry, focal, pixel_size):
     """``[N, C, H, W]``, ``[N, 1, H, W]``, ``[B, O, C, kh, kw]`` -> ``[N, O, oh, ow]``."""
+    out = torch.empty((input.shape[0], weight.shape[1], *geometry.out_size), dtype=input.dtype,
+                      device=input.device)
+
+    def chunk(n0, n1):
+        out[n0:n1] = _forward(input[n0:n1], depth[n0:n1], weight, geometry, focal, pixel_size)
+
+    workers.run(chunk, _chunks(input.shape[0], geometry), input.device)
+    return out
+
+
+def backward(grad_out, input, depth, weight, geometry, focal, pixel_size):
+    """Gradients of :func:`forward` w.r.t. input and weight (depth has none)."""
+    grad_input = torch.empty_like(input, memory_format=torch.contiguous_format)
+    grad_weight = torch.zeros_like(weight, memory_format=torch.contiguous_format)
+
+    def chunk(n0, n1):
+        grad_input[n0:n1], part = _backward(grad_out[n0:n1], input[n0:n1], depth[n0:n1], weight,
+                                            geometry, focal, pixel_size)
+        return part
+
+    for part in workers.results(chunk, _chunks(input.shape[0], geometry), input.device):
+        grad_weight += part  # in chunk order: deterministic
+    return grad_input, grad_weight
+
+
+def _forward(input, depth, weight, geometry, focal, pixel_size):
+    """:func:`forward` of one chunk of samples."""
     dtype = compute_dtype(input.dtype)
     x, kernels = input.to(dtype), _tap_kernels(weight.to(dtype))
     layout = _Layout(x, geometry, dtype)
@@ -180,8 +222,8 @@ def forward(input, depth, weight, geometry, focal, pixel_size):
     return _from_channels_last(out, (n, o, *geometry.out_size)).to(input.dtype)
 
 
-def backward(grad_out, input, depth, weight, geometry, focal, pixel_size):
-    """Gradients of :func:`forward` w.r.t. input and weight (depth has none)."""
+def _backward(grad_out, input, depth, weight, geometry, focal, pixel_size):
+    """:func:`backward` of one chunk of samples."""
     dtype = compute_dtype(input.dtype)
     x, kernels = input.to(dtype), _tap_kernels(weight.to(dtype))
     grad = _channels_last(grad_out.to(dtype))

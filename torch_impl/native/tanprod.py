@@ -7,7 +7,10 @@ adds it). ``out[n,o,y,x] = prod_{c,i,j} tan(xpad[n, c, y*sh + i*dh, x*sw + j*dw]
 The factors are formed in blocks of samples and output channels, ``[C, K, M]`` (channel,
 tap, then the block's ``n*o*oh*ow`` outputs), at most :data:`BLOCK_FACTORS` at a time in
 buffers reused from block to block, so memory stays bounded whatever the shape and each
-channel's slice is contiguous for the sweeps below.
+channel's slice is contiguous for the sweeps below. The forward takes one tap at a time
+(``[C, M]``, small enough to stay in a core's cache through fill, tangent and product).
+Blocks run on single-threaded workers (:mod:`.workers`): each writes its own outputs or
+returns its gradient partials, added in block order (deterministic).
 
 The gradient is division-free: the product of the factors other than ``(c, t)`` is
 ``prefix[c, t] * suffix[c, t]``, where the prefix runs over the channels of tap t and the
@@ -19,11 +22,13 @@ products over taps), so a factor that is exactly 0 still gets its exact gradient
 from __future__ import annotations
 
 import math
+import threading
 
 import torch
 import torch.nn.functional as F
 
 from ..common import compute_dtype
+from . import workers
 
 #: Factors per block (16 MB per buffer in float32): large enough that per-op overhead stays
 #: small, small enough that a channel slice of a block stays in cache for the sweeps.
@@ -48,30 +53,29 @@ def _blocks(batch, out_channels, factors_per_output):
     per_sample = out_channels * factors_per_output
     if per_sample <= BLOCK_FACTORS:
         step = max(1, BLOCK_FACTORS // max(per_sample, 1))
-        for n0 in range(0, batch, step):
-            yield n0, min(n0 + step, batch), 0, out_channels
-        return
+        return [(n0, min(n0 + step, batch), 0, out_channels) for n0 in range(0, batch, step)]
     parts = math.ceil(per_sample / BLOCK_FACTORS)
     bounds = [round(out_channels * p / parts) for p in range(parts + 1)]
-    for n0 in range(batch):
-        for o0, o1 in zip(bounds, bounds[1:]):
-            if o1 > o0:
-                yield n0, n0 + 1, o0, o1
+    return [(n0, n0 + 1, o0, o1) for n0 in range(batch) for o0, o1 in zip(bounds, bounds[1:])
+            if o1 > o0]
 
 
 class _Factors:
-    """``tan(x + w)`` per block of samples and output channels, in a reused buffer."""
+    """``tan(x + w)`` per block of samples and output channels, in a buffer reused by the
+    blocks one thread runs."""
 
     def __init__(self, input, weight, geometry, dtype):
         self.xpad, self.w = _padded(input, geometry, dtype), weight.to(dtype)
         self.geometry = geometry
         self.taps = list(geometry.taps())
-        self.buffer = None
+        self.local = threading.local()
 
-    def _empty(self, size):
-        if self.buffer is None or self.buffer.numel() < size:
-            self.buffer = torch.empty(size, dtype=self.w.dtype, device=self.w.device)
-        return self.buffer[:size]
+    def _empty(self, size, name="factors"):
+        buffer = getattr(self.local, name, None)
+        if buffer is None or buffer.numel() < size:
+            buffer = torch.empty(size, dtype=self.w.dtype, device=self.w.device)
+            setattr(self.local, name, buffer)
+        return buffer[:size]
 
     def _fill(self, out, t, n0, n1, o0, o1):
         """``out[c, n, o, p] = x_tap[n0 + n, c, p] + w[o0 + o, c, tap t]``."""
@@ -107,11 +111,15 @@ def forward(input, weight, geometry):
     out = torch.empty((n_all, o_all, *geometry.out_size), dtype=dtype, device=input.device)
     factors = _Factors(input, weight, geometry, dtype)
     positions = geometry.out_size[0] * geometry.out_size[1]
-    for n0, n1, o0, o1 in _blocks(n_all, o_all, c * positions):
-        block = out[n0:n1, o0:o1]
-        block.fill_(1)
+
+    def block(n0, n1, o0, o1):
+        result = out[n0:n1, o0:o1]
+        result.fill_(1)
         for t in range(len(factors.taps)):
-            block.mul_(factors.tap(t, n0, n1, o0, o1).prod(0).view(block.shape))
+            result.mul_(factors.tap(t, n0, n1, o0, o1).prod(0).view(result.shape))
+
+    k = len(factors.taps)  # blocks as in the backward: enough of them to share
+    workers.run(block, _blocks(n_all, o_all, c * k * positions), input.device)
     return out.to(input.dtype)
 
 
@@ -155,19 +163,23 @@ def backward(grad_out, input, weight, geometry):
     k = len(taps)
     oh, ow = geometry.out_size
     factors = _Factors(input, weight, geometry, dtype)
-    grad_xpad = torch.zeros_like(factors.xpad)
-    grad_w = torch.zeros_like(factors.w)
-    buffer = None
-    for n0, n1, o0, o1 in _blocks(n_all, o_all, c * k * oh * ow):
+
+    def block(n0, n1, o0, o1):
+        """The block's column gradient ``[C, K, n, oh, ow]`` (summed over its output
+        channels) and its weight-gradient part ``[o, C, kh, kw]``."""
         n, o = n1 - n0, o1 - o0
         block = factors.block(n0, n1, o0, o1)
-        if buffer is None or buffer.numel() < block.numel():
-            buffer = torch.empty(block.numel(), dtype=dtype, device=input.device)
         grad_u = _factor_gradients(block, grad[n0:n1, o0:o1].reshape(-1),
-                                   buffer[: block.numel()].view(block.shape))
+                                   factors._empty(block.numel(), "gradients").view(block.shape))
         grad_u = grad_u.view(c, k, n, o, oh, ow)
-        grad_cols = grad_u.sum(3)  # [C, K, n, oh, ow]
-        grad_w[o0:o1] += grad_u.sum((2, 4, 5)).permute(2, 0, 1).reshape(o, c, *geometry.kernel)
+        grad_w = grad_u.sum((2, 4, 5)).permute(2, 0, 1).reshape(o, c, *geometry.kernel)
+        return grad_u.sum(3), grad_w
+
+    grad_xpad = torch.zeros_like(factors.xpad)
+    grad_w = torch.zeros_like(factors.w)
+    blocks = _blocks(n_all, o_all, c * k * oh * ow)
+    for (n0, n1, o0, o1), (grad_cols, part) in zip(blocks, workers.results(block, blocks, input.device)):
+        grad_w[o0:o1] += part  # in block order: deterministic
         for t, (i, j) in enumerate(taps):
             _tap(grad_xpad[n0:n1], geometry, i, j).add_(grad_cols[:, t].transpose(0, 1))
     (top, left), (h, w) = geometry.pad_before, geometry.in_size

@@ -144,7 +144,14 @@ end
 local function combineTaps(out, row, first, last, product, kernel, xd, xq, px, pq, dW, wv, pw)
   local fast = px and kernel.fast
   if fast then
-    if product then
+    if product and dW == 1 then
+      -- Unit stride (the seed's case) without col * dW: LuaJIT then keeps the indices
+      -- integers, and this loop runs in about 60% of the time.
+      for col = first, last do
+        local p = row + col
+        out[p] = out[p] * fast(px[pq + col], pw, xd[xq + col], wv)
+      end
+    elseif product then
       for col = first, last do
         local p, q = row + col, col * dW
         out[p] = out[p] * fast(px[pq + q], pw, xd[xq + q], wv)
