@@ -113,3 +113,10 @@ def centre_cells(geometry, centres) -> tuple[torch.Tensor, torch.Tensor]:
     inside = (((rows >= 0) & (rows < h))[:, None] & ((cols >= 0) & (cols < w))[None, :])
     flat = rows.clamp(0, h - 1)[:, None] * w + cols.clamp(0, w - 1)[None, :]
     return flat, inside
+
+
+def add_to_centres(grad: torch.Tensor, values: torch.Tensor, geometry, centres) -> None:
+    """The adjoint of reading each window's centre: ``grad [N, H, W] += values [N, oh, ow]``
+    at the centre cells inside the input (windows sharing a centre all add to it)."""
+    flat, inside = centre_cells(geometry, centres)
+    grad.view(grad.shape[0], -1).index_add_(1, flat[inside], values[:, inside])

@@ -107,6 +107,7 @@ class Similarity:
         n = depth.shape[0]
         d = depth[:, 0].to(dtype)
         self.geometry, self.alpha, self.fill = geometry, alpha, unformed
+        self.centres = centres
         self.flat, self.centre_inside = geo.centre_cells(geometry, centres)
         self.centre = d.reshape(n, -1)[:, self.flat.reshape(-1)].view(n, *geometry.out_size)
         self.taps = geo.taps(geo.pad(d, geometry), geometry)  # [N, kh, kw, oh, ow] view
@@ -157,8 +158,7 @@ class Similarity:
         if self.grad_pad is None:  # alpha = 0, or no window
             return torch.zeros_like(depth)
         grad = geo.unpad(self.grad_pad, self.geometry).contiguous()
-        inside = self.centre_inside
-        grad.view(grad.shape[0], -1).index_add_(1, self.flat[inside], self.grad_centre[:, inside])
+        geo.add_to_centres(grad, self.grad_centre, self.geometry, self.centres)
         return grad[:, None].to(depth.dtype)
 
 
