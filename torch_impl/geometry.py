@@ -119,4 +119,5 @@ def add_to_centres(grad: torch.Tensor, values: torch.Tensor, geometry, centres) 
     """The adjoint of reading each window's centre: ``grad [N, H, W] += values [N, oh, ow]``
     at the centre cells inside the input (windows sharing a centre all add to it)."""
     flat, inside = centre_cells(geometry, centres)
-    grad.view(grad.shape[0], -1).index_add_(1, flat[inside], values[:, inside])
+    grad.view(grad.shape[0], grad.shape[1] * grad.shape[2]).index_add_(1, flat[inside],
+                                                                   values[:, inside])

@@ -109,7 +109,8 @@ class Similarity:
         self.geometry, self.alpha, self.fill = geometry, alpha, unformed
         self.centres = centres
         self.flat, self.centre_inside = geo.centre_cells(geometry, centres)
-        self.centre = d.reshape(n, -1)[:, self.flat.reshape(-1)].view(n, *geometry.out_size)
+        self.centre = d.reshape(n, d.shape[1] * d.shape[2])[:, self.flat.reshape(-1)].view(
+            n, *geometry.out_size)
         self.taps = geo.taps(geo.pad(d, geometry), geometry)  # [N, kh, kw, oh, ow] view
         self.unformed = ~(geo.in_input(geometry, depth.device) & self.centre_inside)
         #: Output rows with a window whose F is not formed everywhere (masking work).
