@@ -221,7 +221,7 @@ def conv_backward(grad_out, input, depth, weight, geometry, alpha: float):
     w = weight.to(buffer.dtype).reshape(o, -1)
     g = grad_out.to(buffer.dtype)
     grad_xpad = torch.zeros_like(xpad)
-    grad_w = torch.zeros_like(w)
+    grad_w = torch.zeros_like(w.t())  # [C*kh*kw, O]: MKL's faster orientation here
     grad_buffer = torch.empty_like(buffer)
     for block_samples, block_rows, chunks in tiling.blocks:
         f, direction = sim.block(block_samples, block_rows, direction=True)
@@ -231,7 +231,7 @@ def conv_backward(grad_out, input, depth, weight, geometry, alpha: float):
             u = _weighted(_columns(xtaps, samples, rows), f_chunk, buffer)
             positions = _positions(u)
             g_chunk = g[samples, :, rows].transpose(0, 1).reshape(o, positions)
-            grad_w.addmm_(g_chunk, u.view(w.shape[1], positions).t())
+            grad_w.addmm_(u.view(w.shape[1], positions), g_chunk.t())
             grad_u = torch.mm(w.t(), g_chunk,
                               out=grad_buffer[: u.numel()].view(w.shape[1], positions))
             grad_u = grad_u.view(u.shape)
@@ -245,7 +245,7 @@ def conv_backward(grad_out, input, depth, weight, geometry, alpha: float):
             sim.push(block_samples, block_rows, grad_f_f, direction)
     grad_input = geo.unpad(grad_xpad, geometry).to(input.dtype)
     return (grad_input.contiguous(), sim.depth_gradient(depth),
-            grad_w.view(weight.shape).to(weight.dtype))
+            grad_w.t().reshape(weight.shape).to(weight.dtype))
 
 
 # ----------------------------------------------------------------------------- pooling
