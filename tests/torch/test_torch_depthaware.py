@@ -27,8 +27,11 @@ from crossconv.cases_depthaware import (
     depthaware_goldens,
 )
 from crossconv.compare import Tolerance, assert_close
+from reference.common import conv_geometry, pool_geometry
+from reference.depthaware import conv_centres, pool_centres
 from tests.torch.op_calls import OpCall
 from torch_impl import common
+from torch_impl import geometry as tg
 from torch_impl import nn as tnn
 from torch_impl.native import depthaware as native
 
@@ -76,6 +79,39 @@ def check(case: Case, impl: str = "native", dtype=None):
         g = g.astype(case.dtype)
         assert_close(tensors[name].grad.numpy(), g, tol, f"{what}, d/d{name}")
     return {k: t.grad for k, t in tensors.items() if t is not None}
+
+
+# ----------------------------------------------------------------------------- geometry
+
+
+@pytest.mark.parametrize("g", [
+    conv_geometry("op", (2, 3, 7, 6), (3, 2), (2, 1), (2, 1), (2, 1)),
+    conv_geometry("op", (1, 1, 5, 8), (4, 4), 1, 2, 1),
+    pool_geometry("op", (1, 1, 7, 6), (3, 2), (2, 1), 1, 1, False),
+])
+def test_geometry_helpers_read_what_the_reference_reads(g):
+    """The taps view and its adjoint, the in-image mask and both centre rules of
+    torch_impl.geometry against reference.common.Geometry and reference.depthaware."""
+    x = torch.rand(2, 3, *g.in_size, dtype=F64)
+    xpad = tg.pad(x, g)
+    taps = tg.taps(xpad, g)
+    grad = torch.zeros_like(xpad)
+    values = torch.rand(taps.shape, dtype=F64)
+    tg.add_to_taps(grad, values, g)
+    expected = np.zeros(xpad.shape)
+    for i, j in g.taps():
+        np.testing.assert_array_equal(taps[..., i, j, :, :].numpy(), g.tap(xpad.numpy(), i, j))
+        g.add_to_tap(expected, i, j, values[..., i, j, :, :].numpy())
+        np.testing.assert_array_equal(tg.in_input(g)[i, j].numpy(), g.in_input(i, j))
+    np.testing.assert_allclose(grad.numpy(), expected, rtol=1e-15)
+    for ours, theirs in ((tg.conv_centres(g), conv_centres(g)), (tg.pool_centres(g),
+                                                                 pool_centres(g))):
+        for axis in (0, 1):
+            np.testing.assert_array_equal(ours[axis].numpy(), theirs[axis])
+    flat, inside = tg.centre_cells(g, tg.conv_centres(g))
+    sums = torch.zeros(2, *g.in_size, dtype=F64)
+    tg.add_to_centres(sums, torch.ones(2, *g.out_size, dtype=F64), g, tg.conv_centres(g))
+    assert sums.sum() == 2 * inside.sum()
 
 
 # ----------------------------------------------------------------------------- the reference
