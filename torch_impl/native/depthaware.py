@@ -119,9 +119,9 @@ class Similarity:
 
     def block(self, samples: slice, rows: slice, direction: bool = False):
         """``(F, direction)`` of a block of output positions, ``[kh, kw, nb, r, ow]``: F,
-        and with ``direction`` also ``alpha * sign(depth[centre] - depth[tap])`` (0 where F is not
-        formed; else None), so that ``dF/d depth[tap] = F * direction``. With ``alpha =
-        0``: ``(None, None)``, i.e. F = 1 wherever it is formed."""
+        and with ``direction`` also ``alpha * sign(depth[centre] - depth[tap])`` (0 where
+        F is not formed; else None), so that ``dF/d depth[tap] = F * direction``. With
+        ``alpha = 0``: ``(None, None)``, i.e. F = 1 wherever it is formed."""
         if self.alpha == 0:
             return None, None
         tap_depth = self.taps[samples, :, :, rows].permute(1, 2, 0, 3, 4)
