@@ -15,6 +15,8 @@
 - tanprod_conv2d forward+backward at N=4, C=O=16, 32x32, 3x3, padding 1 against
   ``torch.tan`` over as many elements as the op has factors (N*O*oh*ow*C*kh*kw, about
   9.4 million; target <= 3x).
+- depthaware_conv2d forward+backward at N=8, C=O=64, 56x56, 3x3, padding 1 against
+  ``F.conv2d`` forward+backward (target <= 1.5x), also on one thread in CPU time.
 
 A last table repeats the three time ratios on one thread in process CPU time (round-robin
 medians too): on a shared machine, other processes' load stalls every multi-threaded op
@@ -436,6 +438,64 @@ def tanprod_section(repeats):
     return section
 
 
+# ----------------------------------------------------------------------------- depthaware
+
+
+def depthaware_inputs(seed=0):
+    torch = _torch()
+    g = torch.Generator().manual_seed(seed)
+    n, c, o, size = 8, 64, 64, 56
+    x = torch.randn(n, c, size, size, generator=g).requires_grad_()
+    depth = (torch.rand(n, 1, size, size, generator=g) * 3 + 0.5).requires_grad_()
+    weight = (torch.randn(o, c, 3, 3, generator=g) / 24).requires_grad_()
+    return x, depth, weight
+
+
+def depthaware_section(repeats):
+    """depthaware_conv2d forward+backward (input, depth and weight gradients) against
+    F.conv2d forward+backward at the same shape: 2 threads in wall time, and 1 thread in
+    process CPU time (which holds on a busy machine)."""
+    import torch.nn.functional as F
+
+    import torch_impl
+
+    torch = _torch()
+    x, depth, weight = depthaware_inputs()
+
+    def candidates():
+        ours = _fwd_bwd(lambda: torch_impl.depthaware_conv2d(x, depth, weight, padding=1),
+                        x, depth, weight)
+        conv = _fwd_bwd(lambda: F.conv2d(x, weight, padding=1), x, weight)
+        forward = _no_grad(lambda: torch_impl.depthaware_conv2d(x, depth, weight, padding=1))
+        conv_forward = _no_grad(lambda: F.conv2d(x, weight, padding=1))
+        return {"ours": ours, "conv": conv, "ours forward": forward, "conv forward": conv_forward}
+
+    wall = side_by_side(candidates(), repeats)
+    torch.set_num_threads(1)
+    try:
+        cpu = cpu_side_by_side(candidates(), repeats)
+    finally:
+        torch.set_num_threads(THREADS)
+    section = Section(
+        "depthaware_conv2d, N=8, C=O=64, 56x56, 3x3, padding 1, alpha 1",
+        ["pass", "threads, clock", "torch_impl", "F.conv2d", "torch_impl / F.conv2d (target)"],
+    )
+    for label, times in ((f"{THREADS}, wall", wall), ("1, process CPU", cpu)):
+        section.rows.append(["forward+backward", label, seconds(times["ours"]),
+                             seconds(times["conv"]),
+                             f"{ratio(times['ours'], times['conv'])} (<= 1.5x)"])
+        section.rows.append(["forward", label, seconds(times["ours forward"]),
+                             seconds(times["conv forward"]),
+                             ratio(times["ours forward"], times["conv forward"])])
+    section.notes.append("depth uniform in [0.5, 3.5); backward: gradients of input, depth and "
+                         "weight (F.conv2d: input and weight); float32; medians of "
+                         f"{repeats} round-robin rounds")
+    section.notes.append("F.conv2d runs oneDNN's direct convolution; torch_impl builds the "
+                         "depth-weighted columns a 4 MiB chunk at a time and multiplies them "
+                         "with MKL (docs/depthaware.md)")
+    return section
+
+
 # ----------------------------------------------------------------------------- CPU time
 
 
@@ -504,4 +564,5 @@ def single_thread_section(repeats):
 def sections(repeats):
     _torch().set_num_threads(THREADS)
     return [deform_section(repeats), deform_load_section(repeats), deform_profile_section(repeats),
-            conv2_5d_section(repeats), tanprod_section(repeats), single_thread_section(repeats)]
+            conv2_5d_section(repeats), tanprod_section(repeats), single_thread_section(repeats),
+            depthaware_section(repeats)]

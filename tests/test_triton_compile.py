@@ -64,7 +64,11 @@ def _calls(dtype):
         max_pool_signature,
         tanprod_signature,
     )
-    from torch_impl.kernels import conv2_5d, deform, pool, tanprod
+    from reference.depthaware import (
+        depthaware_avg_pool2d_signature,
+        depthaware_conv2d_signature,
+    )
+    from torch_impl.kernels import conv2_5d, deform, depthaware, pool, tanprod
 
     def t(*shape):
         return torch.rand(shape, dtype=dtype)
@@ -99,6 +103,13 @@ def _calls(dtype):
         yield lambda i=include_pad, o=override: pool.avg_forward(x, geo, i, o)
         yield lambda i=include_pad, o=override: pool.avg_backward(
             t(2, 3, *geo.out_size), geo, i, o)
+
+    geo = depthaware_conv2d_signature(x.shape, depth.shape, w.shape, None, 1, 1, 1, 1.0).geometry
+    yield lambda: depthaware.conv_forward(x, depth, w, geo, 1.5)
+    yield lambda: depthaware.conv_backward(g, x, depth, w, geo, 1.5)
+    geo = depthaware_avg_pool2d_signature(x.shape, depth.shape, 3, 2, 1, 1.0, True).geometry
+    yield lambda: depthaware.pool_forward(x, depth, geo, 1.5, True)
+    yield lambda: depthaware.pool_backward(t(2, 3, *geo.out_size), x, depth, geo, 1.5, False)
 
 
 def build_all(dtypes=DTYPES) -> list[dict]:
@@ -164,14 +175,14 @@ def builds():
 
 def test_every_kernel_module_is_built(builds):
     built = {b["kernel"].split(".")[0] for b in builds}
-    assert built == {"tanprod", "conv2_5d", "deform", "pool"}
+    assert built == {"tanprod", "conv2_5d", "deform", "pool", "depthaware"}
     for dtype in DTYPES:
         assert any(b["dtype"] == dtype for b in builds)
 
 
 def test_dot_kernels_use_the_tensor_cores_in_float16_and_float64(builds):
     dots = [b for b in builds if b["dot"] and b["dtype"] != "float32"]
-    assert {b["kernel"].split(".")[0] for b in dots} == {"conv2_5d", "deform"}
+    assert {b["kernel"].split(".")[0] for b in dots} == {"conv2_5d", "deform", "depthaware"}
     for b in dots:
         operand = "f16" if b["dtype"] == "float16" else "f64"
         assert any(operand in mma for mma in b["mma"]), (

@@ -305,15 +305,18 @@ def _camel(name: str) -> str:
 
 def contract_op(name: str, file: str, arguments: str, *, check: Callable,
                 contract_args: Callable, grads: Sequence[str],
-                per_sample: Sequence[str] = ("input",), bias: str | None = "bias") -> CustomOp:
+                per_sample: Sequence[str] = ("input",), bias: str | None = "bias",
+                functions: tuple[str, str] = ("forward", "backward")) -> CustomOp:
     """A custom op computed by the contract functions of ``torch_impl.native.<file>`` /
     ``torch_impl.kernels.<file>`` (``impl``, the last argument, chooses):
     ``forward(*tensors, *contract_args(sig))`` and ``backward(grad, *tensors,
     *contract_args(sig))``, where ``tensors`` are the tensor arguments but the bias, in
     schema order, and ``sig = check(**shapes, **non-tensor arguments but impl)`` is the
     reference's signature check (its ``out_shape`` sizes the fake output). The bias, if
-    any, is added after the forward.
+    any, is added after the forward. ``functions`` names the two contract functions, for
+    a file that holds several ops (``("conv_forward", "conv_backward")``).
     """
+    forward_name, backward_name = functions
     parsed = parse_arguments(arguments)
     tensors = [a.name for a in parsed if a.is_tensor and a.name != bias]
 
@@ -330,7 +333,7 @@ def contract_op(name: str, file: str, arguments: str, *, check: Callable,
 
     def compute(args):
         sig = signature(args)
-        out = module(args).forward(*contiguous(args), *contract_args(sig))
+        out = getattr(module(args), forward_name)(*contiguous(args), *contract_args(sig))
         b = getattr(args, bias) if bias is not None else None
         return out if b is None else out + b.view(1, -1, 1, 1)
 
@@ -339,8 +342,8 @@ def contract_op(name: str, file: str, arguments: str, *, check: Callable,
 
     def backward(args):
         sig = signature(args)
-        return module(args).backward(args.grad.contiguous(), *contiguous(args),
-                                     *contract_args(sig))
+        return getattr(module(args), backward_name)(args.grad.contiguous(), *contiguous(args),
+                                                    *contract_args(sig))
 
     return CustomOp(name, arguments, compute=compute, fake=fake, grads=grads,
                     backward=backward, bias=bias, per_sample=per_sample)

@@ -44,3 +44,80 @@ def positions(geometry, axis: int, taps: torch.Tensor) -> torch.Tensor:
     out = torch.arange(geometry.out_size[axis], device=taps.device)
     return (out[None] * geometry.stride[axis] - geometry.pad_before[axis]
             + taps[:, None] * geometry.dilation[axis])
+
+
+def taps(xpad: torch.Tensor, geometry) -> torch.Tensor:
+    """The ``[..., kh, kw, oh, ow]`` view of what every tap reads at every output
+    position, ``taps(xpad, g)[..., i, j, :, :] == tap(xpad, g, i, j)``: the unfolded
+    input as a strided view of ``xpad [..., Hp, Wp]``, nothing copied."""
+    (kh, kw), (sh, sw), (dh, dw), (oh, ow) = (geometry.kernel, geometry.stride,
+                                              geometry.dilation, geometry.out_size)
+    row, col = xpad.stride(-2), xpad.stride(-1)
+    return xpad.as_strided((*xpad.shape[:-2], kh, kw, oh, ow),
+                           (*xpad.stride()[:-2], dh * row, dw * col, sh * row, sw * col),
+                           xpad.storage_offset())
+
+
+def add_to_taps(grad_pad: torch.Tensor, values: torch.Tensor, geometry,
+                rows: slice = slice(None), weights: torch.Tensor | None = None) -> None:
+    """The adjoint of :func:`taps`: ``grad_pad [..., Hp, Wp] += values [..., kh, kw, r,
+    ow]`` (times ``weights``, broadcast like ``values``, if given) at the cells each tap
+    reads; one add per tap, so a cell read by several taps gets every share. ``rows``:
+    the output rows ``values`` holds (default: all)."""
+    for i in range(geometry.kernel[0]):
+        for j in range(geometry.kernel[1]):
+            view = tap(grad_pad, geometry, i, j)[..., rows, :]
+            if weights is None:
+                view.add_(values[..., i, j, :, :])
+            else:
+                view.addcmul_(values[..., i, j, :, :], weights[..., i, j, :, :])
+
+
+def in_input(geometry, device=None) -> torch.Tensor:
+    """``[kh, kw, oh, ow]`` bool: does each tap of each window land inside the unpadded
+    input?"""
+    inside = []
+    for axis in (0, 1):
+        p = positions(geometry, axis, torch.arange(geometry.kernel[axis], device=device))
+        inside.append((p >= 0) & (p < geometry.in_size[axis]))
+    return inside[0][:, None, :, None] & inside[1][None, :, None, :]
+
+
+def conv_centres(geometry, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Input row of every output row's window centre ``[oh]``, and column of every output
+    column's ``[ow]`` (unpadded coordinates, possibly outside the input): the window's
+    origin plus ``(d*(k-1))//2``, the depth-aware convolution's centre (docs/depthaware.md)."""
+    zero = torch.zeros(1, dtype=torch.long, device=device)
+    return tuple(positions(geometry, axis, zero)[0]
+                 + (geometry.dilation[axis] * (geometry.kernel[axis] - 1)) // 2
+                 for axis in (0, 1))
+
+
+def pool_centres(geometry, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Input row ``[oh]`` / column ``[ow]`` of every pooling window's centre: the middle
+    (floor) of the window clipped to the input, the depth-aware pooling's centre
+    (docs/depthaware.md). Always inside the input."""
+    zero = torch.zeros(1, dtype=torch.long, device=device)
+    centres = []
+    for axis in (0, 1):
+        start = positions(geometry, axis, zero)[0]
+        end = torch.clamp(start + geometry.kernel[axis], max=geometry.in_size[axis])
+        centres.append(torch.div(torch.clamp(start, min=0) + end, 2, rounding_mode="floor"))
+    return tuple(centres)
+
+
+def centre_cells(geometry, centres) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(flat [oh, ow], inside [oh, ow])``: each window centre's flat index ``row*W + col``
+    into the unpadded input (clamped into it), and whether the centre lies inside."""
+    (rows, cols), (h, w) = centres, geometry.in_size
+    inside = (((rows >= 0) & (rows < h))[:, None] & ((cols >= 0) & (cols < w))[None, :])
+    flat = rows.clamp(0, h - 1)[:, None] * w + cols.clamp(0, w - 1)[None, :]
+    return flat, inside
+
+
+def add_to_centres(grad: torch.Tensor, values: torch.Tensor, geometry, centres) -> None:
+    """The adjoint of reading each window's centre: ``grad [N, H, W] += values [N, oh, ow]``
+    at the centre cells inside the input (windows sharing a centre all add to it)."""
+    flat, inside = centre_cells(geometry, centres)
+    grad.view(grad.shape[0], grad.shape[1] * grad.shape[2]).index_add_(1, flat[inside],
+                                                                   values[:, inside])

@@ -1,5 +1,6 @@
 """Modules for the custom ops: :class:`TanProdConv2d`, :class:`Conv2_5d`,
-:class:`DeformConv2d` and :class:`DeformableConv2d`.
+:class:`DeformConv2d`, :class:`DeformableConv2d`, :class:`DepthAwareConv2d` and
+:class:`DepthAwareAvgPool2d`.
 
 torch conventions throughout: ``kernel_size``/``stride``/``padding``/``dilation`` as an
 int or a pair, ``reset_parameters`` with ``nn.Conv2d``'s kaiming-uniform initialisation,
@@ -16,10 +17,18 @@ import torch
 from torch import nn
 from torch.nn import init
 
-from reference.common import nonnegative_pair, positive_finite_float, positive_int, positive_pair
+from reference.common import (
+    check_flag,
+    nonnegative_pair,
+    positive_finite_float,
+    positive_int,
+    positive_pair,
+)
+from reference.depthaware import similarity_alpha
 
 from .conv2_5d import conv2_5d
 from .deform import deform_conv2d
+from .depthaware import depthaware_avg_pool2d, depthaware_conv2d
 from .tanprod import tanprod_conv2d
 
 
@@ -269,4 +278,93 @@ class DeformableConv2d(_DeformWeights):
                 f"with_mask={self.with_mask}")
 
 
-__all__ = ["Conv2_5d", "DeformConv2d", "DeformableConv2d", "TanProdConv2d"]
+class DepthAwareConv2d(nn.Module):
+    """``depthaware_conv2d`` as a layer: a convolution whose taps are weighted by their
+    depth similarity to the window's centre, ``F = exp(-alpha * |depth[centre] -
+    depth[tap]|)`` (docs/depthaware.md).
+
+    Args:
+        in_channels, out_channels, kernel_size, stride, padding, dilation, bias: as
+            ``nn.Conv2d`` (no groups; even kernels take the upper-left of the middle
+            pixels as the centre).
+        alpha: the similarity scale, a plain attribute (not a parameter): a finite float
+            >= 0, 0 making the layer a plain convolution.
+
+    ``forward(input, depth)``: input ``[N, C_in, H, W]`` and depth ``[N, 1, H, W]``, or
+    both without the batch axis. Parameters ``weight [C_out, C_in, kh, kw]`` and ``bias
+    [C_out]``, initialised as ``nn.Conv2d``'s. Depth gets a gradient.
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
+                 bias=True, alpha=1.0, device=None, dtype=None):
+        super().__init__()
+        op = "DepthAwareConv2d"
+        _channels(self, in_channels, out_channels, op)
+        _window(self, op, kernel_size, stride, padding, dilation)
+        self.alpha = similarity_alpha(alpha, op)
+        factory = {"device": device, "dtype": dtype}
+        self.weight = nn.Parameter(torch.empty((out_channels, in_channels, *self.kernel_size),
+                                               **factory))
+        _bias(self, bias, out_channels, factory)
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        _init_like_conv2d(self.weight, self.bias)
+
+    def forward(self, input, depth):
+        def op(x, z):
+            return depthaware_conv2d(x, z, self.weight, self.bias, stride=self.stride,
+                                     padding=self.padding, dilation=self.dilation,
+                                     alpha=self.alpha)
+
+        return _call_batched(op, input, depth)
+
+    def extra_repr(self):
+        return _window_repr(self) + f", alpha={self.alpha}"
+
+
+class DepthAwareAvgPool2d(nn.Module):
+    """``depthaware_avg_pool2d`` as a layer: an average of each window's cells weighted by
+    their depth similarity to the window's centre (docs/depthaware.md).
+
+    Args:
+        kernel_size: int or ``(h, w)``.
+        stride: int, ``(h, w)``, or None (= kernel_size, as ``nn.AvgPool2d``).
+        padding: at most half the kernel size.
+        alpha: the similarity scale (plain attribute), finite and >= 0; 0 is
+            ``nn.AvgPool2d``.
+        count_include_pad: divide by ``kh*kw - sum(1 - F)`` (padded cells count 1) or by
+            ``sum F`` over the image's cells.
+
+    ``forward(input, depth)``: input ``[N, C, H, W]`` and depth ``[N, 1, H, W]``, or both
+    without the batch axis. No parameters; depth gets a gradient.
+    """
+
+    def __init__(self, kernel_size, stride=None, padding=0, alpha=1.0, count_include_pad=True):
+        super().__init__()
+        op = "DepthAwareAvgPool2d"
+        self.kernel_size = positive_pair(kernel_size, "kernel_size", op)
+        no_stride = stride is None or (isinstance(stride, (tuple, list)) and len(stride) == 0)
+        self.stride = self.kernel_size if no_stride else positive_pair(stride, "stride", op)
+        self.padding = nonnegative_pair(padding, "padding", op)
+        if any(2 * p > k for p, k in zip(self.padding, self.kernel_size)):
+            raise ValueError(f"{op}: padding must be at most half of kernel_size, got "
+                             f"padding={padding!r} for kernel_size={kernel_size!r}")
+        self.alpha = similarity_alpha(alpha, op)
+        self.count_include_pad = check_flag(count_include_pad, "count_include_pad", op)
+
+    def forward(self, input, depth):
+        def op(x, z):
+            return depthaware_avg_pool2d(x, z, self.kernel_size, stride=self.stride,
+                                         padding=self.padding, alpha=self.alpha,
+                                         count_include_pad=self.count_include_pad)
+
+        return _call_batched(op, input, depth)
+
+    def extra_repr(self):
+        return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
+                f"alpha={self.alpha}, count_include_pad={self.count_include_pad}")
+
+
+__all__ = ["Conv2_5d", "DeformConv2d", "DeformableConv2d", "DepthAwareAvgPool2d",
+           "DepthAwareConv2d", "TanProdConv2d"]

@@ -1,0 +1,233 @@
+"""Triton depth-aware kernels against the float64 reference (interpreter): the contract
+functions of ``torch_impl.kernels.depthaware`` on drawn and boundary cases (even kernels,
+centres outside the image, ties, NaN and infinite depth, alpha = 0), block edges, the
+split weight gradient, low precision, and the public ops with ``impl="triton"``."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+
+import reference
+import torch_impl
+from crossconv.cases import Case
+from crossconv.cases_depthaware import (
+    depthaware_avg_pool2d_boundary,
+    depthaware_avg_pool2d_cases,
+    depthaware_conv2d_boundary,
+    depthaware_conv2d_cases,
+)
+from crossconv.compare import Tolerance, assert_close, assert_nontrivial
+from reference.common import shape_of
+from reference.depthaware import depthaware_avg_pool2d_signature, depthaware_conv2d_signature
+from torch_impl.kernels import depthaware as kernels
+
+ROOT = Path(__file__).resolve().parents[2]
+CONV, POOL = "depthaware_conv2d", "depthaware_avg_pool2d"
+TOLERANCE = {
+    CONV: {"float64": Tolerance(1e-10, 1e-10), "float32": Tolerance(1e-4, 1e-4)},
+    POOL: {"float64": Tolerance(1e-10, 1e-10), "float32": Tolerance(1e-5, 1e-5)},
+}
+LOW_PRECISION = Tolerance(1e-2, 1e-2)
+#: The boundary cases run here (the interpreter is slow; the native tests run them all).
+CONV_EDGES = ("even kernel 4x4", "dilation 2", "padding 2: the border", "tied depths",
+              "a NaN tap", "an inf tap", "-inf corner", "alpha = 0")
+POOL_EDGES = ("border windows share centres, count_include_pad=True", "2x2 windows",
+              "a NaN depth", "an inf depth", "alpha = 0")
+BOUNDARY = ([b for b in depthaware_conv2d_boundary() if any(e in b.name for e in CONV_EDGES)]
+            + [b for b in depthaware_avg_pool2d_boundary()
+               if any(e in b.name for e in POOL_EDGES)])
+
+
+def contract(case: Case, dtype=None):
+    """``(forward(), backward(grad))`` of the kernels on ``case`` (the bias added, as the
+    op adds it); tensors in ``dtype`` (default: the case's)."""
+    t = {k: None if v is None else torch.from_numpy(v.copy()) for k, v in case.tensors.items()}
+    if dtype is not None:
+        t = {k: None if v is None else v.to(dtype) for k, v in t.items()}
+    p = case.params
+    if case.op == CONV:
+        sig = depthaware_conv2d_signature(t["input"].shape, t["depth"].shape, t["weight"].shape,
+                                          shape_of(t["bias"]), **p)
+        args = (t["input"], t["depth"], t["weight"], sig.geometry, sig.alpha)
+
+        def forward():
+            out = kernels.conv_forward(*args)
+            return out if t["bias"] is None else out + t["bias"][None, :, None, None]
+
+        def backward(g):
+            return dict(zip(("input", "depth", "weight"), kernels.conv_backward(g, *args)))
+
+        return forward, backward
+    sig = depthaware_avg_pool2d_signature(t["input"].shape, t["depth"].shape, **p)
+    args = (t["input"], t["depth"], sig.geometry, sig.alpha, sig.count_include_pad)
+    return (lambda: kernels.pool_forward(*args),
+            lambda g: dict(zip(("input", "depth"), kernels.pool_backward(g, *args))))
+
+
+def check(case: Case, low: str | None = None):
+    """Forward and the kernels' gradients against the reference (and its VJP), on the
+    case's values rounded to ``low`` when given."""
+    dtype = getattr(torch, low) if low else None
+    if low:
+        rounded = {k: None if v is None else torch.from_numpy(v).to(dtype).double().numpy()
+                   for k, v in case.tensors.items()}
+        case = Case(case.op, rounded, case.params, case.seed)
+    tol = LOW_PRECISION if low else TOLERANCE[case.op][np.dtype(case.dtype).name]
+    forward, backward = contract(case, dtype)
+    what = f"triton {case.describe()}" + (f" in {low}" if low else "")
+    with np.errstate(all="ignore"):
+        expected = case.call(getattr(reference, case.op))
+    out = forward()
+    assert_close(out.double().numpy(), expected, tol, what)
+    cotangent = np.random.default_rng(case.seed + 1).standard_normal(expected.shape)
+    cotangent = torch.from_numpy(cotangent).to(out.dtype)
+    with np.errstate(all="ignore"):
+        grads = case.call(lambda **kw: getattr(reference, case.op + "_vjp")(
+            cotangent.double().numpy(), **kw))
+    for name, g in backward(cotangent).items():
+        assert g.dtype == out.dtype, f"{what}: d/d{name} is {g.dtype}"
+        expected_grad = grads[name] if low else grads[name].astype(case.dtype)
+        assert_close(g.double().numpy(), expected_grad, tol, f"{what}, d/d{name}")
+
+
+def _random(op, shapes, seed=0, dtype=np.float64, **params):
+    rng = np.random.default_rng(seed)
+    tensors = {k: rng.standard_normal(s).astype(dtype) for k, s in shapes.items()}
+    tensors["depth"] = rng.uniform(0.5, 3.0, shapes["depth"]).astype(dtype)
+    if op == CONV:
+        tensors.setdefault("bias", None)
+    return Case(op, tensors, params, seed)
+
+
+@pytest.mark.parametrize("boundary", BOUNDARY, ids=[b.name for b in BOUNDARY])
+def test_boundary_cases(boundary):
+    check(boundary.case)
+
+
+@settings(max_examples=6)
+@given(depthaware_conv2d_cases(nonfinite=True))
+def test_conv_matches_the_reference(case):
+    check(case)
+
+
+@settings(max_examples=6)
+@given(depthaware_avg_pool2d_cases(nonfinite=True))
+def test_pool_matches_the_reference(case):
+    check(case)
+
+
+@pytest.mark.parametrize("what, size", [
+    ("positions", kernels.POSITIONS[0][1] + 1), ("out", kernels.OUT_CHANNELS[0][1] + 1),
+    ("in", kernels.IN_CHANNELS[0][1] + 1),
+])
+def test_conv_block_edges(what, size):
+    """One above the interpreter's blocks of positions (output positions and input cells),
+    out channels and in channels: two blocks, the second nearly empty."""
+    width = size if what == "positions" else 4
+    c = size if what == "in" else 2
+    o = size if what == "out" else 2
+    check(_random(CONV, {"input": (1, c, 1, width), "depth": (1, 1, 1, width),
+                         "weight": (o, c, 1, 3)}, seed=size, dtype=np.float32,
+                  padding=(0, 1), alpha=1.0))
+
+
+def test_pool_block_edges():
+    size = kernels.POSITIONS[0][1] + 1
+    check(_random(POOL, {"input": (1, kernels.IN_CHANNELS[0][1] + 1, 1, size),
+                         "depth": (1, 1, 1, size)}, dtype=np.float32, kernel_size=(1, 3),
+                  stride=1, padding=(0, 1), alpha=1.0, count_include_pad=False))
+
+
+def test_weight_gradient_split_over_positions(monkeypatch):
+    """The GPU splits the weight gradient's reduction over positions into partial sums;
+    the interpreter does not by itself, so force small blocks and three splits (the last
+    one short)."""
+    monkeypatch.setattr(kernels, "POSITIONS", ((16, 16), (16, 16)))
+    monkeypatch.setattr(kernels, "parallel_splits",
+                        lambda programs, chunks, min_chunks=1: min(3, chunks))
+    check(_random(CONV, {"input": (2, 2, 4, 9), "depth": (2, 1, 4, 9), "weight": (3, 2, 3, 3)},
+                  seed=3, padding=1, stride=(1, 2), alpha=2.0))
+
+
+@pytest.mark.parametrize("low", ["float16", "bfloat16"])
+@pytest.mark.parametrize("op", [CONV, POOL])
+def test_low_precision(op, low):
+    shapes = {"input": (1, 3, 5, 5), "depth": (1, 1, 5, 5)}
+    if op == CONV:
+        check(_random(op, {**shapes, "weight": (2, 3, 3, 3)}, padding=1, alpha=1.0), low=low)
+    else:
+        check(_random(op, shapes, kernel_size=3, stride=1, padding=1, alpha=1.0,
+                      count_include_pad=True), low=low)
+
+
+@pytest.mark.parametrize("op", [CONV, POOL])
+def test_empty_batch(op):
+    shapes = {"input": (0, 2, 4, 4), "depth": (0, 1, 4, 4)}
+    case = (_random(op, {**shapes, "weight": (3, 2, 3, 3)}, padding=1) if op == CONV
+            else _random(op, shapes, kernel_size=2))
+    forward, backward = contract(case)
+    out = forward()
+    assert out.shape[0] == 0
+    for g in backward(torch.zeros(out.shape, dtype=torch.float64)).values():
+        assert not g.any()
+
+
+@pytest.mark.parametrize("op", [CONV, POOL])
+def test_public_op_with_impl_triton(op):
+    """The custom op reaches the kernels: autograd matches the reference VJP, and opcheck
+    (schema, fake tensors, autograd registration) passes on the triton path."""
+    if op == CONV:
+        case = _random(op, {"input": (2, 2, 4, 5), "depth": (2, 1, 4, 5), "weight": (3, 2, 2, 3),
+                            "bias": (3,)}, seed=4, padding=1, alpha=1.5)
+    else:
+        case = _random(op, {"input": (2, 2, 4, 5), "depth": (2, 1, 4, 5)}, seed=4,
+                       kernel_size=2, stride=1, padding=1, alpha=1.5, count_include_pad=False)
+    tensors = {k: torch.from_numpy(v).requires_grad_() for k, v in case.tensors.items()
+               if v is not None}
+    out = getattr(torch_impl, op)(**tensors, **case.params, impl="triton")
+    expected = case.call(getattr(reference, op))
+    assert_nontrivial(expected, op)
+    assert_close(out.detach().numpy(), expected, TOLERANCE[op]["float64"], op)
+    out.backward(torch.ones_like(out))
+    grads = case.call(lambda **kw: getattr(reference, op + "_vjp")(np.ones(expected.shape), **kw))
+    for name, g in grads.items():
+        assert_close(tensors[name].grad.numpy(), g, TOLERANCE[op]["float64"], f"{op} d/d{name}")
+    t = tensors
+    if op == CONV:
+        args = (t["input"], t["depth"], t["weight"], t["bias"], [1, 1], [1, 1], [1, 1], 1.5,
+                "triton")
+    else:
+        args = (t["input"], t["depth"], [2, 2], [1, 1], [1, 1], 1.5, False, "triton")
+    result = torch.library.opcheck(getattr(torch.ops.crossconv, op).default, args,
+                                   test_utils=("test_schema", "test_faketensor",
+                                               "test_autograd_registration"))
+    assert set(result.values()) == {"SUCCESS"}, result
+
+
+def test_the_kernels_run_when_triton_was_imported_before_the_switch():
+    """torch imports triton before the kernels package can set TRITON_INTERPRET (see
+    test_package.py); the depth-aware kernels call no @jit helper of triton.language, so
+    they still run in the interpreter."""
+    code = (
+        "import sys, triton\n"
+        f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+        "from test_depthaware import CONV, POOL, _random, check\n"
+        "check(_random(CONV, {'input': (1, 2, 3, 4), 'depth': (1, 1, 3, 4),"
+        " 'weight': (2, 2, 2, 3)}, padding=1, alpha=1.0))\n"
+        "check(_random(POOL, {'input': (1, 2, 3, 4), 'depth': (1, 1, 3, 4)}, kernel_size=2,"
+        " stride=1, padding=1, alpha=1.0, count_include_pad=True))\n"
+        "from torch_impl.kernels.common import INTERPRETING\n"
+        "print(INTERPRETING)\n"
+    )
+    environment = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    environment["PYTHONPATH"] = str(ROOT)
+    run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=environment,
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.stdout.split()[-1] == str(not torch.cuda.is_available())
