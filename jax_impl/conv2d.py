@@ -94,7 +94,9 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
     Returns:
         ``[N, O, oh, ow]`` in the input's dtype.
     """
-    input, weight, bias = common.as_arrays(input, weight, bias)
+    input, weight, bias = common.as_arrays("conv2d", input=input, weight=weight, bias=bias)
+    common.check_static("conv2d", stride=stride, padding=padding, dilation=dilation,
+                        groups=groups, impl=impl)
     common.check_dtypes("conv2d", input=input, weight=weight, bias=bias)
     sig = conv2d_signature(input.shape, weight.shape, shape_of(bias), stride, padding, dilation,
                            groups)
@@ -215,7 +217,8 @@ def xcorr2d_depthwise(search, template, *, impl="auto"):
 
 
 def _xcorr_op(op, search, template, impl):
-    search, template = common.as_arrays(search, template)
+    search, template = common.as_arrays(op, search=search, template=template)
+    common.check_static(op, impl=impl)
     common.check_dtypes(op, search=search, template=template)
     xcorr_signature(search.shape, template.shape, op)
     common.resolve_impl(op, impl, None)
