@@ -118,8 +118,9 @@ def to_float64(*arrays) -> tuple:
 
 
 def float_arrays(op: str, **arrays) -> tuple:
-    """:func:`check_arrays`, then each as float64. The ops themselves check their other
-    arguments between the two steps, so nothing is copied before every check passed."""
+    """:func:`check_arrays`, then each as float64, in one step. The reference's ops take
+    the two steps apart and run their signature check between them, so that nothing is
+    copied before every argument is checked."""
     return to_float64(*check_arrays(op, **arrays))
 
 
