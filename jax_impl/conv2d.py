@@ -80,7 +80,7 @@ def _tapwise(x, w, stride, dilation, groups):
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(2, 3, 4))
 def _valid_conv(x, w, stride, dilation, groups):
-    """``_convolve`` without padding, differentiable with SPEC.md's NaN rule.
+    """``_convolve`` without padding, differentiable with the NaN rule of docs/index.md.
 
     XLA's own transpose (the input gradient) correlates the cotangent, zero padded by
     the kernel's extent, with the flipped kernel; XLA:CPU's float32 convolution then

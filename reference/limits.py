@@ -22,7 +22,6 @@ batch size the caller traces with.
 
 from __future__ import annotations
 
-import functools
 import math
 import os
 from pathlib import Path
@@ -37,9 +36,7 @@ BYTES_PER_ELEMENT = 4
 ADDRESS_SPACE = 2**48
 
 
-@functools.cache
-def machine_memory() -> int:
-    """Bytes of physical memory, or the cgroup (container) limit if lower."""
+def _read_machine_memory() -> int:
     try:
         total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (AttributeError, OSError, ValueError):
@@ -51,6 +48,16 @@ def machine_memory() -> int:
     except OSError:
         pass
     return total if total > 0 else ADDRESS_SPACE
+
+
+#: Read once, at import: the checks run inside ``torch.compile`` and ``jax.jit`` traces,
+#: which should see a constant rather than a system call.
+_MACHINE_MEMORY = _read_machine_memory()
+
+
+def machine_memory() -> int:
+    """Bytes of physical memory, or the cgroup (container) limit if lower."""
+    return _MACHINE_MEMORY
 
 
 def check_extent(value: int, what: str, op: str, arguments: str) -> None:

@@ -247,7 +247,7 @@ def hostile_tensors(name: str, spec: T, batch: bool) -> list[Hostile]:
 def data_calls(op: Op) -> list[tuple[tuple, dict, str, str]]:
     """Calls on data and sizes, as ``(mutated, changes, label, expect)``: an empty batch
     (in every batch tensor at once), NaN and infinities in every tensor, windows far
-    larger than the input, the issue's sizes."""
+    larger than the input, paddings that once aborted XLA."""
     empty = {name: replace(op.tensors[name], shape=(0, *op.tensors[name].shape[1:]))
              for name in op.batch_args}
     nonfinite = {name: replace(spec, nonfinite=((0, NAN), (3, INF), (-1, -INF)))

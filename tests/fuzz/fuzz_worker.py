@@ -121,7 +121,7 @@ class Backend:
         if isinstance(value, Foreign):
             array = T(value.shape).array(_seed(name))
             if self.kind == "jax" and self.torch is not None:
-                return self.torch.from_numpy(array)  # the example
+                return self.torch.from_numpy(array)  # what jax_impl users mix up most
             return array if self.kind == "torch" else ForeignTensor(array)
         built = numpy_value(value, name)
         if self.kind == "torch" and isinstance(value, T):

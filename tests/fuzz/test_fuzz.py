@@ -75,7 +75,7 @@ KNOWN_ELSEWHERE: list[dict] = [
     {"column": "torch-native", "op": "deform_conv2d", "label": "*", "vjp": False,
      "problem": "output 0: differs",
      "why": "torch_impl/native/deform.py folds the mask into the bilinear corner weights: an "
-            "infinite mask meets a zero corner weight (inf * 0 = NaN) where SPEC.md "
+            "infinite mask meets a zero corner weight (inf * 0 = NaN) where docs/deform.md "
             "multiplies the mask by the sample"},
     {"column": "torch-native", "op": "deform_conv2d", "vjp": True, "problem": "d/doffset",
      "why": "torch_impl/native/deform.py backward: with an infinite weight the offset "
