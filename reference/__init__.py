@@ -5,8 +5,8 @@ tensor arguments (anything else, a list or another framework's tensor included, 
 ``TypeError`` naming the argument), computes in float64 and returns float64.
 ``<op>_vjp(grad_output, <the op's own arguments>)`` returns a dict mapping each
 differentiable argument's name to its gradient (optional arguments that were None are
-absent). ``reference.common`` and ``reference.limits`` hold the argument checks every
-backend shares (docs/index.md, "What bad input gets").
+absent). ``reference.common`` holds the argument checks every backend shares
+(docs/index.md, "What bad input gets").
 """
 
 from .conv2_5d import conv2_5d, conv2_5d_vjp

@@ -3,7 +3,7 @@
 Every backend validates through this module, so an argument error reads the same
 whichever framework raised it: ``ValueError``/``TypeError`` naming the operation, the
 argument and the value received (``MemoryError`` for a call whose tensors cannot fit in
-memory, see :mod:`reference.limits`), raised before anything is copied, allocated or
+memory, see "Sizes" below), raised before anything is copied, allocated or
 computed. The per-operation checks (:func:`conv2d_signature`, :func:`deform_signature`,
 ...) take only shapes and Python values, so torch and JAX call them on tensors they never
 read (at trace time under ``jax.jit``, on CUDA tensors, on fake tensors).
@@ -22,7 +22,7 @@ What a call may hold:
 - ``stride``/``padding``/``dilation``/``kernel_size``: an int or a sequence of one or two
   ints (one entry serves both axes, as torch's ``_pair`` does), never a bool; pooling's
   ``stride`` of ``None`` or ``()`` means the kernel size. Every integer argument and every
-  padded extent is at most 2**31 - 1 (:mod:`reference.limits`).
+  padded extent is at most 2**31 - 1 (see "Sizes" below).
 
 Windows are handled tap by tap: for a kernel tap ``(i, j)``, :meth:`Geometry.tap` is
 the strided view of the padded input that this tap reads at every output position::
@@ -42,18 +42,103 @@ import itertools
 import math
 import numbers
 import operator
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
-
-from .limits import MAX_EXTENT, check_memory
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 #: What the reference accepts; backends pass their own list to :func:`check_float_dtypes`.
 REFERENCE_DTYPES = ("float32", "float64")
 #: Tensor arguments that may be None (absent); every other tensor argument is required.
 OPTIONAL_TENSORS = ("bias", "mask")
+
+
+# ----------------------------------------------------------------------------- sizes
+# How large a call may be: two limits, checked on Python ints (never on the tensors).
+#
+# - **One axis fits 32-bit indices.** Every integer argument (kernel size, stride,
+#   padding, dilation, groups, divisor) and every padded input extent
+#   ``H + pad_before + pad_after`` is at most :data:`MAX_EXTENT` = 2**31 - 1: the GPU
+#   kernels and JAX (without ``jax_enable_x64``) index one axis with 32-bit integers, and
+#   a window, an output size or a padded size derived from such values then fits 64-bit
+#   arithmetic with room to spare. Beyond it: ``ValueError`` naming the argument.
+# - **The tensors an op creates fit in memory.** The output and the padded input (which
+#   the reference and the XLA code materialise) together need at least
+#   :data:`BYTES_PER_ELEMENT` bytes an element. More than this machine's memory
+#   (:func:`machine_memory`): ``MemoryError`` naming the arguments, raised before anything
+#   is allocated, where NumPy would raise it late, XLA:CPU would abort the process and the
+#   Linux OOM killer would end it.
+#
+# An empty batch (N = 0) or a symbolic one (a ``torch.SymInt`` under ``torch.export``) is
+# checked as a batch of one: an empty batch is refused exactly where a batch of one is.
+
+#: The largest extent along one axis, and the largest integer argument: 2**31 - 1.
+MAX_EXTENT = 2**31 - 1
+#: The least bytes an element takes in any backend's computation (float32: half
+#: precision is computed in float32).
+BYTES_PER_ELEMENT = 4
+#: The memory assumed where the machine's cannot be read: the 2**48-byte virtual address
+#: space of x86-64 and AArch64 processes.
+ADDRESS_SPACE = 2**48
+
+
+def _read_machine_memory() -> int:
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, OSError, ValueError):
+        total = ADDRESS_SPACE
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        if limit.isdigit():
+            total = min(total, int(limit))
+    except OSError:
+        pass
+    return total if total > 0 else ADDRESS_SPACE
+
+
+#: Read once, at import: the checks run inside ``torch.compile`` and ``jax.jit`` traces,
+#: which should see a constant rather than a system call.
+_MACHINE_MEMORY = _read_machine_memory()
+
+
+def machine_memory() -> int:
+    """Bytes of physical memory, or the cgroup (container) limit if lower."""
+    return _MACHINE_MEMORY
+
+
+def elements(shape) -> int:
+    """Elements of a tensor of ``shape``, the batch (axis 0) counted as at least one and
+    a non-int (symbolic) batch as one."""
+    batch, *rest = shape
+    batch = batch if isinstance(batch, int) and batch > 0 else 1
+    return batch * math.prod(rest)
+
+
+def _bytes(n: float) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"):
+        if n < 1024 or unit == "EiB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable")
+
+
+def check_memory(op: str, created: dict[str, tuple], arguments: str) -> None:
+    """``MemoryError`` if the tensors of ``created`` (name -> shape) need more than this
+    machine's memory at :data:`BYTES_PER_ELEMENT` bytes an element; ``arguments``
+    describes the call (it names the arguments that set the sizes)."""
+    need = BYTES_PER_ELEMENT * sum(elements(shape) for shape in created.values())
+    have = machine_memory()
+    if need > have:
+        listed = " and ".join(
+            f"the {name} {list(shape)}" for name, shape in created.items()
+        )
+        raise MemoryError(
+            f"{op}: {listed} need at least {_bytes(need)}, more than this machine's "
+            f"{_bytes(have)} of memory ({arguments})"
+        )
 
 
 # ----------------------------------------------------------------------------- tensors
@@ -400,7 +485,7 @@ def _check_output_size(op, out, described) -> None:
 def check_created_sizes(op: str, geometry: Geometry, batch, channels: int, out_channels: int,
                         described: str) -> None:
     """``MemoryError`` unless the output ``[N, out_channels, oh, ow]`` and the padded input
-    ``[N, channels, Hp, Wp]`` fit in memory (:func:`reference.limits.check_memory`)."""
+    ``[N, channels, Hp, Wp]`` fit in memory (:func:`check_memory`)."""
     check_memory(op, {"output": (batch, out_channels, *geometry.out_size),
                       "padded input": (batch, channels, *geometry.padded_size())}, described)
 
