@@ -1,8 +1,11 @@
-"""What every JAX op shares: dtypes, the ``impl`` switch, and taps of the padded input.
+"""What every JAX op shares: argument kinds, dtypes, the ``impl`` switch, and taps of
+the padded input.
 
-Argument checks are not here: every op calls the shared checks of ``reference.common``
-on shapes and Python values (at trace time under ``jax.jit``), so errors read exactly as
-the reference's.
+The shape and value checks are not here: every op calls the shared checks of
+``reference.common`` on shapes and Python values (at trace time under ``jax.jit``), so
+errors read exactly as the reference's. This module adds what only JAX needs: tensor
+arguments are JAX or NumPy arrays (:func:`as_arrays`), and every other argument is a
+static Python value, never a traced one (:func:`check_static`).
 
 Taps. For a kernel tap ``(i, j)`` of a :class:`reference.common.Geometry`, :func:`tap`
 is what that tap reads at every output position of a padded channels-last array
@@ -25,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from reference.common import check_float_dtypes
+from reference.common import check_float_dtypes, check_tensor_types
 
 #: Accepted input dtypes. The half-precision ones are computed in float32 and the result
 #: is cast back (products of tangents, bilinear weights and long sums lose too much in
@@ -36,12 +39,39 @@ IMPLS = ("auto", "native", "pallas")
 PRECISION = lax.Precision.HIGHEST
 
 
-def as_arrays(*values):
-    """Each value as something with a shape and a dtype, for the checks: JAX and NumPy
-    arrays as they are (nothing is copied or moved before the checks pass), anything else
-    (a list, a scalar) through ``jnp.asarray``. None stays None."""
-    return tuple(v if v is None or (hasattr(v, "shape") and hasattr(v, "dtype"))
-                 else jnp.asarray(v) for v in values)
+#: What a tensor argument may be: a JAX array (a tracer under a transformation is one)
+#: or a NumPy array, taken as it is (nothing is copied or moved before the checks pass).
+ARRAY_TYPES = (jax.Array, np.ndarray)
+ARRAY_KIND = "a jax.Array or numpy.ndarray"
+
+
+def as_arrays(op: str, **tensors) -> tuple:
+    """The tensor arguments (name -> value) in order, each a JAX or NumPy array (None
+    for an absent bias or mask); ``TypeError`` naming the argument for anything else: a
+    torch tensor, a list, a scalar, a required tensor that is None."""
+    check_tensor_types(op, ARRAY_TYPES, ARRAY_KIND, tensors)
+    return tuple(tensors.values())
+
+
+def _traced(value) -> bool:
+    if isinstance(value, (tuple, list)):
+        return any(map(_traced, value))
+    return isinstance(value, jax.core.Tracer)
+
+
+def check_static(op: str, **arguments) -> None:
+    """Every non-tensor argument (stride, padding, groups, ...) is a Python value, not
+    one traced by ``jax.jit`` (or another transformation): the window geometry and the
+    output shape depend on it. ``TypeError`` saying which argument and how to make it
+    static otherwise."""
+    for name, value in arguments.items():
+        if _traced(value):
+            raise TypeError(
+                f"{op}: {name} must be a static Python value, not a traced JAX value (the "
+                f"output's shape depends on it). Under jax.jit mark it static, e.g. "
+                f"jax.jit(jax_impl.{op}, static_argnames=({name!r},)), or bind it first: "
+                f"jax.jit(functools.partial(jax_impl.{op}, {name}=...))"
+            )
 
 
 def check_dtypes(op: str, **tensors):

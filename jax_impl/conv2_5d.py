@@ -158,7 +158,10 @@ def conv2_5d(input, depth, weight, bias=None, stride=1, padding=0, dilation=1, f
         ``[N, O, oh, ow]`` in the input's dtype. Differentiable in input, weight and bias
         (a ``jax.custom_vjp``: reverse mode only); depth gets zeros.
     """
-    input, depth, weight, bias = common.as_arrays(input, depth, weight, bias)
+    input, depth, weight, bias = common.as_arrays(OP, input=input, depth=depth, weight=weight,
+                                                  bias=bias)
+    common.check_static(OP, stride=stride, padding=padding, dilation=dilation, focal=focal,
+                        pixel_size=pixel_size, impl=impl)
     common.check_dtypes(OP, input=input, depth=depth, weight=weight, bias=bias)
     sig = conv2_5d_signature(input.shape, depth.shape, weight.shape, shape_of(bias), stride,
                              padding, dilation, focal, pixel_size)

@@ -16,8 +16,10 @@ with NaN and infinities placed where the direct sum puts them (counted by correl
 indicator maps, a path taken only when the inputs are not all finite).
 
 Gradients are JAX's own (the convolution's or the FFT's transposes), forward and reverse
-mode. float64 grouped convolutions run one dense convolution per group (see
-:func:`_convolve`: XLA:CPU leaks ``inf * 0 = NaN`` across groups otherwise).
+mode, except that a kernel with a NaN or an infinity differentiates in the input through
+a scan over its taps (:func:`_valid_conv`: XLA's transposed convolution multiplies its
+zero padding by the kernel). float64 grouped convolutions run one dense convolution per
+group (see :func:`_convolve`: XLA:CPU leaks ``inf * 0 = NaN`` across groups otherwise).
 """
 
 from __future__ import annotations
@@ -52,6 +54,54 @@ def _convolve(x, w, stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1), gr
                                     precision=common.PRECISION)
 
 
+def _tapwise(x, w, stride, dilation, groups):
+    """The valid convolution of :func:`_convolve` as a scan over the kernel taps: each
+    tap's strided view of ``x`` times the tap's weight slice, summed. Its transpose adds
+    ``w * cotangent`` back into each tap's view, so it forms exactly the products of the
+    definition: no zero padding of the cotangent meets a weight."""
+    n, c, h, w_ = x.shape
+    out_channels, group_in, kh, kw = w.shape
+    (sh, sw), (dh, dw) = stride, dilation
+    oh, ow = (h - dh * (kh - 1) - 1) // sh + 1, (w_ - dw * (kw - 1) - 1) // sw + 1
+    taps = common.kernel_taps(w).reshape(kh * kw, groups, out_channels // groups, group_in)
+
+    def step(out, tap):
+        t, w_tap = tap
+        zero = jnp.zeros((), jnp.int32)
+        start = (zero, zero, (t // kw) * dh, (t % kw) * dw)
+        view = lax.dynamic_slice(x, start, (n, c, sh * (oh - 1) + 1, sw * (ow - 1) + 1))
+        view = view[:, :, ::sh, ::sw].reshape(n, groups, group_in, oh, ow)
+        product = jnp.einsum("ngcyx,goc->ngoyx", view, w_tap, precision=common.PRECISION)
+        return out + product.reshape(n, out_channels, oh, ow), None
+
+    start = jnp.zeros((n, out_channels, oh, ow), x.dtype)
+    return lax.scan(step, start, (jnp.arange(kh * kw, dtype=jnp.int32), taps))[0]
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2, 3, 4))
+def _valid_conv(x, w, stride, dilation, groups):
+    """``_convolve`` without padding, differentiable with the NaN rule of docs/index.md.
+
+    XLA's own transpose (the input gradient) correlates the cotangent, zero padded by
+    the kernel's extent, with the flipped kernel; XLA:CPU's float32 convolution then
+    multiplies those padding zeros by the weights, and a NaN or infinite weight made
+    the whole input gradient NaN where the reference has numbers. So the tangent in
+    ``x`` goes through :func:`_tapwise` when the kernel is not all finite (XLA's
+    convolution, and its transpose, otherwise)."""
+    return _convolve(x, w, stride, ((0, 0), (0, 0)), dilation, groups)
+
+
+@_valid_conv.defjvp
+def _valid_conv_jvp(stride, dilation, groups, primals, tangents):
+    x, w = primals
+    dx, dw = tangents
+    out = _valid_conv(x, w, stride, dilation, groups)
+    d_input = lax.cond(jnp.all(jnp.isfinite(w)),
+                       lambda t: _convolve(t, w, stride, ((0, 0), (0, 0)), dilation, groups),
+                       lambda t: _tapwise(t, w, stride, dilation, groups), dx)
+    return out, d_input + _convolve(x, dw, stride, ((0, 0), (0, 0)), dilation, groups)
+
+
 def _window_region(x, geometry):
     """``x`` zero padded, then cropped to exactly the rows and columns the windows read.
 
@@ -73,8 +123,7 @@ def _window_region(x, geometry):
 def _conv2d(input, weight, bias, geometry, groups):
     dtype = common.compute_dtype(input.dtype)
     region = _window_region(input.astype(dtype), geometry)
-    out = _convolve(region, weight.astype(dtype), geometry.stride, ((0, 0), (0, 0)),
-                    geometry.dilation, groups)
+    out = _valid_conv(region, weight.astype(dtype), geometry.stride, geometry.dilation, groups)
     return common.add_bias(out, bias).astype(input.dtype)
 
 
@@ -94,7 +143,9 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
     Returns:
         ``[N, O, oh, ow]`` in the input's dtype.
     """
-    input, weight, bias = common.as_arrays(input, weight, bias)
+    input, weight, bias = common.as_arrays("conv2d", input=input, weight=weight, bias=bias)
+    common.check_static("conv2d", stride=stride, padding=padding, dilation=dilation,
+                        groups=groups, impl=impl)
     common.check_dtypes("conv2d", input=input, weight=weight, bias=bias)
     sig = conv2d_signature(input.shape, weight.shape, shape_of(bias), stride, padding, dilation,
                            groups)
@@ -179,9 +230,9 @@ def _xcorr(search, template, depthwise):
     else:
         folded = search.reshape(1, n * c, h, w)
         if depthwise:
-            out = _convolve(folded, template.reshape(n * c, 1, th, tw), groups=n * c)
+            out = _valid_conv(folded, template.reshape(n * c, 1, th, tw), (1, 1), (1, 1), n * c)
         else:
-            out = _convolve(folded, template, groups=n)
+            out = _valid_conv(folded, template, (1, 1), (1, 1), n)
     return out.reshape(n, c if depthwise else 1, oh, ow).astype(result)
 
 
@@ -215,7 +266,8 @@ def xcorr2d_depthwise(search, template, *, impl="auto"):
 
 
 def _xcorr_op(op, search, template, impl):
-    search, template = common.as_arrays(search, template)
+    search, template = common.as_arrays(op, search=search, template=template)
+    common.check_static(op, impl=impl)
     common.check_dtypes(op, search=search, template=template)
     xcorr_signature(search.shape, template.shape, op)
     common.resolve_impl(op, impl, None)

@@ -374,7 +374,9 @@ def deform_conv2d(input, offset, weight, bias=None, stride=1, padding=0, dilatio
         ``[N, O, oh, ow]`` in the input's dtype. Differentiable in every tensor argument
         (a ``jax.custom_vjp``: reverse mode only).
     """
-    input, offset, weight, bias, mask = common.as_arrays(input, offset, weight, bias, mask)
+    input, offset, weight, bias, mask = common.as_arrays(OP, input=input, offset=offset,
+                                                         weight=weight, bias=bias, mask=mask)
+    common.check_static(OP, stride=stride, padding=padding, dilation=dilation, impl=impl)
     common.check_dtypes(OP, input=input, offset=offset, weight=weight, bias=bias, mask=mask)
     sig = deform_signature(input.shape, offset.shape, weight.shape, shape_of(bias), stride,
                            padding, dilation, shape_of(mask))

@@ -61,13 +61,11 @@ def max_forward(input, geometry):
     xpad = _pad_nchw(input, geometry, -jnp.inf)
     best = jnp.full((*input.shape[:2], *geometry.out_size), -jnp.inf, input.dtype)
     index = jnp.full(best.shape, -1, common.index_dtype())
-    for i, j in geometry.taps():
+    for i, j in geometry.input_taps():  # the other taps read only padding: never the max
         rows = common.positions(geometry, 0) + i * geometry.dilation[0]
         cols = common.positions(geometry, 1) + j * geometry.dilation[1]
         inside = ((rows >= 0) & (rows < geometry.in_size[0]))[:, None] & (
             (cols >= 0) & (cols < width))[None, :]
-        if not inside.any():
-            continue
         flat = jnp.asarray(rows[:, None] * width + cols[None, :], index.dtype)
         v = _tap_view(xpad, geometry, i, j)
         index = jnp.where(inside & (index < 0), flat, index)
@@ -157,7 +155,10 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
         ``[N, C, oh, ow]`` in the input's dtype, or ``(output, indices)``. The gradient
         goes to the chosen index only (a ``jax.custom_vjp``: reverse mode only).
     """
-    (input,) = common.as_arrays(input)
+    (input,) = common.as_arrays("max_pool2d", input=input)
+    common.check_static("max_pool2d", kernel_size=kernel_size, stride=stride, padding=padding,
+                        dilation=dilation, ceil_mode=ceil_mode, return_indices=return_indices,
+                        impl=impl)
     common.check_dtypes("max_pool2d", input=input)
     geometry = max_pool_signature(input.shape, kernel_size, stride, padding, dilation, ceil_mode,
                                   return_indices)
@@ -211,7 +212,10 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
     Returns:
         ``[N, C, oh, ow]`` in the input's dtype.
     """
-    (input,) = common.as_arrays(input)
+    (input,) = common.as_arrays("avg_pool2d", input=input)
+    common.check_static("avg_pool2d", kernel_size=kernel_size, stride=stride, padding=padding,
+                        ceil_mode=ceil_mode, count_include_pad=count_include_pad,
+                        divisor_override=divisor_override, impl=impl)
     common.check_dtypes("avg_pool2d", input=input)
     geometry = avg_pool_signature(input.shape, kernel_size, stride, padding, ceil_mode,
                                   count_include_pad, divisor_override)

@@ -144,7 +144,8 @@ def tanprod_conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, *,
         ``[N, O, oh, ow]`` in the input's dtype. Differentiable in input, weight and bias
         (a ``jax.custom_vjp``: reverse mode only), exactly where a factor is zero.
     """
-    input, weight, bias = common.as_arrays(input, weight, bias)
+    input, weight, bias = common.as_arrays(OP, input=input, weight=weight, bias=bias)
+    common.check_static(OP, stride=stride, padding=padding, dilation=dilation, impl=impl)
     common.check_dtypes(OP, input=input, weight=weight, bias=bias)
     sig = tanprod_signature(input.shape, weight.shape, shape_of(bias), stride, padding, dilation)
     impl = common.resolve_impl(OP, impl, "tanprod")

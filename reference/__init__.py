@@ -2,12 +2,15 @@
 
 The contract it implements is in docs/: the shared conventions in docs/index.md, one page
 per operation (docs/conv2d.md, docs/tanprod.md, docs/conv2_5d.md, docs/deform.md,
-docs/pool.md).
+docs/pool.md, docs/depthaware.md).
 
-Every operation accepts float32 or float64 arrays, computes in float64 and returns
-float64. ``<op>_vjp(grad_output, <the op's own arguments>)`` returns a dict mapping each
+Every operation accepts NumPy arrays (``numpy.ndarray``) of float32 or float64 for its
+tensor arguments (anything else, a list or another framework's tensor included, is a
+``TypeError`` naming the argument), computes in float64 and returns float64.
+``<op>_vjp(grad_output, <the op's own arguments>)`` returns a dict mapping each
 differentiable argument's name to its gradient (optional arguments that were None are
-absent). ``reference.common`` holds the argument checks every backend shares.
+absent). ``reference.common`` holds the argument checks every backend shares
+(docs/index.md, "What bad input gets").
 """
 
 from .conv2_5d import conv2_5d, conv2_5d_vjp

@@ -2,14 +2,27 @@
 
 Every backend validates through this module, so an argument error reads the same
 whichever framework raised it: ``ValueError``/``TypeError`` naming the operation, the
-argument and the value received, raised before any work is done. The per-operation
-checks (:func:`conv2d_signature`, :func:`deform_signature`, ...) take only shapes, dtype
-names and Python values, so torch and JAX call them on tensors they never read (at trace
-time under ``jax.jit``, on CUDA tensors, on fake tensors).
+argument and the value received (``MemoryError`` for a call whose tensors cannot fit in
+memory, see "Sizes" below), raised before anything is copied, allocated or
+computed. The per-operation checks (:func:`conv2d_signature`, :func:`deform_signature`,
+...) take only shapes and Python values, so torch and JAX call them on tensors they never
+read (at trace time under ``jax.jit``, on CUDA tensors, on fake tensors).
 
-Argument forms follow torch: ``stride``/``padding``/``dilation``/``kernel_size`` are an int
-or a sequence of one or two ints (one entry serves both axes, as torch's ``_pair`` does);
-pooling's ``stride`` of ``None`` or ``()`` means the kernel size.
+What a call may hold:
+
+- Tensor arguments: each backend says which kind it takes (the reference: NumPy arrays
+  of float32 or float64) through :func:`check_tensor_types`; ``bias`` and ``mask`` may be
+  None, no other tensor may. Every axis but the batch (axis 0 of the activations) must
+  be non-empty; an empty batch gives an empty result.
+- Shapes: the entries are ints, except that a batch size which is not an int (a
+  ``torch.SymInt`` under ``torch.export`` / ``torch.compile(dynamic=True)``) passes
+  through unconverted: it is never converted, compared or branched on, so a symbolic
+  batch stays symbolic. Checks that relate it to another batch size are left to the
+  framework.
+- ``stride``/``padding``/``dilation``/``kernel_size``: an int or a sequence of one or two
+  ints (one entry serves both axes, as torch's ``_pair`` does), never a bool; pooling's
+  ``stride`` of ``None`` or ``()`` means the kernel size. Every integer argument and every
+  padded extent is at most 2**31 - 1 (see "Sizes" below).
 
 Windows are handled tap by tap: for a kernel tap ``(i, j)``, :meth:`Geometry.tap` is
 the strided view of the padded input that this tap reads at every output position::
@@ -18,7 +31,9 @@ the strided view of the padded input that this tap reads at every output positio
 
 so a sliding-window operation is a short loop over the ``kh*kw`` taps of vectorised work
 on ``[N, C, oh, ow]`` arrays, and never materialises the ``kh*kw``-times larger
-unfolded input.
+unfolded input. Which taps of a window read the input (rather than padding) is known in
+closed form per output position (:meth:`Geometry.input_taps`), so pooling loops only
+over taps that read something, however large its window.
 """
 
 from __future__ import annotations
@@ -26,17 +41,119 @@ from __future__ import annotations
 import itertools
 import math
 import numbers
+import operator
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 #: What the reference accepts; backends pass their own list to :func:`check_float_dtypes`.
 REFERENCE_DTYPES = ("float32", "float64")
+#: Tensor arguments that may be None (absent); every other tensor argument is required.
+OPTIONAL_TENSORS = ("bias", "mask")
 
 
-# ----------------------------------------------------------------------------- dtypes
+# ----------------------------------------------------------------------------- sizes
+# How large a call may be: two limits, checked on Python ints (never on the tensors).
+#
+# - **One axis fits 32-bit indices.** Every integer argument (kernel size, stride,
+#   padding, dilation, groups, divisor) and every padded input extent
+#   ``H + pad_before + pad_after`` is at most :data:`MAX_EXTENT` = 2**31 - 1: the GPU
+#   kernels and JAX (without ``jax_enable_x64``) index one axis with 32-bit integers, and
+#   a window, an output size or a padded size derived from such values then fits 64-bit
+#   arithmetic with room to spare. Beyond it: ``ValueError`` naming the argument.
+# - **The tensors an op creates fit in memory.** The output and the padded input (which
+#   the reference and the XLA code materialise) together need at least
+#   :data:`BYTES_PER_ELEMENT` bytes an element. More than this machine's memory
+#   (:func:`machine_memory`): ``MemoryError`` naming the arguments, raised before anything
+#   is allocated, where NumPy would raise it late, XLA:CPU would abort the process and the
+#   Linux OOM killer would end it.
+#
+# An empty batch (N = 0) or a symbolic one (a ``torch.SymInt`` under ``torch.export``) is
+# checked as a batch of one: an empty batch is refused exactly where a batch of one is.
+
+#: The largest extent along one axis, and the largest integer argument: 2**31 - 1.
+MAX_EXTENT = 2**31 - 1
+#: The least bytes an element takes in any backend's computation (float32: half
+#: precision is computed in float32).
+BYTES_PER_ELEMENT = 4
+#: The memory assumed where the machine's cannot be read: the 2**48-byte virtual address
+#: space of x86-64 and AArch64 processes.
+ADDRESS_SPACE = 2**48
+
+
+def _read_machine_memory() -> int:
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, OSError, ValueError):
+        total = ADDRESS_SPACE
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        if limit.isdigit():
+            total = min(total, int(limit))
+    except OSError:
+        pass
+    return total if total > 0 else ADDRESS_SPACE
+
+
+#: Read once, at import: the checks run inside ``torch.compile`` and ``jax.jit`` traces,
+#: which should see a constant rather than a system call.
+_MACHINE_MEMORY = _read_machine_memory()
+
+
+def machine_memory() -> int:
+    """Bytes of physical memory, or the cgroup (container) limit if lower."""
+    return _MACHINE_MEMORY
+
+
+def elements(shape) -> int:
+    """Elements of a tensor of ``shape``, the batch (axis 0) counted as at least one and
+    a non-int (symbolic) batch as one."""
+    batch, *rest = shape
+    batch = batch if isinstance(batch, int) and batch > 0 else 1
+    return batch * math.prod(rest)
+
+
+def _bytes(n: float) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"):
+        if n < 1024 or unit == "EiB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable")
+
+
+def check_memory(op: str, created: dict[str, tuple], arguments: str) -> None:
+    """``MemoryError`` if the tensors of ``created`` (name -> shape) need more than this
+    machine's memory at :data:`BYTES_PER_ELEMENT` bytes an element; ``arguments``
+    describes the call (it names the arguments that set the sizes)."""
+    need = BYTES_PER_ELEMENT * sum(elements(shape) for shape in created.values())
+    have = machine_memory()
+    if need > have:
+        listed = " and ".join(
+            f"the {name} {list(shape)}" for name, shape in created.items()
+        )
+        raise MemoryError(
+            f"{op}: {listed} need at least {_bytes(need)}, more than this machine's "
+            f"{_bytes(have)} of memory ({arguments})"
+        )
+
+
+# ----------------------------------------------------------------------------- tensors
+
+
+def check_tensor_types(op: str, accepted, accepted_name: str, tensors: Mapping[str, object]) -> None:
+    """Every tensor argument (name -> value) is an instance of ``accepted``; the optional
+    ones (:data:`OPTIONAL_TENSORS`) may also be None. ``TypeError`` naming the argument and
+    what it got otherwise (``accepted_name`` says what was expected: "a torch.Tensor")."""
+    for name, value in tensors.items():
+        if value is None and name in OPTIONAL_TENSORS:
+            continue
+        if not isinstance(value, accepted):
+            got = "None" if value is None else type(value).__name__
+            raise TypeError(f"{op}: {name} must be {accepted_name}, got {got}")
 
 
 def dtype_name(dtype) -> str:
@@ -63,9 +180,46 @@ def check_float_dtypes(op: str, dtypes: Mapping[str, object], allowed=REFERENCE_
     return next(iter(names.values()), None)
 
 
+#: How the reference names what it accepts, in its errors.
+REFERENCE_KIND = "a numpy.ndarray of float32 or float64"
+
+
+def check_arrays(op: str, **arrays) -> tuple:
+    """The reference's tensor arguments, returned as given (nothing copied): NumPy arrays
+    (``numpy.ndarray``) of float32 or float64, None for an absent bias or mask.
+
+    Anything else is a ``TypeError`` naming the argument: a list (which may be ragged, of
+    ints, or of strings: convert it with ``np.asarray(value, np.float64)``), a torch or
+    JAX tensor (``.numpy()`` / ``np.asarray``), a scalar, None for a required tensor.
+    """
+    check_tensor_types(op, np.ndarray, REFERENCE_KIND, arrays)
+    check_float_dtypes(op, {name: None if a is None else a.dtype for name, a in arrays.items()})
+    return tuple(arrays.values())
+
+
+def to_float64(*arrays) -> tuple:
+    """Each array as float64 (a copy only for float32); None stays None."""
+    return tuple(None if a is None else a.astype(np.float64, copy=False) for a in arrays)
+
+
+def float_arrays(op: str, **arrays) -> tuple:
+    """:func:`check_arrays`, then each as float64, in one step. The reference's ops take
+    the two steps apart and run their signature check between them, so that nothing is
+    copied before every argument is checked."""
+    return to_float64(*check_arrays(op, **arrays))
+
+
 def as_float_array(value, name: str, op: str) -> np.ndarray:
-    """``value`` as a float64 array; ``TypeError`` unless it is float32 or float64."""
-    array = np.asarray(value)
+    """``value``, an array or a nested sequence of numbers, as a float64 array;
+    ``TypeError`` naming ``name`` unless it holds float32 or float64 numbers."""
+    if value is None or isinstance(value, (str, bytes, Mapping)):
+        raise TypeError(f"{op}: {name} must be a float32 or float64 array, got "
+                        f"{type(value).__name__}")
+    try:
+        array = np.asarray(value)
+    except (TypeError, ValueError) as error:  # ragged sequences
+        raise TypeError(f"{op}: {name} must be a float32 or float64 array, got "
+                        f"{type(value).__name__} ({error})") from None
     if array.dtype not in FLOAT_DTYPES:
         raise TypeError(
             f"{op}: {name} must be a float32 or float64 array, got dtype {array.dtype}"
@@ -73,76 +227,93 @@ def as_float_array(value, name: str, op: str) -> np.ndarray:
     return array.astype(np.float64, copy=False)
 
 
-def optional_float_array(value, name: str, op: str) -> np.ndarray | None:
-    return None if value is None else as_float_array(value, name, op)
-
-
-def float_arrays(op: str, **arrays) -> tuple:
-    """Each keyword argument as a float64 array (None stays None), in the order given."""
-    return tuple(optional_float_array(value, name, op) for name, value in arrays.items())
-
-
 # ----------------------------------------------------------------------------- shapes
-
-
-def _sizes(shape) -> tuple:
-    """``shape`` (or an array's shape) as a tuple of ints. A size that is not an integer,
-    a symbolic size (``torch.SymInt`` under ``torch.export`` / ``torch.compile``), is kept
-    as it is: comparing it is what the checks need, and ``int()`` would pin it to the
-    traced value."""
-    return tuple(int(s) if isinstance(s, numbers.Integral) else s
-                 for s in getattr(shape, "shape", shape))
-
-
-def check_ndim(shape, name: str, ndim: int, layout: str, op: str) -> tuple:
-    """``shape`` (or an array's shape) has ``ndim`` axes; returns it as a tuple of sizes."""
-    shape = _sizes(shape)
-    if len(shape) != ndim:
-        raise ValueError(f"{op}: {name} must be {ndim}-D {layout}, got shape {shape}")
-    return shape
-
-
-def check_shape(shape, name: str, expected: tuple, op: str, why: str = "") -> None:
-    shape = _sizes(shape)
-    if shape != tuple(expected):
-        reason = f" ({why})" if why else ""
-        raise ValueError(
-            f"{op}: {name} must have shape {tuple(expected)}{reason}, got {shape}"
-        )
-
-
-def check_bias(bias_shape, out_channels: int, op: str) -> None:
-    if bias_shape is not None:
-        check_shape(bias_shape, "bias", (out_channels,), op, "one value per output channel")
-
-
-def check_grad_output(grad_output, expected_shape: tuple, op: str) -> np.ndarray:
-    grad = as_float_array(grad_output, "grad_output", op)
-    check_shape(grad.shape, "grad_output", expected_shape, op, "the forward output's shape")
-    return grad
-
-
-def shape_of(tensor) -> tuple | None:
-    """``tensor.shape`` as a tuple of sizes; None stays None (an absent optional argument)."""
-    return None if tensor is None else _sizes(tensor)
-
-
-# ----------------------------------------------------------------------------- scalars
 
 
 def _is_int(value) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
 
 
+def check_ndim(shape, name: str, ndim: int, layout: str, op: str, batch: bool = True) -> tuple:
+    """``shape`` (or an array's shape) has ``ndim`` axes, none negative and none empty
+    except the batch (axis 0, when ``batch``). Returns it as a tuple of ints, except a
+    batch entry that is not an int (a symbolic size), which is returned untouched."""
+    dims = tuple(getattr(shape, "shape", shape))
+    if len(dims) != ndim:
+        raise ValueError(f"{op}: {name} must be {ndim}-D {layout}, got shape {dims}")
+    checked = []
+    for axis, size in enumerate(dims):
+        if axis == 0 and batch and not _is_int(size):
+            checked.append(size)  # symbolic: never converted or compared
+            continue
+        try:
+            if isinstance(size, (bool, np.bool_)):
+                raise TypeError
+            size = operator.index(size)
+        except TypeError:
+            raise TypeError(f"{op}: {name} has a size that is not an int: shape {dims}") from None
+        if size < 0:
+            raise ValueError(f"{op}: {name} has a negative size: shape {dims}")
+        checked.append(size)
+    if any(size == 0 for axis, size in enumerate(checked) if axis > 0 or not batch):
+        where = "only the batch (axis 0) may be empty" if batch else "no axis may be empty"
+        raise ValueError(f"{op}: {name} {layout} has an empty axis: shape {tuple(checked)} "
+                         f"({where})")
+    return tuple(checked)
+
+
+def _differ(a, b) -> bool:
+    """Two sizes known to differ (a symbolic size is never compared)."""
+    return _is_int(a) and _is_int(b) and a != b
+
+
+def check_shape(shape, name: str, expected: tuple, op: str, why: str = "") -> None:
+    """``shape`` equals ``expected`` (entries that are not ints are not compared)."""
+    dims = tuple(getattr(shape, "shape", shape))
+    if len(dims) != len(expected) or any(map(_differ, dims, expected)):
+        reason = f" ({why})" if why else ""
+        raise ValueError(
+            f"{op}: {name} must have shape {tuple(expected)}{reason}, got {dims}"
+        )
+
+
+def check_bias(bias_shape, out_channels: int, op: str) -> None:
+    if bias_shape is not None:
+        dims = check_ndim(bias_shape, "bias", 1, "[O]", op, batch=False)
+        check_shape(dims, "bias", (out_channels,), op, "one value per output channel")
+
+
+def check_grad_output(grad_output, expected_shape: tuple, op: str) -> np.ndarray:
+    """The reference's ``grad_output``: checked like a tensor argument and against the
+    forward output's shape, then as float64."""
+    (grad,) = check_arrays(op, grad_output=grad_output)
+    check_shape(grad.shape, "grad_output", expected_shape, op, "the forward output's shape")
+    return grad.astype(np.float64, copy=False)
+
+
+def shape_of(tensor) -> tuple | None:
+    """``tensor.shape`` as a tuple (entries unconverted); None stays None (an absent
+    optional argument)."""
+    return None if tensor is None else tuple(tensor.shape)
+
+
+# ----------------------------------------------------------------------------- scalars
+
+
 def int_pair(value, name: str, op: str) -> tuple[int, int]:
-    """``value`` as ``(h, w)``: an int, or a sequence of one (both axes) or two ints."""
+    """``value`` as ``(h, w)``: an int, or a sequence of one (both axes) or two ints, each
+    at most 2**31 - 1."""
     if _is_int(value):
-        return int(value), int(value)
-    if isinstance(value, (tuple, list)) and len(value) in (1, 2) and all(map(_is_int, value)):
-        return int(value[0]), int(value[-1])
-    raise TypeError(
-        f"{op}: {name} must be an int or a sequence of one or two ints, got {name}={value!r}"
-    )
+        pair = int(value), int(value)
+    elif isinstance(value, (tuple, list)) and len(value) in (1, 2) and all(map(_is_int, value)):
+        pair = int(value[0]), int(value[-1])
+    else:
+        raise TypeError(
+            f"{op}: {name} must be an int or a sequence of one or two ints, got {name}={value!r}"
+        )
+    if max(pair) > MAX_EXTENT:
+        raise ValueError(f"{op}: {name} must be at most 2**31 - 1, got {name}={value!r}")
+    return pair
 
 
 def positive_pair(value, name: str, op: str) -> tuple[int, int]:
@@ -160,13 +331,21 @@ def nonnegative_pair(value, name: str, op: str) -> tuple[int, int]:
 
 
 def positive_finite_float(value, name: str, op: str) -> float:
+    if type(value).__name__ == "SymFloat":
+        # A symbolic float (torch.compile with dynamic shapes): it can be compared, while
+        # float() or math.isfinite would pin it to the traced value.
+        if not 0 < value < math.inf:
+            raise ValueError(f"{op}: {name} must be finite and > 0, got {name}={value!r}")
+        return value
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{op}: {name} must be a real number, got {name}={value!r}")
-    # One chained comparison (False for NaN and inf): a symbolic float (torch.SymFloat
-    # under torch.compile) can be compared, not passed to math.isfinite.
-    if not 0 < value < math.inf:
+    try:
+        number = float(value)
+    except OverflowError:  # an int beyond float range
+        number = math.inf
+    if not (math.isfinite(number) and number > 0):
         raise ValueError(f"{op}: {name} must be finite and > 0, got {name}={value!r}")
-    return float(value)
+    return number
 
 
 def check_flag(value, name: str, op: str) -> bool:
@@ -180,6 +359,8 @@ def positive_int(value, name: str, op: str) -> int:
         raise TypeError(f"{op}: {name} must be an int, got {name}={value!r}")
     if value < 1:
         raise ValueError(f"{op}: {name} must be positive, got {name}={value}")
+    if value > MAX_EXTENT:
+        raise ValueError(f"{op}: {name} must be at most 2**31 - 1, got {name}={value}")
     return int(value)
 
 
@@ -212,6 +393,10 @@ class Geometry:
         """Kernel taps ``(i, j)`` in row-major order (tap index ``i*kw + j``)."""
         return itertools.product(range(self.kernel[0]), range(self.kernel[1]))
 
+    def padded_size(self) -> tuple[int, int]:
+        """``(Hp, Wp)``: the input's size with its padding."""
+        return tuple(n + b + a for n, b, a in zip(self.in_size, self.pad_before, self.pad_after))
+
     def pad(self, x: np.ndarray, value: float = 0.0) -> np.ndarray:
         (top, left), (bottom, right) = self.pad_before, self.pad_after
         widths = [(0, 0)] * (x.ndim - 2) + [(top, bottom), (left, right)]
@@ -240,7 +425,7 @@ class Geometry:
 
     def positions(self, axis: int, tap: int) -> np.ndarray:
         """Unpadded input coordinate of ``tap`` along ``axis`` (0 rows, 1 cols), per output."""
-        out = np.arange(self.out_size[axis])
+        out = np.arange(self.out_size[axis], dtype=np.int64)
         return out * self.stride[axis] - self.pad_before[axis] + tap * self.dilation[axis]
 
     def in_input(self, i: int, j: int) -> np.ndarray:
@@ -249,6 +434,66 @@ class Geometry:
         rows_ok = (rows >= 0) & (rows < self.in_size[0])
         cols_ok = (cols >= 0) & (cols < self.in_size[1])
         return rows_ok[:, None] & cols_ok[None, :]
+
+    def window_input_taps(self, axis: int) -> tuple[np.ndarray, np.ndarray]:
+        """Closed form, per output position along ``axis``: the first and last tap whose
+        coordinate ``start + t*d`` lies in ``[0, n)``, as ``(first, last)`` int arrays
+        (``first > last``: the window reads only padding). Taps in between land inside
+        too, since the coordinates step by the dilation ``d``."""
+        n, k, d = self.in_size[axis], self.kernel[axis], self.dilation[axis]
+        start = self.positions(axis, 0)
+        first = np.maximum(0, -(start // d))  # ceil(-start / d)
+        last = np.minimum(k - 1, (n - 1 - start) // d)
+        return first, last
+
+    def _axis_input_taps(self, axis: int) -> list[int]:
+        """The taps along ``axis`` that read the input at some output position: the union
+        of the windows' ``[first, last]`` ranges."""
+        first, last = self.window_input_taps(axis)
+        keep = first <= last
+        first, last = first[keep], last[keep]
+        order = np.argsort(first, kind="stable")
+        taps, end = [], -1
+        for lo, hi in zip(first[order].tolist(), last[order].tolist()):
+            taps.extend(range(max(lo, end + 1), hi + 1))
+            end = max(end, hi)
+        return taps
+
+    def input_taps(self):
+        """The taps ``(i, j)``, row-major, that read the unpadded input at one output
+        position at least: as many as the input and the output positions allow, however
+        large the window. The other taps read only padding everywhere."""
+        return itertools.product(self._axis_input_taps(0), self._axis_input_taps(1))
+
+
+def _describe(kernel_name, kernel, stride, padding, dilation, in_size) -> str:
+    """The arguments that set a window's sizes, for messages."""
+    return (f"input {in_size[0]}x{in_size[1]}, {kernel_name}={kernel}, stride={stride}, "
+            f"padding={padding!r}, dilation={dilation}")
+
+
+def _check_padded_size(op, in_size, before, after, described) -> None:
+    padded = [n + b + a for n, b, a in zip(in_size, before, after)]
+    if max(padded) > MAX_EXTENT:
+        raise ValueError(
+            f"{op}: the padded input would be {padded[0]}x{padded[1]}, more than 2**31 - 1 "
+            f"along one axis (one axis must fit 32-bit indices; {described})"
+        )
+
+
+def _check_output_size(op, out, described) -> None:
+    if min(out) < 1:
+        raise ValueError(
+            f"{op}: output size would be {out[0]}x{out[1]} (< 1) for {described}"
+        )
+
+
+def check_created_sizes(op: str, geometry: Geometry, batch, channels: int, out_channels: int,
+                        described: str) -> None:
+    """``MemoryError`` unless the output ``[N, out_channels, oh, ow]`` and the padded input
+    ``[N, channels, Hp, Wp]`` fit in memory (:func:`check_memory`)."""
+    check_memory(op, {"output": (batch, out_channels, *geometry.out_size),
+                      "padded input": (batch, channels, *geometry.padded_size())}, described)
 
 
 def _resolve_padding(padding, kernel, stride, dilation, op, allow_string):
@@ -285,7 +530,7 @@ def conv_geometry(
     """Validate stride/padding/dilation and compute the output size of a sliding window.
 
     ``out = floor((in + pad_before + pad_after - dil*(k-1) - 1) / stride) + 1`` per axis;
-    ``ValueError`` when it is < 1.
+    ``ValueError`` when it is < 1 or a padded extent exceeds 2**31 - 1.
     """
     kernel = positive_pair(kernel, kernel_name, op)
     stride = positive_pair(stride, "stride", op)
@@ -293,17 +538,14 @@ def conv_geometry(
     before, after = _resolve_padding(
         padding, kernel, stride, dilation, op, allow_string_padding
     )
-    in_size = (int(input_shape[-2]), int(input_shape[-1]))
+    in_size = (operator.index(input_shape[-2]), operator.index(input_shape[-1]))
+    described = _describe(kernel_name, kernel, stride, padding, dilation, in_size)
+    _check_padded_size(op, in_size, before, after, described)
     out = tuple(
         output_length(n, k, s, b + a, d)
         for n, k, s, b, a, d in zip(in_size, kernel, stride, before, after, dilation)
     )
-    if min(out) < 1:
-        raise ValueError(
-            f"{op}: output size would be {out[0]}x{out[1]} (< 1) for input "
-            f"{in_size[0]}x{in_size[1]}, kernel_size={kernel}, stride={stride}, "
-            f"padding={padding!r}, dilation={dilation}"
-        )
+    _check_output_size(op, out, described)
     return Geometry(in_size, kernel, stride, dilation, before, after, out)
 
 
@@ -320,7 +562,8 @@ def split_groups(channels: int, group_size: int, name: str, op: str, what: str) 
 # ----------------------------------------------------------------------------- signatures
 # One check per operation, on shapes (tuples, or anything with ``.shape``; None for an
 # absent optional tensor) and Python values. Each returns what a backend needs to compute
-# the op: the window geometry, resolved groups and scalars, the output shape.
+# the op: the window geometry, resolved groups and scalars, the output shape. The output
+# shape's batch entry is the input's, unconverted (it may be symbolic).
 
 KERNEL = "weight's kernel size"
 
@@ -330,7 +573,7 @@ class ConvSignature:
     """A checked call of a convolution-like op: ``out_shape == (N, O, *geometry.out_size)``."""
 
     geometry: Geometry
-    out_shape: tuple[int, int, int, int]
+    out_shape: tuple
     groups: int = 1
     offset_groups: int = 1
     focal: float = 1.0
@@ -339,8 +582,18 @@ class ConvSignature:
 
 def _operands(op, input, weight, weight_layout, weight_ndim=4):
     x = check_ndim(input, "input", 4, "[N, C, H, W]", op)
-    w = check_ndim(weight, "weight", weight_ndim, weight_layout, op)
+    w = check_ndim(weight, "weight", weight_ndim, weight_layout, op, batch=False)
     return x, w
+
+
+def _window(op, x, kernel, out_channels, stride, padding, dilation, **options) -> Geometry:
+    """The geometry of a convolution's window over ``x``, and its sizes checked."""
+    geometry = conv_geometry(op, x, kernel, stride, padding, dilation, kernel_name=KERNEL,
+                             **options)
+    described = _describe(KERNEL, geometry.kernel, geometry.stride, padding, geometry.dilation,
+                          geometry.in_size)
+    check_created_sizes(op, geometry, x[0], x[1], out_channels, described)
+    return geometry
 
 
 def conv2d_signature(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
@@ -356,8 +609,7 @@ def conv2d_signature(input, weight, bias=None, stride=1, padding=0, dilation=1, 
     if w[0] % groups:
         raise ValueError(f"{op}: groups={groups} must divide the weight's {w[0]} output channels")
     check_bias(bias, w[0], op)
-    geometry = conv_geometry(op, x, w[2:], stride, padding, dilation,
-                             allow_string_padding=True, kernel_name=KERNEL)
+    geometry = _window(op, x, w[2:], w[0], stride, padding, dilation, allow_string_padding=True)
     return ConvSignature(geometry, (x[0], w[0], *geometry.out_size), groups=groups)
 
 
@@ -368,7 +620,7 @@ def tanprod_signature(input, weight, bias=None, stride=1, padding=0, dilation=1)
     if x[1] != w[1]:
         raise ValueError(f"{op}: input has {x[1]} channels but weight {w} expects {w[1]}")
     check_bias(bias, w[0], op)
-    geometry = conv_geometry(op, x, w[2:], stride, padding, dilation, kernel_name=KERNEL)
+    geometry = _window(op, x, w[2:], w[0], stride, padding, dilation)
     return ConvSignature(geometry, (x[0], w[0], *geometry.out_size))
 
 
@@ -377,9 +629,8 @@ def conv2_5d_signature(input, depth, weight, bias=None, stride=1, padding=0, dil
     """Check a call of ``conv2_5d`` (``depth [N,1,H,W]``, ``weight [B,O,C,kh,kw]``, kh, kw odd)."""
     op = "conv2_5d"
     x, w = _operands(op, input, weight, "[B, O, C, kh, kw]", weight_ndim=5)
-    check_shape(depth, "depth", (x[0], 1, *x[2:]), op, "one depth map per sample")
-    if w[0] < 1:
-        raise ValueError(f"{op}: weight needs at least one depth bin, got shape {w}")
+    z = check_ndim(depth, "depth", 4, "[N, 1, H, W]", op)
+    check_shape(z, "depth", (x[0], 1, *x[2:]), op, "one depth map per sample")
     if x[1] != w[2]:
         raise ValueError(f"{op}: input has {x[1]} channels but weight {w} expects {w[2]}")
     if w[3] % 2 == 0 or w[4] % 2 == 0:
@@ -389,7 +640,7 @@ def conv2_5d_signature(input, depth, weight, bias=None, stride=1, padding=0, dil
     check_bias(bias, w[1], op)
     focal = positive_finite_float(focal, "focal", op)
     pixel_size = positive_finite_float(pixel_size, "pixel_size", op)
-    geometry = conv_geometry(op, x, w[3:], stride, padding, dilation, kernel_name=KERNEL)
+    geometry = _window(op, x, w[3:], w[1], stride, padding, dilation)
     return ConvSignature(geometry, (x[0], w[1], *geometry.out_size), focal=focal,
                          pixel_size=pixel_size)
 
@@ -407,8 +658,13 @@ def deform_signature(input, offset, weight, bias=None, stride=1, padding=0, dila
         )
     check_bias(bias, w[0], op)
     geometry = conv_geometry(op, x, w[2:], stride, padding, dilation, kernel_name=KERNEL)
+    # Deformable sampling never pads the input: only the output is created. Checked
+    # before offset and mask, whose shapes follow the output's.
+    described = _describe(KERNEL, geometry.kernel, geometry.stride, padding, geometry.dilation,
+                          geometry.in_size)
+    check_memory(op, {"output": (x[0], w[0], *geometry.out_size)}, described)
     taps = w[2] * w[3]
-    if off[1] == 0 or off[1] % (2 * taps):
+    if off[1] % (2 * taps):
         raise ValueError(
             f"{op}: offset needs 2*offset_groups*kh*kw channels, a positive multiple of "
             f"{2 * taps}; got offset shape {off}"
@@ -422,23 +678,24 @@ def deform_signature(input, offset, weight, bias=None, stride=1, padding=0, dila
     check_shape(off, "offset", (x[0], off[1], *geometry.out_size), op,
                 "batch and output size must match")
     if mask is not None:
-        check_ndim(mask, "mask", 4, "[N, offset_groups*kh*kw, oh, ow]", op)
-        check_shape(mask, "mask", (x[0], offset_groups * taps, *geometry.out_size), op,
+        m = check_ndim(mask, "mask", 4, "[N, offset_groups*kh*kw, oh, ow]", op)
+        check_shape(m, "mask", (x[0], offset_groups * taps, *geometry.out_size), op,
                     f"offset_groups={offset_groups} from offset")
     return ConvSignature(geometry, (x[0], w[0], *geometry.out_size), groups=groups,
                          offset_groups=offset_groups)
 
 
 def xcorr_signature(search, template, op="xcorr2d"):
-    """Check a call of ``xcorr2d`` / ``xcorr2d_depthwise``; returns the output shape."""
+    """Check a call of ``xcorr2d`` / ``xcorr2d_depthwise``; returns the output shape
+    (no larger than ``search``: nothing to check against memory)."""
     s = check_ndim(search, "search", 4, "[N, C, H, W]", op)
     t = check_ndim(template, "template", 4, "[N, C, h, w]", op)
-    if s[:2] != t[:2]:
+    if any(map(_differ, s[:2], t[:2])):
         raise ValueError(
             f"{op}: search and template must agree on batch and channels, got search {s} and "
             f"template {t}"
         )
-    if t[2] > s[2] or t[3] > s[3] or min(t[2:]) < 1:
+    if t[2] > s[2] or t[3] > s[3]:
         raise ValueError(
             f"{op}: template's spatial size must be between 1x1 and the search's, got "
             f"template {t} for search {s}"
@@ -451,7 +708,8 @@ def xcorr_signature(search, template, op="xcorr2d"):
 
 
 def pool_geometry(op, input_shape, kernel_size, stride, padding, dilation, ceil_mode) -> Geometry:
-    """Validate pooling arguments and place every window (torch's rules)."""
+    """Validate pooling arguments and place every window (torch's rules); the output
+    ``[N, C, oh, ow]`` and the padded input must fit in memory."""
     kernel = positive_pair(kernel_size, "kernel_size", op)
     no_stride = stride is None or (isinstance(stride, (tuple, list)) and len(stride) == 0)
     stride = kernel if no_stride else positive_pair(stride, "stride", op)
@@ -463,7 +721,7 @@ def pool_geometry(op, input_shape, kernel_size, stride, padding, dilation, ceil_
             f"{op}: padding must be at most half of kernel_size, got padding={padding!r} "
             f"for kernel_size={kernel_size!r}"
         )
-    in_size = (int(input_shape[-2]), int(input_shape[-1]))
+    in_size = (operator.index(input_shape[-2]), operator.index(input_shape[-1]))
     out, pad_after = [], []
     for n, k, s, p, d in zip(in_size, kernel, stride, pad, dilation):
         span = d * (k - 1) + 1
@@ -472,13 +730,32 @@ def pool_geometry(op, input_shape, kernel_size, stride, padding, dilation, ceil_
             length -= 1
         out.append(length)
         pad_after.append(max(p, (length - 1) * s + span - n - p))  # ceil-mode overhang
-    if min(out) < 1:
-        raise ValueError(
-            f"{op}: output size would be {out[0]}x{out[1]} (< 1) for input "
-            f"{in_size[0]}x{in_size[1]}, kernel_size={kernel_size!r}, stride={stride}, "
-            f"padding={padding!r}, dilation={dilation}, ceil_mode={ceil_mode}"
-        )
-    return Geometry(in_size, kernel, stride, dilation, pad, tuple(pad_after), tuple(out))
+    described = (f"input {in_size[0]}x{in_size[1]}, kernel_size={kernel_size!r}, "
+                 f"stride={stride}, padding={padding!r}, dilation={dilation}, "
+                 f"ceil_mode={ceil_mode}")
+    _check_padded_size(op, in_size, pad, pad_after, described)
+    _check_output_size(op, out, described)
+    geometry = Geometry(in_size, kernel, stride, dilation, pad, tuple(pad_after), tuple(out))
+    check_created_sizes(op, geometry, input_shape[0], input_shape[1], input_shape[1], described)
+    return geometry
+
+
+def _check_windows_reach_input(op, geometry, padding, dilation) -> None:
+    """``ValueError`` if a max-pooling window reads only padding (closed form per output
+    position: no loop over the window's taps)."""
+    for axis, name in ((0, "row"), (1, "column")):
+        first, last = geometry.window_input_taps(axis)
+        only_padding = first > last
+        if only_padding.any():
+            o = int(np.argmax(only_padding))
+            start = int(geometry.positions(axis, 0)[o])
+            step, k = geometry.dilation[axis], geometry.kernel[axis]
+            raise ValueError(
+                f"{op}: with padding={padding!r} and dilation={dilation!r} the window of output "
+                f"{name} {o} covers only padding ({name}s {start}, {start + step}, ..., "
+                f"{start + (k - 1) * step} of an input with {geometry.in_size[axis]}); torch "
+                f"returns -inf with an out-of-range index there and its backward corrupts memory"
+            )
 
 
 def max_pool_signature(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
@@ -489,17 +766,7 @@ def max_pool_signature(input, kernel_size, stride=None, padding=0, dilation=1, c
     x = check_ndim(input, "input", 4, "[N, C, H, W]", op)
     check_flag(return_indices, "return_indices", op)
     geometry = pool_geometry(op, x, kernel_size, stride, padding, dilation, ceil_mode)
-    for axis, name in ((0, "row"), (1, "column")):
-        taps = np.stack([geometry.positions(axis, t) for t in range(geometry.kernel[axis])])
-        reaches_input = ((taps >= 0) & (taps < geometry.in_size[axis])).any(axis=0)
-        if not reaches_input.all():
-            o = int(np.argmin(reaches_input))
-            raise ValueError(
-                f"{op}: with padding={padding!r} and dilation={dilation!r} the window of output "
-                f"{name} {o} covers only padding ({name}s {taps[:, o].tolist()} of an input with "
-                f"{geometry.in_size[axis]}); torch returns -inf with an out-of-range index there "
-                f"and its backward corrupts memory"
-            )
+    _check_windows_reach_input(op, geometry, padding, dilation)
     return geometry
 
 
@@ -508,7 +775,6 @@ def avg_pool_signature(input, kernel_size, stride=None, padding=0, ceil_mode=Fal
     """Check a call of ``avg_pool2d``."""
     op = "avg_pool2d"
     x = check_ndim(input, "input", 4, "[N, C, H, W]", op)
-    geometry = pool_geometry(op, x, kernel_size, stride, padding, 1, ceil_mode)
     check_flag(count_include_pad, "count_include_pad", op)
     if divisor_override is not None:
         if not _is_int(divisor_override):
@@ -518,7 +784,10 @@ def avg_pool_signature(input, kernel_size, stride=None, padding=0, ceil_mode=Fal
             )
         if divisor_override == 0:
             raise ValueError(f"{op}: divisor_override must not be zero")
-    return geometry
+        if abs(divisor_override) > MAX_EXTENT:
+            raise ValueError(f"{op}: divisor_override must be at most 2**31 - 1 in magnitude, "
+                             f"got divisor_override={divisor_override}")
+    return pool_geometry(op, x, kernel_size, stride, padding, 1, ceil_mode)
 
 
 def avg_divisor(geometry: Geometry, count_include_pad: bool, divisor_override) -> np.ndarray:

@@ -26,18 +26,19 @@ from __future__ import annotations
 import numpy as np
 
 from .common import (
+    check_arrays,
     check_grad_output,
     conv2_5d_signature,
-    float_arrays,
     shape_of,
+    to_float64,
 )
 
 
 def _conv2_5d_args(input, depth, weight, bias, stride, padding, dilation, focal, pixel_size):
-    x, z, w, b = float_arrays("conv2_5d", input=input, depth=depth, weight=weight, bias=bias)
+    x, z, w, b = check_arrays("conv2_5d", input=input, depth=depth, weight=weight, bias=bias)
     sig = conv2_5d_signature(x.shape, z.shape, w.shape, shape_of(b), stride, padding, dilation,
                              focal, pixel_size)
-    return x, z, w, b, sig.geometry, sig.focal, sig.pixel_size
+    return (*to_float64(x, z, w, b), sig.geometry, sig.focal, sig.pixel_size)
 
 
 def depth_bin_masks(geometry, depth_pad, bins, focal, pixel_size):

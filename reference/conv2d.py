@@ -20,20 +20,21 @@ from __future__ import annotations
 import numpy as np
 
 from .common import (
+    check_arrays,
     check_grad_output,
     conv2d_signature,
-    float_arrays,
     grouped_tap_product,
     grouped_tap_product_vjp,
     shape_of,
+    to_float64,
     xcorr_signature,
 )
 
 
 def _conv2d_args(input, weight, bias, stride, padding, dilation, groups):
-    x, w, b = float_arrays("conv2d", input=input, weight=weight, bias=bias)
+    x, w, b = check_arrays("conv2d", input=input, weight=weight, bias=bias)
     sig = conv2d_signature(x.shape, w.shape, shape_of(b), stride, padding, dilation, groups)
-    return x, w, b, sig.groups, sig.geometry
+    return (*to_float64(x, w, b), sig.groups, sig.geometry)
 
 
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
@@ -86,8 +87,9 @@ def conv2d_vjp(grad_output, input, weight, bias=None, stride=1, padding=0, dilat
 
 
 def _xcorr_args(search, template, op):
-    s, t = float_arrays(op, search=search, template=template)
-    return s, t, xcorr_signature(s.shape, t.shape, op)
+    s, t = check_arrays(op, search=search, template=template)
+    out_shape = xcorr_signature(s.shape, t.shape, op)
+    return (*to_float64(s, t), out_shape)
 
 
 def _all_finite(*arrays) -> bool:

@@ -32,12 +32,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from .common import (
+    check_arrays,
     check_grad_output,
     deform_signature,
-    float_arrays,
     grouped_tap_product,
     grouped_tap_product_vjp,
     shape_of,
+    to_float64,
 )
 
 
@@ -72,11 +73,11 @@ class _DeformArgs:
 
 
 def _deform_args(input, offset, weight, bias, stride, padding, dilation, mask):
-    x, off, w, b, m = float_arrays("deform_conv2d", input=input, offset=offset, weight=weight,
+    x, off, w, b, m = check_arrays("deform_conv2d", input=input, offset=offset, weight=weight,
                                    bias=bias, mask=mask)
     sig = deform_signature(x.shape, off.shape, w.shape, shape_of(b), stride, padding, dilation,
                            shape_of(m))
-    return _DeformArgs(x, off, w, b, m, sig.groups, sig.offset_groups, sig.geometry)
+    return _DeformArgs(*to_float64(x, off, w, b, m), sig.groups, sig.offset_groups, sig.geometry)
 
 
 @dataclass(frozen=True)

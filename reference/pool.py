@@ -23,28 +23,30 @@ import numpy as np
 from .common import (
     avg_divisor,
     avg_pool_signature,
+    check_arrays,
     check_flag,
     check_grad_output,
-    float_arrays,
     max_pool_signature,
+    to_float64,
 )
 
 
 def _max_pool_args(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices):
-    (x,) = float_arrays("max_pool2d", input=input)
+    (x,) = check_arrays("max_pool2d", input=input)
     geometry = max_pool_signature(x.shape, kernel_size, stride, padding, dilation, ceil_mode,
                                   return_indices)
-    return x, geometry
+    return *to_float64(x), geometry
 
 
 def _argmax_windows(x, geometry):
-    """Max and flat index of every window, visiting taps as torch's kernel does."""
+    """Max and flat index of every window, visiting taps as torch's kernel does (only
+    the taps that read the input somewhere: the others never win)."""
     n, c = x.shape[:2]
     width = geometry.in_size[1]
     xpad = geometry.pad(x)
     best = np.full((n, c, *geometry.out_size), -np.inf)
     index = np.full(best.shape, -1, dtype=np.int64)
-    for i, j in geometry.taps():
+    for i, j in geometry.input_taps():
         flat = geometry.positions(0, i)[:, None] * width + geometry.positions(1, j)[None, :]
         inside = geometry.in_input(i, j)
         v = geometry.tap(xpad, i, j)
@@ -95,10 +97,10 @@ def max_pool2d_vjp(grad_output, input, kernel_size, stride=None, padding=0, dila
 
 def _avg_pool_args(input, kernel_size, stride, padding, ceil_mode, count_include_pad,
                    divisor_override):
-    (x,) = float_arrays("avg_pool2d", input=input)
+    (x,) = check_arrays("avg_pool2d", input=input)
     geometry = avg_pool_signature(x.shape, kernel_size, stride, padding, ceil_mode,
                                   count_include_pad, divisor_override)
-    return x, geometry, avg_divisor(geometry, count_include_pad, divisor_override)
+    return *to_float64(x), geometry, avg_divisor(geometry, count_include_pad, divisor_override)
 
 
 def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
@@ -122,8 +124,10 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
         input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override
     )
     xpad = geometry.pad(x)
+    total = np.zeros((*x.shape[:2], *geometry.out_size))
     with np.errstate(invalid="ignore"):  # inf + -inf is NaN, as in torch
-        total = sum(geometry.tap(xpad, i, j) for i, j in geometry.taps())
+        for i, j in geometry.input_taps():  # the other taps add only padding's zeros
+            total += geometry.tap(xpad, i, j)
     return total / divisor
 
 
@@ -135,6 +139,6 @@ def avg_pool2d_vjp(grad_output, input, kernel_size, stride=None, padding=0, ceil
     )
     grad = check_grad_output(grad_output, (*x.shape[:2], *geometry.out_size), "avg_pool2d")
     grad_xpad = np.zeros_like(geometry.pad(x))
-    for i, j in geometry.taps():
+    for i, j in geometry.input_taps():  # the others reach only padding
         geometry.add_to_tap(grad_xpad, i, j, grad / divisor)
     return {"input": geometry.unpad(grad_xpad).copy()}

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .common import check_grad_output, float_arrays, shape_of, tanprod_signature
+from .common import check_arrays, check_grad_output, shape_of, tanprod_signature, to_float64
 
 
 def exclusive_products(factors: np.ndarray, axis: int) -> np.ndarray:
@@ -32,9 +32,9 @@ def exclusive_products(factors: np.ndarray, axis: int) -> np.ndarray:
 
 
 def _tanprod_args(input, weight, bias, stride, padding, dilation):
-    x, w, b = float_arrays("tanprod_conv2d", input=input, weight=weight, bias=bias)
+    x, w, b = check_arrays("tanprod_conv2d", input=input, weight=weight, bias=bias)
     sig = tanprod_signature(x.shape, w.shape, shape_of(b), stride, padding, dilation)
-    return x, w, b, sig.geometry
+    return (*to_float64(x, w, b), sig.geometry)
 
 
 def _tap_factors(geometry, xpad, w, i, j):

@@ -1,6 +1,8 @@
-"""Arguments: the reference's errors for bad calls (eagerly and under jit), dtypes,
+"""Arguments: the reference's errors for bad calls (eagerly and under jit), what tensor
+arguments may be, calls too large for memory, traced static arguments, dtypes,
 non-finite values under jit, and the ``impl`` switch with its kernel interface."""
 
+import functools
 import importlib.util
 import sys
 import types
@@ -20,16 +22,17 @@ from crossconv.registry import FP32
 from crossconv.registry import OPS as REGISTRY
 
 
-def _reference_bad_calls():
-    """The reference's own table of bad calls (tests/reference/test_validation.py)."""
+def _reference_table(name):
+    """One of the reference's own tables of bad calls (tests/reference/test_validation.py)."""
     path = Path(__file__).parents[1] / "reference" / "test_validation.py"
     spec = importlib.util.spec_from_file_location("reference_bad_calls", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.BAD
+    return getattr(module, name)
 
 
-BAD = _reference_bad_calls()
+BAD = _reference_table("BAD")
+TOO_BIG = _reference_table("TOO_BIG")
 
 
 def _error(fn, *args, **kwargs):
@@ -207,3 +210,141 @@ def test_auto_is_native_on_a_cpu(monkeypatch):
     c = case("tanprod_conv2d")
     assert_close(c.call(jax_impl.tanprod_conv2d, impl="auto"),
                  c.call(jax_impl.tanprod_conv2d, impl="native"), FP32, "auto vs native")
+
+
+# ----------------------------------------------------------------------------- kinds, sizes, jit
+
+
+def test_tensor_arguments_must_be_jax_or_numpy_arrays():
+    """Like torch_impl's "must be a torch.Tensor": a TypeError naming the argument, never
+    JAX's "Error interpreting argument"; NumPy arrays are natural JAX inputs and work."""
+    torch = pytest.importorskip("torch")
+    x, w = np.ones((1, 3, 5, 5), np.float32), np.ones((4, 3, 3, 3), np.float32)
+    offset = np.ones((1, 18, 3, 3), np.float32)
+    calls = [  # (call, "op: argument", the type it got)
+        (lambda: jax_impl.conv2d(torch.ones(1, 3, 5, 5), w), "conv2d: input", "Tensor"),
+        (lambda: jax_impl.conv2d(x, w.tolist()), "conv2d: weight", "list"),
+        (lambda: jax_impl.conv2d(x, w, [[1.0], [2.0, 3.0]]), "conv2d: bias", "list"),
+        (lambda: jax_impl.tanprod_conv2d(None, w), "tanprod_conv2d: input", "None"),
+        (lambda: jax_impl.xcorr2d(x, "template"), "xcorr2d: template", "str"),
+        (lambda: jax_impl.conv2_5d(x, {"depth": 1}, w[None]), "conv2_5d: depth", "dict"),
+        (lambda: jax_impl.deform_conv2d(x, offset, w, mask=1.0), "deform_conv2d: mask", "float"),
+        (lambda: jax_impl.max_pool2d(None, 2), "max_pool2d: input", "None"),
+        (lambda: jax_impl.avg_pool2d(x.tolist(), 2), "avg_pool2d: input", "list"),
+    ]
+    for call, argument, got in calls:
+        with pytest.raises(TypeError) as info:
+            call()
+        assert str(info.value) == f"{argument} must be a jax.Array or numpy.ndarray, got {got}"
+    assert jax_impl.conv2d(x, w).shape == jax_impl.conv2d(jnp.asarray(x), jnp.asarray(w)).shape
+
+
+@pytest.mark.parametrize("op, args, kwargs, fragment", TOO_BIG, ids=[b[0] for b in TOO_BIG])
+def test_calls_too_large_for_memory_are_refused_before_xla_sees_them(op, args, kwargs, fragment):
+    """padding=10**9 made XLA abort the process ("overflow in static extent product");
+    the shared checks refuse it first, with the reference's message, eagerly and under jit."""
+    with pytest.raises(MemoryError) as expected:
+        getattr(reference, op)(*args, **kwargs)
+    with pytest.raises(MemoryError) as eager:
+        getattr(jax_impl, op)(*args, **kwargs)
+    arrays = [a for a in args if isinstance(a, np.ndarray)]
+    static = [a for a in args if not isinstance(a, np.ndarray)]
+    with pytest.raises(MemoryError) as jitted:
+        jax.jit(lambda a: getattr(jax_impl, op)(*a, *static, **kwargs))(arrays)
+    assert str(eager.value) == str(jitted.value) == str(expected.value)
+    assert fragment in str(eager.value)
+
+
+#: One call per op: its tensors, and its non-tensor arguments with a valid value.
+STATIC_CALLS = {
+    "conv2d": ((np.ones((1, 4, 5, 5)), np.ones((2, 2, 3, 3))),
+               dict(stride=1, padding=1, dilation=1, groups=2)),
+    "tanprod_conv2d": ((np.ones((1, 2, 5, 5)) * 0.1, np.ones((2, 2, 3, 3)) * 0.1),
+                       dict(stride=2, padding=(1, 0), dilation=1)),
+    "conv2_5d": ((np.ones((1, 2, 5, 5)), np.ones((1, 1, 5, 5)), np.ones((3, 2, 2, 3, 3))),
+                 dict(stride=1, padding=1, dilation=1, focal=2.0, pixel_size=0.5)),
+    "deform_conv2d": ((np.ones((1, 2, 5, 5)), np.zeros((1, 18, 3, 3)), np.ones((2, 2, 3, 3))),
+                      dict(stride=1, padding=0, dilation=1)),
+    "max_pool2d": ((np.ones((1, 1, 5, 5)),),
+                   dict(kernel_size=3, stride=2, padding=1, dilation=1, ceil_mode=True,
+                        return_indices=False)),
+    "avg_pool2d": ((np.ones((1, 1, 5, 5)),),
+                   dict(kernel_size=2, stride=1, padding=1, ceil_mode=False,
+                        count_include_pad=False, divisor_override=3)),
+}
+
+
+@pytest.mark.parametrize("op", list(STATIC_CALLS))
+def test_traced_non_tensor_arguments_say_how_to_make_them_static(op):
+    tensors, params = STATIC_CALLS[op]
+    fn = getattr(jax_impl, op)
+    for name, value in params.items():
+        others = {k: v for k, v in params.items() if k != name}
+        with pytest.raises(TypeError) as info:
+            jax.jit(lambda t, v: fn(*t, **others, **{name: v}))(tensors, value)  # noqa: B023
+        message = str(info.value)
+        assert message.startswith(f"{op}: {name} must be a static Python value")
+        assert f"static_argnames=({name!r},)" in message and "functools.partial" in message
+    # What the message suggests works (a pair, not a list: static arguments are hashed).
+    jitted = jax.jit(fn, static_argnames=tuple(params))
+    assert_close(jitted(*tensors, **params), fn(*tensors, **params), FP32, f"{op} with static_argnames")
+
+
+def test_jit_of_the_op_itself_names_the_traced_argument():
+    x, w = jnp.ones((2, 4, 7, 7)), jnp.ones((6, 4, 3, 3))
+    with pytest.raises(TypeError, match=r"conv2d: padding must be a static Python value.*"
+                                        r"jax.jit\(jax_impl.conv2d, static_argnames=\('padding',\)\)"):
+        jax.jit(jax_impl.conv2d)(x, w, padding=1)
+    out = jax.jit(functools.partial(jax_impl.conv2d, padding=1))(x, w)
+    assert out.shape == (2, 6, 7, 7)
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+@pytest.mark.parametrize("batch", [1, 2, 3])
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_a_non_finite_weight_meeting_zero_padding_gives_nan(batch, bad):
+    """0 * NaN and 0 * inf are NaN (SPEC): a weight tap that lands on padding still makes
+    the output NaN. torch's F.conv2d returns finite numbers there for N >= 2; XLA must not
+    fold the explicit zero padding away (eagerly, under jit, strided, dilated, grouped)."""
+    x = np.ones((batch, 2, 4, 4), np.float32)
+    w = np.ones((4, 1, 3, 3), np.float32)
+    w[0, 0, 0, 0] = bad
+    for params in (dict(padding=1), dict(padding=(2, 1), stride=2, dilation=(2, 1)),
+                   dict(padding="same", groups=2)):
+        params.setdefault("groups", 2)
+        expected = reference.conv2d(x, w, **params)
+        assert np.isnan(expected[0, 0, 0, 0])
+        for actual in (jax_impl.conv2d(x, w, **params),
+                       quick_jit(lambda a, b: jax_impl.conv2d(a, b, **params))(x, w)):  # noqa: B023
+            assert mismatch(actual, expected, FP32) <= 1, params
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+@pytest.mark.parametrize("op", ["conv2d", "xcorr2d", "xcorr2d_depthwise"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_a_non_finite_kernel_leaves_the_other_input_gradients_finite(op, bad):
+    """XLA:CPU's float32 transposed convolution multiplies its zero padding by the
+    kernel: a NaN kernel tap made every input gradient NaN. The reference's pattern:
+    NaN only where the tap met the input."""
+    rng = np.random.default_rng(3)
+    if op == "conv2d":
+        x, k = rng.standard_normal((2, 4, 6, 5)), rng.standard_normal((6, 2, 3, 3))
+        params = dict(padding=1, stride=(2, 1), dilation=(1, 2), groups=2)
+    else:
+        x, k = rng.standard_normal((2, 3, 7, 6)), rng.standard_normal((2, 3, 3, 2))
+        params = {}
+    k[0, 0, 0, 1] = bad
+    x, k = x.astype(np.float32), k.astype(np.float32)
+    out = getattr(reference, op)(x, k, **params)
+    g = np.cos(np.arange(out.size)).reshape(out.shape)
+    expected = getattr(reference, op + "_vjp")(g, x, k, **params)
+    first = "input" if op == "conv2d" else "search"
+    def pullback(a, b, cotangent):
+        return jax.vjp(lambda u, v: getattr(jax_impl, op)(u, v, **params), a, b)[1](cotangent)
+
+    for grads in (pullback, quick_jit(pullback)):
+        grad_x, grad_k = grads(x, k, jnp.asarray(g, jnp.float32))
+        assert np.isfinite(expected[first]).any()
+        assert mismatch(grad_x, expected[first], Tolerance(rtol=1e-4, atol=1e-4)) <= 1
+        second = "weight" if op == "conv2d" else "template"
+        assert mismatch(grad_k, expected[second], Tolerance(rtol=1e-4, atol=1e-4)) <= 1
