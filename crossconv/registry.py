@@ -174,31 +174,32 @@ class Implementation:
 
 IMPLEMENTATIONS: tuple[Implementation, ...] = (
     # The anchors: SPEC.md follows these, so the reference must agree with them.
-    Implementation("conv2d", "torch-anchor", limits={"nonfinite": True}),
-    Implementation("xcorr2d", "torch-anchor", limits={"nonfinite": True}),
-    Implementation("xcorr2d_depthwise", "torch-anchor", limits={"nonfinite": True}),
-    # torchvision crashes on NaN offsets: never nonfinite_offsets (off by default).
-    Implementation("deform_conv2d", "torch-anchor", limits={"nonfinite": True}),
-    Implementation("max_pool2d", "torch-anchor", limits={"nonfinite": True}),
-    Implementation("avg_pool2d", "torch-anchor", limits={"nonfinite": True}),
+    # Non-finite values are drawn by default (the strategies' nonfinite=True).
+    Implementation("conv2d", "torch-anchor"),
+    Implementation("xcorr2d", "torch-anchor"),
+    Implementation("xcorr2d_depthwise", "torch-anchor"),
+    # torchvision crashes the process on a NaN offset coordinate: no non-finite offsets.
+    Implementation("deform_conv2d", "torch-anchor", limits={"nonfinite_offsets": False}),
+    Implementation("max_pool2d", "torch-anchor"),
+    Implementation("avg_pool2d", "torch-anchor"),
     # torch_impl (the PyTorch backend): every feature, SPEC.md's NaN/Inf rules included.
-    Implementation("conv2d", "torch", limits={"nonfinite": True}),
-    Implementation("xcorr2d", "torch", limits={"nonfinite": True}),
-    Implementation("xcorr2d_depthwise", "torch", limits={"nonfinite": True}),
-    Implementation("tanprod_conv2d", "torch", limits={"nonfinite": True}),
-    Implementation("conv2_5d", "torch", limits={"nonfinite": True}),
-    Implementation("deform_conv2d", "torch", limits={"nonfinite": True, "nonfinite_offsets": True}),
-    Implementation("max_pool2d", "torch", limits={"nonfinite": True}),
-    Implementation("avg_pool2d", "torch", limits={"nonfinite": True}),
+    Implementation("conv2d", "torch"),
+    Implementation("xcorr2d", "torch"),
+    Implementation("xcorr2d_depthwise", "torch"),
+    Implementation("tanprod_conv2d", "torch"),
+    Implementation("conv2_5d", "torch"),
+    Implementation("deform_conv2d", "torch"),
+    Implementation("max_pool2d", "torch"),
+    Implementation("avg_pool2d", "torch"),
     # jax_impl (the JAX backend): every feature, SPEC.md's NaN/Inf rules included.
-    Implementation("conv2d", "jax", limits={"nonfinite": True}),
-    Implementation("xcorr2d", "jax", limits={"nonfinite": True}),
-    Implementation("xcorr2d_depthwise", "jax", limits={"nonfinite": True}),
-    Implementation("tanprod_conv2d", "jax", limits={"nonfinite": True}),
-    Implementation("conv2_5d", "jax", limits={"nonfinite": True}),
-    Implementation("deform_conv2d", "jax", limits={"nonfinite": True, "nonfinite_offsets": True}),
-    Implementation("max_pool2d", "jax", limits={"nonfinite": True}),
-    Implementation("avg_pool2d", "jax", limits={"nonfinite": True}),
+    Implementation("conv2d", "jax"),
+    Implementation("xcorr2d", "jax"),
+    Implementation("xcorr2d_depthwise", "jax"),
+    Implementation("tanprod_conv2d", "jax"),
+    Implementation("conv2_5d", "jax"),
+    Implementation("deform_conv2d", "jax"),
+    Implementation("max_pool2d", "jax"),
+    Implementation("avg_pool2d", "jax"),
     # lua_port (the Torch7 CustomConv port, one column per Lua runtime).
     # Torch7's nn.CustomConv and nn.SpatialConvolutionMM have no dilation or groups and
     # pad both sides alike (so no padding="same" with an even kernel).
@@ -206,36 +207,35 @@ IMPLEMENTATIONS: tuple[Implementation, ...] = (
         Implementation(op, "lua", label=f"lua-{runtime}", extra={"runtime": runtime}, limits=limits)
         for runtime in ("luajit", "5.4")
         for op, limits in (
-            ("tanprod_conv2d", {"max_dilation": 1, "nonfinite": True}),
-            ("conv2d", {"max_dilation": 1, "max_groups": 1, "string_padding": False,
-                        "nonfinite": True}),
+            ("tanprod_conv2d", {"max_dilation": 1}),
+            ("conv2d", {"max_dilation": 1, "max_groups": 1, "string_padding": False}),
         )
     ),
     # jax_impl Pallas kernels (impl="pallas": interpret mode on a CPU). Every example
     # compiles its own kernels (~0.3-2 s each here), hence the small example fractions.
     Implementation("tanprod_conv2d", "jax", label="jax-pallas", extra={"impl": "pallas"},
-                   limits={"nonfinite": True}, examples=0.1),
+                   examples=0.1),
     Implementation("conv2_5d", "jax", label="jax-pallas", extra={"impl": "pallas"},
-                   limits={"nonfinite": True}, examples=0.1),
+                   examples=0.1),
     Implementation("deform_conv2d", "jax", label="jax-pallas", extra={"impl": "pallas"},
-                   limits={"nonfinite": True, "nonfinite_offsets": True}, examples=0.1),
+                   examples=0.1),
     Implementation("max_pool2d", "jax", label="jax-pallas", extra={"impl": "pallas"},
-                   limits={"nonfinite": True}, examples=0.2),
+                   examples=0.2),
     Implementation("avg_pool2d", "jax", label="jax-pallas", extra={"impl": "pallas"},
-                   limits={"nonfinite": True}, examples=0.2),
+                   examples=0.2),
     # torch_impl Triton kernels (impl="triton": Triton's interpreter on a CPU, 0.05-0.7 s
     # a call, hence a fraction of the examples). They have every feature of the ops and
     # SPEC.md's NaN/Inf behaviour, NaN and infinite offsets included.
     Implementation("tanprod_conv2d", "torch", label="torch-triton", extra={"impl": "triton"},
-                   limits={"nonfinite": True}, examples=0.3),
+                   examples=0.3),
     Implementation("conv2_5d", "torch", label="torch-triton", extra={"impl": "triton"},
-                   limits={"nonfinite": True}, examples=0.3),
+                   examples=0.3),
     Implementation("deform_conv2d", "torch", label="torch-triton", extra={"impl": "triton"},
-                   limits={"nonfinite": True, "nonfinite_offsets": True}, examples=0.3),
+                   examples=0.3),
     Implementation("max_pool2d", "torch", label="torch-triton", extra={"impl": "triton"},
-                   limits={"nonfinite": True}, examples=0.5),
+                   examples=0.5),
     Implementation("avg_pool2d", "torch", label="torch-triton", extra={"impl": "triton"},
-                   limits={"nonfinite": True}, examples=0.5),
+                   examples=0.5),
 )
 
 
