@@ -58,15 +58,22 @@ def _largest(value) -> int:
     return max(value) if isinstance(value, (tuple, list)) else int(value)
 
 
+def _square(value) -> bool:
+    return value is None or np.ndim(value) == 0 or len(set(value)) == 1
+
+
 def implied_needs(case: Case) -> dict[str, Any]:
     """What a case's configuration asks of the strategy options that bound it: batch,
     channels, kernel, stride, dilation, padding, groups, offset groups, bins, template
-    size, mask, string padding."""
+    size, mask, bias, string padding, square windows, and the values of the boolean,
+    optional and fixed arguments (ceil_mode, stride=None, divisor_override, focal, ...)."""
     t, p = case.tensors, case.params
     first = next(v for v in t.values() if v is not None)
-    needs = {"max_batch": first.shape[0]}
+    needs = {"max_batch": first.shape[0], "max_channels": first.shape[1]}
     if "weight" in t:
         needs["max_kernel"] = max(t["weight"].shape[-2:])
+        if t["weight"].shape[-1] != t["weight"].shape[-2]:
+            needs["square_kernel"] = False
     if "kernel_size" in p:
         needs["max_kernel"] = _largest(p["kernel_size"])
     for key in ("stride", "dilation", "padding"):
@@ -74,7 +81,19 @@ def implied_needs(case: Case) -> dict[str, Any]:
             needs["string_padding"] = True
         elif p.get(key) not in (None, ()):
             needs["max_" + key] = _largest(p[key])
-    needs["max_channels"] = first.shape[1]
+    windows = [p.get(key) for key in ("stride", "dilation", "padding", "kernel_size")
+               if not isinstance(p.get(key), str)]
+    if not all(_square(value) for value in windows):
+        needs["square"] = False
+    if "bias" in t:
+        needs["bias"] = t["bias"] is not None
+    if case.op in ("max_pool2d", "avg_pool2d"):
+        needs["stride_none"] = p.get("stride") in (None, ())
+        for key in ("ceil_mode", "return_indices", "count_include_pad"):
+            if key in p:
+                needs[key] = bool(p[key])
+        if p.get("divisor_override") is not None:
+            needs["divisor_override"] = True
     if case.op == "conv2d":
         needs["max_groups"] = p.get("groups", 1)
         needs["max_group_channels"] = t["weight"].shape[1]
@@ -86,6 +105,10 @@ def implied_needs(case: Case) -> dict[str, Any]:
         needs["with_mask"] = t["mask"] is not None
     if case.op == "conv2_5d":
         needs["max_bins"] = t["weight"].shape[0]
+        if t["weight"].shape[0] != t["weight"].shape[-2]:
+            needs["bins_equal_kernel"] = False
+        needs["focal"] = float(p.get("focal", 1.0))
+        needs["pixel_size"] = float(p.get("pixel_size", 1.0))
     if "template" in t:
         needs["max_template"] = max(t["template"].shape[-2:])
     return needs
@@ -94,16 +117,17 @@ def implied_needs(case: Case) -> dict[str, Any]:
 def admits(strategy, limits: Mapping[str, Any], boundary: Boundary) -> str | None:
     """None if ``strategy(**limits)`` could draw the boundary case's configuration, else
     why not. Its needs are :func:`implied_needs` (for the options the strategy has) plus
-    its own (``nonfinite`` and the like): a numeric option must be at least the needed
-    value, any other must equal it (an option of None, e.g. ``with_mask=None``, draws both)."""
+    its own (``nonfinite`` and the like): a ``max_*`` option must be at least the needed
+    value, any other must equal it (an option of None, e.g. ``with_mask=None``, draws
+    every value; ``divisor_override=True`` draws None too)."""
     defaults = strategy_defaults(strategy)
     implied = {k: v for k, v in implied_needs(boundary.case).items() if k in defaults}
     for key, needed in {**implied, **boundary.needs}.items():
         have = limits.get(key, defaults[key])
-        if isinstance(needed, bool) or not isinstance(needed, (int, float)):
-            ok = have is None or have == needed
-        else:
+        if key.startswith("max_"):
             ok = have >= needed
+        else:
+            ok = have is None or have == needed
         if not ok:
             return f"needs {key}={needed!r}, the limits give {have!r}"
     return None

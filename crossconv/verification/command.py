@@ -115,7 +115,9 @@ def _run(args, console) -> int:
         _print(console, f"batch invariance: held on {held['held']} of "
                         f"{held['held'] + held['violated']} batched cases")
     for warning in report.warnings:
-        _print(console, f"warning: {warning}")
+        check = next((k for k in report.warning_counts if warning.startswith(k)), "")
+        count = report.warning_counts.get(check, 1)
+        _print(console, f"warning ({count} case{'s' if count > 1 else ''}; the first): {warning}")
     _print(console, "features exercised:")
     for line in report.features.lines():
         _print(console, line)

@@ -150,9 +150,11 @@ def largest_difference(a, b) -> tuple[float, tuple[int, ...] | None]:
     if a.shape != b.shape:
         return math.inf, None
     with np.errstate(invalid="ignore"):
-        difference = np.where(np.isnan(a) & np.isnan(b), 0.0, np.abs(a - b))
-        difference = np.where(np.isnan(difference) | (np.isinf(a) != np.isinf(b)), np.inf,
-                              np.where((a == b), 0.0, difference))
+        same = (a == b) | (np.isnan(a) & np.isnan(b))
+        difference = np.where(same, 0.0, np.abs(a - b))
+        difference = np.where(np.isnan(difference), np.inf, difference)
+        if not difference.any():  # equal values in different bits: -0.0 and 0.0
+            difference = np.where(np.signbit(a) != np.signbit(b), np.finfo(np.float64).tiny, 0.0)
     if difference.size == 0:
         return 0.0, None
     index = np.unravel_index(int(np.argmax(difference)), difference.shape)

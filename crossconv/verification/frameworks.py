@@ -17,7 +17,7 @@ from . import runners
 class Framework:
     """``requires``: the module that must be installed; ``gradients``: "autodiff" (the
     framework's own), "vjp" (a NumPy VJP given with ``--vjp``) or "" (forward only);
-    ``imports``, ``convert`` (an expression of ``array``, ``dtype``), ``to_numpy`` (of
+    ``imports``, ``convert`` (an expression of ``array`` and ``{dtype}``), ``to_numpy`` (of
     ``value``): the snippet's way to make the function's inputs and read its outputs."""
 
     name: str
@@ -27,7 +27,6 @@ class Framework:
     imports: tuple[str, ...] = ()
     convert: str = "array"
     to_numpy: str = "np.asarray(value)"
-    dtype_names: str = "{dtype}"
 
     @property
     def layouts(self) -> tuple[str, ...]:
@@ -46,18 +45,16 @@ FRAMEWORKS: dict[str, Framework] = {
     f.name: f
     for f in [
         Framework("numpy", runners.NumpyRunner, gradients="vjp",
-                  convert="np.array(array, dtype=dtype)"),
+                  convert="np.array(array, dtype={dtype})"),
         Framework("torch", runners.TorchRunner, requires="torch", imports=("import torch",),
-                  convert="torch.from_numpy(array).to(device).to(getattr(torch, dtype))",
+                  convert="torch.from_numpy(array).to(device).to(getattr(torch, {dtype}))",
                   to_numpy="value.detach().cpu().float().numpy() if value.dtype == torch.bfloat16 "
-                           "else value.detach().cpu().numpy()",
-                  dtype_names="torch.{dtype}"),
+                           "else value.detach().cpu().numpy()"),
         Framework("jax", runners.JaxRunner, requires="jax",
                   imports=("import jax", "import jax.numpy as jnp", "",
                            'jax.config.update("jax_enable_x64", True)'),
-                  convert="jnp.asarray(array, dtype=dtype)",
+                  convert="jnp.asarray(array, dtype={dtype})",
                   to_numpy="np.asarray(value, dtype=np.float32) if value.dtype == jnp.bfloat16 "
-                           "else np.asarray(value)",
-                  dtype_names="jnp.{dtype}"),
+                           "else np.asarray(value)"),
     ]
 }

@@ -262,6 +262,8 @@ class Worker:
 
     def close(self) -> None:
         if self.process is not None:
+            if not self._loaded:  # a replacement still loading: nothing to wait for
+                self.process.kill()
             self.process.close()
             self.process = None
 

@@ -156,7 +156,8 @@ class Plan:
 
     def _batch_variant(self) -> Case | None:
         """The case with every sample but one replaced by a shuffle of the other samples'
-        values (so still valid: offsets stay offsets, depths depths); None for N < 2."""
+        values times 1.5 (so still valid: offsets stay offsets, depths depths, and a
+        batch statistic such as the largest value changes); None for N < 2."""
         case = self.draw.case
         first = next(v for v in case.tensors.values() if v is not None)
         n = first.shape[0]
@@ -173,10 +174,8 @@ class Plan:
             changed = value.copy()
             others = np.delete(np.arange(n), keep)
             block = changed[others]
-            changed[others] = rng.permutation(block.ravel()).reshape(block.shape)
-            if np.array_equal(changed[others], value[others], equal_nan=True):
-                changed[others] = -value[others]
-            tensors[name] = changed
+            changed[others] = rng.permutation(block.ravel()).reshape(block.shape) * 1.5
+            tensors[name] = dt.round_to(changed, self.draw.dtype).astype(value.dtype)
         return Case(case.op, tensors, case.params, case.seed)
 
     # ------------------------------------------------------------------------- judging

@@ -153,7 +153,8 @@ class Report:
     seconds: float = 0.0
     features: Features = field(default_factory=Features)
     checks_passed: Counter = field(default_factory=Counter)
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # the first of each kind
+    warning_counts: Counter = field(default_factory=Counter)
     batch_invariance: Counter = field(default_factory=Counter)
     call_seconds: Counter = field(default_factory=Counter)
     tier_seconds: Counter = field(default_factory=Counter)
@@ -178,9 +179,9 @@ class Report:
         if invariant is not None:
             self.batch_invariance["held" if invariant else "violated"] += 1
         for warning in outcome.warnings:
-            text = f"{warning.describe()} on {outcome.draw.describe()}"
-            if not any(w.split(" on ")[0] == text.split(" on ")[0] for w in self.warnings):
-                self.warnings.append(text)
+            self.warning_counts[warning.check] += 1
+            if self.warning_counts[warning.check] == 1:
+                self.warnings.append(f"{warning.describe()} on {outcome.draw.describe()}")
 
     def as_dict(self) -> dict:
         return {
@@ -193,6 +194,7 @@ class Report:
             "isolation": self.isolation, "worker_restarts": self.worker_restarts,
             "configurations": dict(self.features.kinds), "features": self.features.as_dict(),
             "checks_passed": dict(self.checks_passed), "warnings": self.warnings,
+            "warning_counts": dict(self.warning_counts),
             "batch_invariance": dict(self.batch_invariance),
             "seconds_by_call": {k: round(v, 3) for k, v in self.call_seconds.items()},
             "seconds_by_tier": {k: round(v, 3) for k, v in self.tier_seconds.items()},

@@ -105,7 +105,11 @@ class Snippet:
                 parts.append(f"{name}={name}_t")
             else:
                 parts.append(f"{name}=tensor({name}{suffix}, {layout!r})")
-        return ", ".join(parts) + ", **params"
+        return ", ".join(parts) + (", **given" if self._lacks() else ", **params")
+
+    def _lacks(self) -> list[str]:
+        """The case's non-tensor arguments the function has no parameter for."""
+        return [k for k in self.case.params if k not in self._params()]
 
     def _header(self, check: Check) -> list[str]:
         draw = self.plan.draw
@@ -143,6 +147,9 @@ class Snippet:
         for name, value in self.case.tensors.items():
             lines.append(f"{name} = {array_literal(value, len(name) + 3)}")
         lines.append(f"params = {self.case.params!r}")
+        if self._lacks():
+            lines.append(f"given = {self._params()!r}  # it has no {', '.join(self._lacks())}: "
+                         f"verify left them at their defaults")
         if self.plan.grad:
             lines.append(f"grad_output = {array_literal(self.plan.cotangent, len('grad_output = '))}")
         variant = next((c for c in self.plan.calls if c.label == "batch variant"), None)
@@ -157,7 +164,7 @@ class Snippet:
             lines.append(f"device = {self.device!r}")
         dtype_literal = repr(self.dtype)
         helper = LAYOUT_HELPER[self.framework.name].format(
-            dtype=self.dtype, convert=fw.convert.replace("dtype", "DTYPE"))
+            dtype=self.dtype, convert=fw.convert.format(dtype="DTYPE"))
         lines += [f"DTYPE = {dtype_literal}", *helper.rstrip().splitlines()]
         lines += ["", "", "def as_numpy(value):",
                   f"    return {fw.to_numpy}"]
@@ -234,9 +241,10 @@ class Snippet:
             fixed = [n for n in self._names() if n not in wrt]
             fixed_args = ", ".join(f"{n}=tensor({n}{suffix})" if self.case.tensors[n] is not None
                                    else f"{n}=None" for n in fixed)
+            given = "given" if self._lacks() else "params"
             return [f"    def f({', '.join(wrt)}):",
                     f"        result = implementation({', '.join(f'{n}={n}' for n in wrt)}"
-                    f"{', ' + fixed_args if fixed_args else ''}, **params)",
+                    f"{', ' + fixed_args if fixed_args else ''}, **{given})",
                     "        return result[0] if isinstance(result, tuple) else result",
                     f"    output, pullback = jax.vjp(f, {', '.join(f'tensor({n}{suffix})' for n in wrt)})",
                     "    grads = pullback(jnp.asarray(grad_output, dtype=output.dtype))",
@@ -290,7 +298,7 @@ class Snippet:
         varied = ", ".join(
             f"{name}=tensor({name}_variant)" if name in changed
             else (f"{name}=None" if self.case.tensors[name] is None else f"{name}=tensor({name})")
-            for name in self._names()) + ", **params"
+            for name in self._names()) + (", **given" if self._lacks() else ", **params")
         return [f"    first = implementation({original})",
                 f"    second = implementation({varied})",
                 "    first = as_numpy(first[0] if isinstance(first, tuple) else first)",

@@ -122,7 +122,7 @@ def serve(connection: Connection, setup: Setup | None = None, fn=None, vjp=None)
 def prepare_process() -> None:
     """Ctrl-C belongs to the parent; a crash prints where it happened."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    faulthandler.enable(all_threads=False)
+    faulthandler.enable(file=2, all_threads=False)  # fd 2: sys.stderr may be a capture
 
 
 def main(argv=None) -> None:
