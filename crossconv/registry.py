@@ -39,7 +39,7 @@ class Op:
         tolerance: forward tolerance per dtype name.
         grad_tolerance: gradient tolerance per dtype name.
         fd_options: options for ``cases`` when checking gradients by finite differences
-            (keeps points away from kinks and ties).
+            (finite values only; keeps points away from kinks and ties).
         nondifferentiable: tensor arguments whose gradient must be zero or absent.
         boundary: the op's boundary cases (:mod:`crossconv.boundary`), run by crosscheck
             and verify on every implementation whose limits admit them.
@@ -55,7 +55,7 @@ class Op:
     grad_tolerance: Mapping[str, Tolerance] = field(
         default_factory=lambda: {"float64": FP64, "float32": FP32_LONG_SUMS}
     )
-    fd_options: Mapping[str, Any] = field(default_factory=dict)
+    fd_options: Mapping[str, Any] = field(default_factory=lambda: {"nonfinite": False})
     nondifferentiable: tuple[str, ...] = ()
     boundary: Callable[[], list[boundary.Boundary]] = list
 
@@ -86,18 +86,19 @@ OPS: dict[str, Op] = {
         Op("xcorr2d_depthwise", ("search", "template"), ("search", "template"),
            strategies.xcorr2d_depthwise_cases, boundary=boundary.xcorr2d_depthwise),
         Op("tanprod_conv2d", ("input", "weight", "bias"), ("input", "weight", "bias"),
-           strategies.tanprod_conv2d_cases, fd_options={"zero_factors": 1},
+           strategies.tanprod_conv2d_cases, fd_options={"zero_factors": 1, "nonfinite": False},
            boundary=boundary.tanprod_conv2d),
         Op("conv2_5d", ("input", "depth", "weight", "bias"), ("input", "weight", "bias"),
            strategies.conv2_5d_cases, nondifferentiable=("depth",), boundary=boundary.conv2_5d),
         Op("deform_conv2d", ("input", "offset", "weight", "bias", "mask"),
            ("input", "offset", "weight", "bias", "mask"),
-           strategies.deform_conv2d_cases, fd_options={"smooth": True},
+           strategies.deform_conv2d_cases,
+           fd_options={"smooth": True, "nonfinite": False, "nonfinite_offsets": False},
            boundary=boundary.deform_conv2d),
         Op("max_pool2d", ("input",), ("input",), strategies.max_pool2d_cases,
            tolerance={"float64": FP64, "float32": FP32},
            grad_tolerance={"float64": FP64, "float32": FP32},
-           fd_options={"distinct": True}, boundary=boundary.max_pool2d),
+           fd_options={"distinct": True, "nonfinite": False}, boundary=boundary.max_pool2d),
         Op("avg_pool2d", ("input",), ("input",), strategies.avg_pool2d_cases,
            tolerance={"float64": FP64, "float32": FP32},
            grad_tolerance={"float64": FP64, "float32": FP32}, boundary=boundary.avg_pool2d),
