@@ -183,12 +183,16 @@ def test_jax_runs_with_x64(capsys):
     assert code == 0, out
 
 
-def test_verify_writes_no_hypothesis_directory_into_the_current_one(capsys, tmp_path, monkeypatch):
+def test_verify_and_crosscheck_write_no_hypothesis_directory_into_the_current_one(capsys, tmp_path,
+                                                                                 monkeypatch):
+    from crossconv.crosscheck import crosscheck
+
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     code, _ = verify(capsys, "reference:conv2d", "--op", "conv2d", "--examples", "3", "--in-process",
                      "--json", str(tmp_path / "run.json"))
     assert code == 0
+    assert not crosscheck(examples=1, ops=["avg_pool2d"], backends=["reference"]).failed
     assert not (tmp_path / ".hypothesis").exists()
     run = json.loads((tmp_path / "run.json").read_text())
     assert run["passed"] and run["cases"] and run["cases"][0]["checks"]
