@@ -16,7 +16,8 @@ from . import strategies
 
 #: Option -> what it does. Shared by every op that has the option.
 OPTIONS: dict[str, str] = {
-    "dtypes": "dtypes drawn, e.g. ('float32',); verify also takes 'float16' and 'bfloat16'",
+    "dtypes": "dtypes drawn, e.g. ('float32',); verify draws float16 and bfloat16 too for torch "
+              "and JAX functions, and takes them here",
     "max_batch": "largest batch N (the small tier draws 1-2; the large tier 3 and up)",
     "max_groups": "largest number of weight groups",
     "max_group_channels": "largest input channels per weight group (the small tier draws up to 3)",

@@ -83,8 +83,8 @@ def _run(args, console) -> int:
     if not args.target:
         raise UsageError("which function? crossconv verify MODULE:FUNCTION --op NAME")
     limits = parse_limit_items(args.op, args.limit)
-    command = "crossconv verify " + shlex.join(getattr(args, "argv", [])[1:] or [args.target, "--op",
-                                                                                  args.op])
+    command = "crossconv verify " + " ".join(
+        _quote(token) for token in getattr(args, "argv", [])[1:] or [args.target, "--op", args.op])
     report, found = run_verify(
         args.target, args.op, args.framework, args.grad, limits, args.examples, args.timeout,
         args.seed, args.device, args.vjp, tuple(args.allow), tuple(args.require),
@@ -128,6 +128,13 @@ def _run(args, console) -> int:
         _print(console, "boundary cases not run under these limits (--limit KEY=VALUE asks for "
                         "them): " + "; ".join(report.skipped_boundary))
     return 0
+
+
+def _quote(token: str) -> str:
+    """A shell word as people type it: double quotes around a Python literal."""
+    if shlex.quote(token) == token:
+        return token
+    return f'"{token}"' if not any(c in token for c in '"$`\\!') else shlex.quote(token)
 
 
 def _pass_line(report, target, what) -> str:

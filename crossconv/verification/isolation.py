@@ -139,12 +139,13 @@ class _Process:
                 pass
             self.wait(10)
 
-    def output_tail(self, lines: int = 15) -> str:
+    def output_tail(self, lines: int = 12) -> str:
         try:
             text = Path(self.log.name).read_text(errors="replace")
         except OSError:
             return ""
-        return "\n".join(text.rstrip().splitlines()[-lines:])
+        kept = [line for line in text.rstrip().splitlines() if not line.startswith("Extension modules:")]
+        return "\n".join(kept[-lines:])
 
     def close(self) -> None:
         try:

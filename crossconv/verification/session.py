@@ -127,16 +127,21 @@ class Session:
         return Draw("smallest", "", dt.as_dtype(case, dtype), dtype)
 
     def fixed(self, limits: dict, dtypes) -> list[Draw]:
-        """The boundary cases the limits admit (in float32/float64) and the golden cases."""
+        """The boundary cases the limits admit (in float32/float64; in the half dtypes when
+        only those run) and the golden cases."""
         floats = [d for d in dtypes if d in dt.FLOATS]
+        if not floats:  # half precision only: the boundary cases in it (finite by default)
+            limits = {**dt.half_limits(self.op.name, self.settings.limits), **limits}
         draws = []
         for b in self.op.boundary():
-            reason = boundary.admits(self.op.cases, {**limits, "dtypes": tuple(floats)}, b)
+            reason = boundary.admits(self.op.cases, {**limits, "dtypes": tuple(dtypes)}, b)
             if reason:
                 self.report.skipped_boundary.append(f"{b.name} ({reason})")
                 continue
-            draws += [Draw("boundary", b.name, cast(b.case, d), d) for d in floats]
+            draws += [Draw("boundary", b.name, dt.as_dtype(b.case, d), d) for d in floats or dtypes]
         golden_dtype = "float64" if "float64" in floats else (floats or ["float32"])[0]
+        if not floats:
+            return draws
         for golden in GOLDENS:
             if golden.op == self.op.name:
                 draws.append(Draw("golden", golden.name, cast(golden.case, golden_dtype),

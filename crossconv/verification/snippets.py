@@ -133,7 +133,8 @@ class Snippet:
                  "from numpy import inf, nan  # noqa: F401 (non-finite values in the arrays)", ""]
         lines += [line + ("  # noqa: E402" if line.startswith("import") else "")
                   for line in fw.imports]
-        lines += ["", 'sys.path.insert(0, ".")  # the directory crossconv verify ran in',
+        lines += ["" if fw.imports else None,
+                  'sys.path.insert(0, ".")  # the directory crossconv verify ran in',
                   "import reference  # noqa: E402",
                   "from crossconv.compare import Tolerance, assert_close  # noqa: E402"]
         if self.target:
@@ -168,7 +169,7 @@ class Snippet:
         lines += [f"DTYPE = {dtype_literal}", *helper.rstrip().splitlines()]
         lines += ["", "", "def as_numpy(value):",
                   f"    return {fw.to_numpy}"]
-        return lines
+        return [line for line in lines if line is not None]
 
     def _failed(self, check: str) -> bool:
         failure = self.outcome.failure
