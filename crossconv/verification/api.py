@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from ..registry import OPS
+from ..storage import hypothesis_storage
 from . import options as _options
 from .frameworks import FRAMEWORKS
 from .isolation import InProcess, StartupError, Worker
@@ -139,7 +140,8 @@ def run(fn, op, framework, grad, limits, examples, timeout, seed, device, vjp, a
             signature = worker.signature()
         except StartupError as error:
             raise UsageError(str(error)) from None
-        result = session.run()
+        with hypothesis_storage():
+            result = session.run()
     except KeyboardInterrupt:
         show.clear()
         _print_interrupted(session, worker, framework, target, vjp_target, device, command,
