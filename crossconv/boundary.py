@@ -4,7 +4,10 @@ Random draws rarely hit an exact edge; these always do: deform samples landing e
 rows/columns -1, 0, H-1 and H (and at integers, where gradients are one-sided), pooling's
 ceil-mode overhang, ties and NaN, conv2_5d centre depths of 0, below 0 and NaN with odd
 and even bin counts and taps exactly on bin edges, tanprod factors that are exactly 0,
-and every non-finite input whose result the op's page in docs/ defines. ``crossconv crosscheck`` runs
+every non-finite input whose result the op's page in docs/ defines, and one case at each edge of the
+strategies' large tier (a batch of 3, an output side of 33: one past a 32-wide tile, a
+kernel of 5, a template of 17, many offset groups), so every run reaches the sizes where
+kernels switch paths or leave a remainder. ``crossconv crosscheck`` runs
 them through every implementation (forward and gradients, against the reference, in each
 of the implementation's dtypes) and ``crossconv verify`` puts them first among its draws.
 
@@ -13,13 +16,15 @@ Each :class:`Boundary` says what it ``needs`` in the terms of the op's case stra
 set: an implementation gets a boundary case only if its strategy, with its limits, could
 draw that configuration (:func:`admits`). So a backend without dilation
 (``max_dilation=1``) never gets the dilated ones, and non-finite inputs go only to
-implementations whose limits ask for them (``nonfinite=True``; for deform's offsets
-``nonfinite_offsets=True``, which torchvision's ``deform_conv2d`` must never get: it
-crashes the process on a NaN offset).
+implementations whose limits allow them (on by default; torchvision's ``deform_conv2d``
+needs ``nonfinite_offsets=False``: it crashes the process on a NaN offset). The seed's
+tracking shape for xcorr (search 255x255, template 127x127, 256 channels) needs
+``max_template=127, max_channels=256``: it costs seconds, not milliseconds.
 """
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -53,14 +58,22 @@ def _largest(value) -> int:
     return max(value) if isinstance(value, (tuple, list)) else int(value)
 
 
+def _square(value) -> bool:
+    return value is None or np.ndim(value) == 0 or len(set(value)) == 1
+
+
 def implied_needs(case: Case) -> dict[str, Any]:
     """What a case's configuration asks of the strategy options that bound it: batch,
-    kernel, stride, dilation, padding, groups, bins, template size, mask, string padding."""
+    channels, kernel, stride, dilation, padding, groups, offset groups, bins, template
+    size, mask, bias, string padding, square windows, and the values of the boolean,
+    optional and fixed arguments (ceil_mode, stride=None, divisor_override, focal, ...)."""
     t, p = case.tensors, case.params
     first = next(v for v in t.values() if v is not None)
-    needs = {"max_batch": first.shape[0]}
+    needs = {"max_batch": first.shape[0], "max_channels": first.shape[1]}
     if "weight" in t:
         needs["max_kernel"] = max(t["weight"].shape[-2:])
+        if t["weight"].shape[-1] != t["weight"].shape[-2]:
+            needs["square_kernel"] = False
     if "kernel_size" in p:
         needs["max_kernel"] = _largest(p["kernel_size"])
     for key in ("stride", "dilation", "padding"):
@@ -68,13 +81,34 @@ def implied_needs(case: Case) -> dict[str, Any]:
             needs["string_padding"] = True
         elif p.get(key) not in (None, ()):
             needs["max_" + key] = _largest(p[key])
+    windows = [p.get(key) for key in ("stride", "dilation", "padding", "kernel_size")
+               if not isinstance(p.get(key), str)]
+    if not all(_square(value) for value in windows):
+        needs["square"] = False
+    if "bias" in t:
+        needs["bias"] = t["bias"] is not None
+    if case.op in ("max_pool2d", "avg_pool2d"):
+        needs["stride_none"] = p.get("stride") in (None, ())
+        for key in ("ceil_mode", "return_indices", "count_include_pad"):
+            if key in p:
+                needs[key] = bool(p[key])
+        if p.get("divisor_override") is not None:
+            needs["divisor_override"] = True
     if case.op == "conv2d":
         needs["max_groups"] = p.get("groups", 1)
+        needs["max_group_channels"] = t["weight"].shape[1]
     if case.op == "deform_conv2d":
         needs["max_groups"] = t["input"].shape[1] // t["weight"].shape[1]
+        needs["max_group_channels"] = t["weight"].shape[1]
+        taps = t["weight"].shape[2] * t["weight"].shape[3]
+        needs["max_offset_groups"] = t["offset"].shape[1] // (2 * taps)
         needs["with_mask"] = t["mask"] is not None
     if case.op == "conv2_5d":
         needs["max_bins"] = t["weight"].shape[0]
+        if t["weight"].shape[0] != t["weight"].shape[-2]:
+            needs["bins_equal_kernel"] = False
+        needs["focal"] = float(p.get("focal", 1.0))
+        needs["pixel_size"] = float(p.get("pixel_size", 1.0))
     if "template" in t:
         needs["max_template"] = max(t["template"].shape[-2:])
     return needs
@@ -83,16 +117,17 @@ def implied_needs(case: Case) -> dict[str, Any]:
 def admits(strategy, limits: Mapping[str, Any], boundary: Boundary) -> str | None:
     """None if ``strategy(**limits)`` could draw the boundary case's configuration, else
     why not. Its needs are :func:`implied_needs` (for the options the strategy has) plus
-    its own (``nonfinite`` and the like): a numeric option must be at least the needed
-    value, any other must equal it (an option of None, e.g. ``with_mask=None``, draws both)."""
+    its own (``nonfinite`` and the like): a ``max_*`` option must be at least the needed
+    value, any other must equal it (an option of None, e.g. ``with_mask=None``, draws
+    every value; ``divisor_override=True`` draws None too)."""
     defaults = strategy_defaults(strategy)
     implied = {k: v for k, v in implied_needs(boundary.case).items() if k in defaults}
     for key, needed in {**implied, **boundary.needs}.items():
         have = limits.get(key, defaults[key])
-        if isinstance(needed, bool) or not isinstance(needed, (int, float)):
-            ok = have is None or have == needed
-        else:
+        if key.startswith("max_"):
             ok = have >= needed
+        else:
+            ok = have is None or have == needed
         if not ok:
             return f"needs {key}={needed!r}, the limits give {have!r}"
     return None
@@ -133,6 +168,10 @@ def conv2d() -> list[Boundary]:
         _conv2d("depthwise groups", 104, (1, 3, 4, 4), (6, 1, 3, 3), groups=3, padding=1),
         _conv2d("the kernel covers the whole input: one output", 105, (2, 2, 3, 3), (1, 2, 3, 3)),
         nonfinite,
+        _conv2d("a batch of 3 (an odd last chunk for a batch loop in steps of 2)", 107,
+                (3, 2, 4, 3), (2, 2, 2, 2), padding=1),
+        _conv2d("an output row of 33: one past a 32-wide tile", 108, (1, 2, 2, 35), (2, 2, 2, 3)),
+        _conv2d("a 5x5 kernel", 109, (1, 1, 6, 7), (2, 1, 5, 5), padding=(2, 1)),
     ]
 
 
@@ -146,6 +185,21 @@ def _xcorr(op, name, seed, search_shape, template_shape, needs=None):
     return Boundary(name, Case(op, tensors, {}, seed), needs or {})
 
 
+@functools.lru_cache(maxsize=1)
+def _tracking_arrays(seed):
+    """The tracking shape's arrays, made once (read-only: every use copies them)."""
+    rng = _rng(seed)
+    search, template = rng.standard_normal((1, 256, 255, 255)), rng.standard_normal((1, 256, 127, 127))
+    search.flags.writeable = template.flags.writeable = False
+    return search, template
+
+
+def _tracking(op, seed) -> Boundary:
+    search, template = _tracking_arrays(seed)
+    case = Case(op, {"search": search, "template": template}, {}, seed)
+    return Boundary("the tracking shape: search 255x255, template 127x127, 256 channels", case)
+
+
 def _xcorr_cases(op, seed):
     nonfinite = _xcorr(op, "NaN and inf search cells (an FFT must not smear them)", seed + 2,
                        (1, 2, 6, 6), (1, 2, 2, 3), needs={"nonfinite": True})
@@ -156,6 +210,12 @@ def _xcorr_cases(op, seed):
                (2, 2, 3, 4)),
         _xcorr(op, "1x1 template", seed + 1, (2, 3, 4, 3), (2, 3, 1, 1)),
         nonfinite,
+        _xcorr(op, "a batch of 3", seed + 3, (3, 2, 4, 5), (3, 2, 2, 2)),
+        _xcorr(op, "a 17x17 template (past where implementations switch to FFT)", seed + 4,
+               (1, 2, 19, 18), (1, 2, 17, 17)),
+        _xcorr(op, "an output row of 33: one past a 32-wide tile", seed + 5, (1, 1, 3, 35),
+               (1, 1, 2, 3)),
+        _tracking(op, 119),
     ]
 
 
@@ -199,6 +259,8 @@ def tanprod_conv2d() -> list[Boundary]:
                         ((1, 0, 0, 2), (1, 0, 0, 1))], bias=True),
         padded_zero,
         nonfinite,
+        _tanprod("a batch of 3", 134, (3, 1, 3, 3), (1, 1, 2, 2), bias=True),
+        _tanprod("an output row of 33: one past a 32-wide tile", 135, (1, 1, 2, 35), (2, 1, 2, 3)),
     ]
 
 
@@ -206,14 +268,14 @@ def tanprod_conv2d() -> list[Boundary]:
 
 
 def _conv2_5d(name, seed, depth, bins, channels=(1, 2), kernel=(3, 3), bias=True, needs=None,
-              **params):
-    """``depth`` ``[H, W]`` (one sample); bins, (C, O) and the kernel size as given."""
+              batch=1, **params):
+    """``depth`` ``[H, W]`` (every sample); bins, (C, O) and the kernel size as given."""
     rng = _rng(seed)
     h, w = depth.shape
     c, o = channels
     tensors = {
-        "input": rng.standard_normal((1, c, h, w)),
-        "depth": np.asarray(depth, dtype=np.float64)[None, None],
+        "input": rng.standard_normal((batch, c, h, w)),
+        "depth": np.repeat(np.asarray(depth, dtype=np.float64)[None, None], batch, axis=0),
         "weight": rng.standard_normal((bins, o, c, *kernel)),
         "bias": rng.standard_normal(o) if bias else None,
     }
@@ -249,6 +311,11 @@ def conv2_5d() -> list[Boundary]:
         _conv2_5d("NaN and inf depths, at window centres and off them", 146, nonfinite_depth, 3,
                   needs={"nonfinite": True}),
         nan_input,
+        _conv2_5d("a batch of 3", 148, EDGE_DEPTHS, 3, batch=3),
+        _conv2_5d("an output row of 33: one past a 32-wide tile", 149,
+                  np.tile(EDGE_DEPTHS[:3], (1, 7))[:, :33], 3, kernel=(3, 1), padding=(1, 0)),
+        _conv2_5d("five bins and a 5x5 kernel (B = kernel size)", 144, np.tile(EDGE_DEPTHS, (2, 2)),
+                  5, kernel=(5, 5), padding=2),
     ]
 
 
@@ -315,6 +382,10 @@ def deform_conv2d() -> list[Boundary]:
         nan_offset,
         inf_offset,
         nan_input,
+        _deform("a batch of 3, with a mask", 160, (3, 2, 4, 5), (2, 2, 2, 2), mask=True),
+        _deform("an output row of 33: one past a 32-wide tile", 161, (1, 2, 2, 35), (2, 2, 2, 3)),
+        _deform("8 offset groups over 8 channels, 2 weight groups", 162, (1, 8, 4, 4),
+                (4, 4, 2, 2), offset_groups=8, mask=True),
     ]
 
 
@@ -372,6 +443,12 @@ def max_pool2d() -> list[Boundary]:
               needs=nonfinite),
         _pool("max_pool2d", "-inf windows and +inf", 167, infinite, kernel_size=2, stride=2,
               return_indices=True, needs=nonfinite),
+        _pool("max_pool2d", "a batch of 3", 168, rng.standard_normal((3, 2, 4, 4)), kernel_size=2,
+              return_indices=True),
+        _pool("max_pool2d", "an output row of 33: one past a 32-wide tile", 169,
+              rng.standard_normal((1, 2, 3, 35)), kernel_size=3, stride=1, return_indices=True),
+        _pool("max_pool2d", "a 5x5 window", 159, rng.standard_normal((1, 1, 7, 8)), kernel_size=5,
+              stride=2, padding=2, return_indices=True),
     ]
 
 
@@ -393,4 +470,7 @@ def avg_pool2d() -> list[Boundary]:
               kernel_size=2, padding=1, divisor_override=-3),
         _pool("avg_pool2d", "NaN, +inf and -inf cells", 175, nonfinite, kernel_size=2, stride=2,
               ceil_mode=True, needs={"nonfinite": True}),
+        _pool("avg_pool2d", "a batch of 3", 176, rng.standard_normal((3, 1, 4, 4)), kernel_size=2),
+        _pool("avg_pool2d", "an output row of 33: one past a 32-wide tile, a 5-wide window", 177,
+              rng.standard_normal((1, 2, 2, 37)), kernel_size=(1, 5), stride=1, padding=0),
     ]

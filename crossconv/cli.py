@@ -209,7 +209,7 @@ def _bench(args, console: Console) -> int:
 
 
 def _verify(args, console: Console) -> int:
-    from .verify import run
+    from .verification.command import run
 
     return run(args, console)
 
@@ -255,13 +255,14 @@ def parser() -> argparse.ArgumentParser:
                             "that device; exits 2 when no framework here can use it")
     check.add_argument("--json", metavar="PATH", help="write the full report as JSON")
     check.add_argument("--markdown", metavar="PATH", help="write the full report as Markdown")
-    from .verify import add_arguments
+    from .verification.command import add_arguments
 
     add_arguments(sub.add_parser(
         "verify", help="hold your own implementation of an op to the reference",
         description="Run an op's property suite (its strategies, boundary and golden cases) "
-                    "against MODULE:FUNCTION. Exit 0: passed; 1: a counterexample (printed as "
-                    "a runnable snippet); 2: bad options or an import error."))
+                    "against MODULE:FUNCTION in a worker process. Exit 0: passed; 1: a "
+                    "counterexample (printed as a runnable regression test); 2: bad options or "
+                    "an import error; 130: interrupted."))
     listing = sub.add_parser("list", help="backends, their status and the op x implementation table")
     listing.add_argument("--markdown", action="store_true",
                          help="print the op x implementation table as Markdown (as in README.md)")

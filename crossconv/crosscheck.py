@@ -45,6 +45,7 @@ from .compare import Worst, assert_close
 from .goldens import GOLDENS
 from .measure import Comparison
 from .registry import OPS, ORACLE, Implementation, implementation_names, implementations
+from .storage import hypothesis_storage
 
 REFERENCE_COLUMNS = ("oracle", "finite diff", "golden")
 
@@ -132,7 +133,8 @@ def draw_cases(strategy, examples: int, seed: int, visit: Callable[[Case], None]
     def run(case):
         visit(case)
 
-    run()
+    with hypothesis_storage():  # never a .hypothesis/ folder in the user's directory
+        run()
 
 
 def cast(case: Case, dtype: str) -> Case:
@@ -180,6 +182,10 @@ def _oracle_cell(op, examples: int, seed: int) -> Cell:
     draw_cases(op.cases(dtypes=("float64",)), examples, seed, lambda case: cell.records.append(
         _checked("random", "", case, "oracle", checks.check_oracle)))
     for b in op.boundary():
+        reason = boundary.admits(op.cases, {}, b)
+        if reason:  # beyond a default draw (xcorr's tracking shape): too large for a loop
+            cell.skipped.append(f"{b.name}: {reason}")
+            continue
         cell.records.append(_checked("boundary", b.name, b.case, "oracle", checks.check_oracle))
     for golden in GOLDENS:
         if golden.op == op.name:

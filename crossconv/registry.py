@@ -39,7 +39,7 @@ class Op:
         tolerance: forward tolerance per dtype name.
         grad_tolerance: gradient tolerance per dtype name.
         fd_options: options for ``cases`` when checking gradients by finite differences
-            (keeps points away from kinks and ties).
+            (finite values only; keeps points away from kinks and ties).
         nondifferentiable: tensor arguments whose gradient must be zero or absent.
         boundary: the op's boundary cases (:mod:`crossconv.boundary`), run by crosscheck
             and verify on every implementation whose limits admit them.
@@ -55,7 +55,7 @@ class Op:
     grad_tolerance: Mapping[str, Tolerance] = field(
         default_factory=lambda: {"float64": FP64, "float32": FP32_LONG_SUMS}
     )
-    fd_options: Mapping[str, Any] = field(default_factory=dict)
+    fd_options: Mapping[str, Any] = field(default_factory=lambda: {"nonfinite": False})
     nondifferentiable: tuple[str, ...] = ()
     boundary: Callable[[], list[boundary.Boundary]] = list
 
@@ -86,18 +86,19 @@ OPS: dict[str, Op] = {
         Op("xcorr2d_depthwise", ("search", "template"), ("search", "template"),
            strategies.xcorr2d_depthwise_cases, boundary=boundary.xcorr2d_depthwise),
         Op("tanprod_conv2d", ("input", "weight", "bias"), ("input", "weight", "bias"),
-           strategies.tanprod_conv2d_cases, fd_options={"zero_factors": 1},
+           strategies.tanprod_conv2d_cases, fd_options={"zero_factors": 1, "nonfinite": False},
            boundary=boundary.tanprod_conv2d),
         Op("conv2_5d", ("input", "depth", "weight", "bias"), ("input", "weight", "bias"),
            strategies.conv2_5d_cases, nondifferentiable=("depth",), boundary=boundary.conv2_5d),
         Op("deform_conv2d", ("input", "offset", "weight", "bias", "mask"),
            ("input", "offset", "weight", "bias", "mask"),
-           strategies.deform_conv2d_cases, fd_options={"smooth": True},
+           strategies.deform_conv2d_cases,
+           fd_options={"smooth": True, "nonfinite": False, "nonfinite_offsets": False},
            boundary=boundary.deform_conv2d),
         Op("max_pool2d", ("input",), ("input",), strategies.max_pool2d_cases,
            tolerance={"float64": FP64, "float32": FP32},
            grad_tolerance={"float64": FP64, "float32": FP32},
-           fd_options={"distinct": True}, boundary=boundary.max_pool2d),
+           fd_options={"distinct": True, "nonfinite": False}, boundary=boundary.max_pool2d),
         Op("avg_pool2d", ("input",), ("input",), strategies.avg_pool2d_cases,
            tolerance={"float64": FP64, "float32": FP32},
            grad_tolerance={"float64": FP64, "float32": FP32}, boundary=boundary.avg_pool2d),
@@ -179,31 +180,32 @@ class Implementation:
 
 IMPLEMENTATIONS: tuple[Implementation, ...] = (
     # The anchors: the contract follows these, so the reference must agree with them.
-    Implementation("conv2d", "torch-anchor", limits={"nonfinite": True}),
-    Implementation("xcorr2d", "torch-anchor", limits={"nonfinite": True}),
-    Implementation("xcorr2d_depthwise", "torch-anchor", limits={"nonfinite": True}),
-    # torchvision crashes on NaN offsets: never nonfinite_offsets (off by default).
-    Implementation("deform_conv2d", "torch-anchor", limits={"nonfinite": True}),
-    Implementation("max_pool2d", "torch-anchor", limits={"nonfinite": True}),
-    Implementation("avg_pool2d", "torch-anchor", limits={"nonfinite": True}),
+    # Non-finite values are drawn by default (the strategies' nonfinite=True).
+    Implementation("conv2d", "torch-anchor"),
+    Implementation("xcorr2d", "torch-anchor"),
+    Implementation("xcorr2d_depthwise", "torch-anchor"),
+    # torchvision crashes the process on a NaN offset coordinate: no non-finite offsets.
+    Implementation("deform_conv2d", "torch-anchor", limits={"nonfinite_offsets": False}),
+    Implementation("max_pool2d", "torch-anchor"),
+    Implementation("avg_pool2d", "torch-anchor"),
     # torch_impl (the PyTorch backend): every feature, the NaN/Inf rules of docs/ included.
-    Implementation("conv2d", "torch", limits={"nonfinite": True}),
-    Implementation("xcorr2d", "torch", limits={"nonfinite": True}),
-    Implementation("xcorr2d_depthwise", "torch", limits={"nonfinite": True}),
-    Implementation("tanprod_conv2d", "torch", limits={"nonfinite": True}),
-    Implementation("conv2_5d", "torch", limits={"nonfinite": True}),
-    Implementation("deform_conv2d", "torch", limits={"nonfinite": True, "nonfinite_offsets": True}),
-    Implementation("max_pool2d", "torch", limits={"nonfinite": True}),
-    Implementation("avg_pool2d", "torch", limits={"nonfinite": True}),
+    Implementation("conv2d", "torch"),
+    Implementation("xcorr2d", "torch"),
+    Implementation("xcorr2d_depthwise", "torch"),
+    Implementation("tanprod_conv2d", "torch"),
+    Implementation("conv2_5d", "torch"),
+    Implementation("deform_conv2d", "torch"),
+    Implementation("max_pool2d", "torch"),
+    Implementation("avg_pool2d", "torch"),
     # jax_impl (the JAX backend): every feature, the NaN/Inf rules of docs/ included.
-    Implementation("conv2d", "jax", limits={"nonfinite": True}),
-    Implementation("xcorr2d", "jax", limits={"nonfinite": True}),
-    Implementation("xcorr2d_depthwise", "jax", limits={"nonfinite": True}),
-    Implementation("tanprod_conv2d", "jax", limits={"nonfinite": True}),
-    Implementation("conv2_5d", "jax", limits={"nonfinite": True}),
-    Implementation("deform_conv2d", "jax", limits={"nonfinite": True, "nonfinite_offsets": True}),
-    Implementation("max_pool2d", "jax", limits={"nonfinite": True}),
-    Implementation("avg_pool2d", "jax", limits={"nonfinite": True}),
+    Implementation("conv2d", "jax"),
+    Implementation("xcorr2d", "jax"),
+    Implementation("xcorr2d_depthwise", "jax"),
+    Implementation("tanprod_conv2d", "jax"),
+    Implementation("conv2_5d", "jax"),
+    Implementation("deform_conv2d", "jax"),
+    Implementation("max_pool2d", "jax"),
+    Implementation("avg_pool2d", "jax"),
     # lua_port (the Torch7 CustomConv port, one column per Lua runtime).
     # Torch7's nn.CustomConv and nn.SpatialConvolutionMM have no dilation or groups and
     # pad both sides alike (so no padding="same" with an even kernel).
@@ -211,48 +213,40 @@ IMPLEMENTATIONS: tuple[Implementation, ...] = (
         Implementation(op, "lua", label=f"lua-{runtime}", extra={"runtime": runtime}, limits=limits)
         for runtime in ("luajit", "5.4")
         for op, limits in (
-            ("tanprod_conv2d", {"max_dilation": 1, "nonfinite": True}),
-            ("conv2d", {"max_dilation": 1, "max_groups": 1, "string_padding": False,
-                        "nonfinite": True}),
+            ("tanprod_conv2d", {"max_dilation": 1}),
+            ("conv2d", {"max_dilation": 1, "max_groups": 1, "string_padding": False}),
         )
     ),
     # jax_impl Pallas kernels (impl="pallas": interpret mode on a CPU). Every example
     # compiles its own kernels (~0.3-2 s each here), hence the small example fractions.
     Implementation("tanprod_conv2d", "jax", label="jax-pallas", extra={"impl": "pallas"},
-                   limits={"nonfinite": True}, examples=0.1),
+                   examples=0.1),
     Implementation("conv2_5d", "jax", label="jax-pallas", extra={"impl": "pallas"},
-                   limits={"nonfinite": True}, examples=0.1),
+                   examples=0.1),
     Implementation("deform_conv2d", "jax", label="jax-pallas", extra={"impl": "pallas"},
-                   limits={"nonfinite": True, "nonfinite_offsets": True}, examples=0.1),
+                   examples=0.1),
     Implementation("max_pool2d", "jax", label="jax-pallas", extra={"impl": "pallas"},
-                   limits={"nonfinite": True}, examples=0.2),
+                   examples=0.2),
     Implementation("avg_pool2d", "jax", label="jax-pallas", extra={"impl": "pallas"},
-                   limits={"nonfinite": True}, examples=0.2),
+                   examples=0.2),
     # torch_impl Triton kernels (impl="triton": Triton's interpreter on a CPU, 0.05-0.7 s
     # a call, hence a fraction of the examples). They have every feature of the ops and
     # the NaN/Inf behaviour of docs/, NaN and infinite offsets included.
     Implementation("tanprod_conv2d", "torch", label="torch-triton", extra={"impl": "triton"},
-                   limits={"nonfinite": True}, examples=0.3),
+                   examples=0.3),
     Implementation("conv2_5d", "torch", label="torch-triton", extra={"impl": "triton"},
-                   limits={"nonfinite": True}, examples=0.3),
+                   examples=0.3),
     Implementation("deform_conv2d", "torch", label="torch-triton", extra={"impl": "triton"},
-                   limits={"nonfinite": True, "nonfinite_offsets": True}, examples=0.3),
+                   examples=0.3),
     Implementation("max_pool2d", "torch", label="torch-triton", extra={"impl": "triton"},
-                   limits={"nonfinite": True}, examples=0.5),
+                   examples=0.5),
     Implementation("avg_pool2d", "torch", label="torch-triton", extra={"impl": "triton"},
-                   limits={"nonfinite": True}, examples=0.5),
+                   examples=0.5),
     # onnx_impl's ONNX graphs (forward only: no gradients in ONNX), run by onnxruntime:
     # every feature and the NaN/Inf rules of the contract, NaN and infinite offsets included.
-    *(Implementation(op, "onnxruntime", grad=False, limits=limits) for op, limits in (
-        ("conv2d", {"nonfinite": True}),
-        ("xcorr2d", {"nonfinite": True}),
-        ("xcorr2d_depthwise", {"nonfinite": True}),
-        ("tanprod_conv2d", {"nonfinite": True}),
-        ("conv2_5d", {"nonfinite": True}),
-        ("deform_conv2d", {"nonfinite": True, "nonfinite_offsets": True}),
-        ("max_pool2d", {"nonfinite": True}),
-        ("avg_pool2d", {"nonfinite": True}),
-    )),
+    *(Implementation(op, "onnxruntime", grad=False)
+      for op in ("conv2d", "xcorr2d", "xcorr2d_depthwise", "tanprod_conv2d", "conv2_5d",
+                 "deform_conv2d", "max_pool2d", "avg_pool2d")),
     # The same graphs run by onnx.reference's evaluator. Its Conv (the float32 conv2d graph)
     # multiplies the cells a dilated kernel skips by 0, so a NaN or inf there leaks into
     # outputs that never read it: no non-finite conv2d inputs. Its DeformConv keeps the
@@ -261,13 +255,13 @@ IMPLEMENTATIONS: tuple[Implementation, ...] = (
     *(Implementation(op, "onnx-reference", grad=False, extra={"runtime": "reference"},
                      limits=limits, dtypes=dtypes) for op, limits, dtypes in (
         ("conv2d", {"nonfinite": False}, ("float32", "float64")),
-        ("xcorr2d", {"nonfinite": True}, ("float32", "float64")),
-        ("xcorr2d_depthwise", {"nonfinite": True}, ("float32", "float64")),
-        ("tanprod_conv2d", {"nonfinite": True}, ("float32", "float64")),
-        ("conv2_5d", {"nonfinite": True}, ("float32", "float64")),
-        ("deform_conv2d", {"nonfinite": True, "nonfinite_offsets": True}, ("float32",)),
-        ("max_pool2d", {"nonfinite": True}, ("float32", "float64")),
-        ("avg_pool2d", {"nonfinite": True}, ("float32", "float64")),
+        ("xcorr2d", {}, ("float32", "float64")),
+        ("xcorr2d_depthwise", {}, ("float32", "float64")),
+        ("tanprod_conv2d", {}, ("float32", "float64")),
+        ("conv2_5d", {}, ("float32", "float64")),
+        ("deform_conv2d", {}, ("float32",)),
+        ("max_pool2d", {}, ("float32", "float64")),
+        ("avg_pool2d", {}, ("float32", "float64")),
     )),
 )
 

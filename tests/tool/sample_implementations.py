@@ -54,3 +54,11 @@ def jax_conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups
                                        feature_group_count=groups,
                                        precision=jax.lax.Precision.HIGHEST)
     return out if bias is None else out + bias[None, :, None, None]
+
+
+def max_pool2d_returning_a_list(input, kernel_size, stride=None, padding=0, dilation=1,
+                                ceil_mode=False, return_indices=False):
+    """Right values, wrong container: a list where torch returns a tuple (values, indices)."""
+    out = reference.max_pool2d(input, kernel_size, stride=stride, padding=padding,
+                               dilation=dilation, ceil_mode=ceil_mode, return_indices=return_indices)
+    return list(out) if return_indices else out

@@ -18,7 +18,7 @@ from torch_impl.kernels import tanprod
 
 
 @settings(max_examples=15)
-@given(strategies.tanprod_conv2d_cases())
+@given(strategies.tanprod_conv2d_cases(nonfinite=False))
 def test_forward_and_gradients_match_the_reference(case):
     check_case(case)
 
@@ -30,7 +30,7 @@ def test_nan_and_infinite_inputs_propagate_as_in_the_reference(case):
 
 
 @settings(max_examples=8)
-@given(strategies.tanprod_conv2d_cases(zero_factors=3))
+@given(strategies.tanprod_conv2d_cases(zero_factors=3, nonfinite=False))
 def test_gradients_with_planted_zero_factors(case):
     assume(np.any(reference_output(case) != 0))  # a lone zero factor zeroes a 1x1 output
     check_case(case)
@@ -82,13 +82,13 @@ def test_out_channel_blocks(out_channels):
 
 @pytest.mark.parametrize("low", ["float16", "bfloat16"])
 @settings(max_examples=3)
-@given(case=strategies.tanprod_conv2d_cases(dtypes=("float64",)))
+@given(case=strategies.tanprod_conv2d_cases(dtypes=("float64",), nonfinite=False))
 def test_low_precision(low, case):
     check_case(case, low=low)
 
 
 @settings(max_examples=5)
-@given(case=strategies.tanprod_conv2d_cases(zero_factors=1))
+@given(case=strategies.tanprod_conv2d_cases(zero_factors=1, nonfinite=False))
 def test_deterministic_and_atomic_input_gradients_agree(case):
     forward, backward = contract(case)
     grad = torch.from_numpy(np.random.default_rng(case.seed).standard_normal(
