@@ -17,7 +17,7 @@ set: an implementation gets a boundary case only if its strategy, with its limit
 draw that configuration (:func:`admits`). So a backend without dilation
 (``max_dilation=1``) never gets the dilated ones, and non-finite inputs go only to
 implementations whose limits allow them (on by default; torchvision's ``deform_conv2d``
-needs ``nonfinite_offsets=False``: it crashes the process on a NaN offset). The seed's
+needs ``nonfinite_offsets=False``: it crashes the process on a NaN offset). The SiamFC
 tracking shape for xcorr (search 255x255, template 127x127, 256 channels) needs
 ``max_template=127, max_channels=256``: it costs seconds, not milliseconds.
 """

@@ -33,7 +33,7 @@ a batch of 3 or more (odd ones included: chunked batch loops), one output side c
 a large draw toward the small tier, so a counterexample stays large only if it must.
 ``large=0`` turns the tier off (slow interpreters).
 
-Non-finite values (NaN, +inf, -inf in about half the draws) are on by default, as SPEC.md
+Non-finite values (NaN, +inf, -inf in about half the draws) are on by default, as the contract (docs/)
 defines every op on them; ``nonfinite=False`` (and for deform ``nonfinite_offsets=False``)
 opts out.
 """

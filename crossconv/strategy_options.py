@@ -3,7 +3,7 @@
 The options of :mod:`crossconv.strategies` are the "limits" of a registry row and of
 ``crossconv verify --limit KEY=VALUE``. :data:`OPTIONS` says what each one narrows (shown
 by ``crossconv verify --op NAME --limit help``); :data:`PINS` says, for every argument of
-every op, the options under which the argument always keeps SPEC.md's default, so that
+every op, the options under which the argument always keeps its default (docs/<op>.md), so that
 verify can check a function lacking that argument where the argument does not matter.
 """
 
@@ -62,7 +62,7 @@ _PADDING = {"max_padding": 0}
 _DILATION = {"max_dilation": 1}
 _BIAS = {"bias": False}
 
-#: op -> argument -> the options that keep that argument at SPEC.md's default.
+#: op -> argument -> the options that keep that argument at its documented default.
 PINS: dict[str, dict[str, dict[str, Any]]] = {
     "conv2d": {"bias": _BIAS, "stride": _STRIDE,
                "padding": {"max_padding": 0, "string_padding": False},

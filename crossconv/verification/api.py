@@ -55,7 +55,7 @@ def verify(fn, op: str, framework: str = "numpy", grad: bool = False, limits: di
 
     Args:
         fn: the implementation (a callable, or a ``"module:function"`` name), called with
-            SPEC's argument names, tensors by keyword.
+            the contract's argument names (docs/), tensors by keyword.
         op: the op it implements (``crossconv.registry.OPS``).
         framework: "numpy" (NumPy arrays in and out), "torch" or "jax".
         grad: check gradients too (torch/jax autodiff; numpy: give ``vjp``).

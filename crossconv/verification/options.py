@@ -56,7 +56,7 @@ def limit_help(op: str) -> str:
 
 
 def spec_arguments(op: str) -> tuple[list[str], list[str]]:
-    """The op's arguments: ``(required, optional)``, in SPEC.md's order."""
+    """The op's arguments: ``(required, optional)``, in the order of the op's signature (docs/)."""
     parameters = inspect.signature(OPS[op].reference).parameters.values()
     required = [p.name for p in parameters if p.default is inspect.Parameter.empty]
     optional = [p.name for p in parameters if p.default is not inspect.Parameter.empty]
@@ -72,7 +72,7 @@ def follow_signature(op: str, accepted, limits: dict) -> tuple[dict, list[str]]:
     lacking = [name for name in required if name not in accepted]
     if lacking:
         raise UsageError(f"the function has no argument {', '.join(map(repr, lacking))}, which "
-                         f"every call of {op} passes (verify calls it with SPEC's names: "
+                         f"every call of {op} passes (verify calls it with the contract's names: "
                          f"{', '.join(required + optional)})")
     untested = [name for name in optional if name not in accepted]
     automatic = {}

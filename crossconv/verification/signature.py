@@ -1,4 +1,4 @@
-"""Which of SPEC.md's arguments a function accepts, and calling it with only those."""
+"""Which of the op's arguments (docs/) a function accepts, and calling it with only those."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 
 
 def spec_defaults(reference_fn) -> dict:
-    """SPEC.md's defaults: the reference's keyword defaults."""
+    """The op's documented defaults: the reference's keyword defaults."""
     return {name: p.default for name, p in inspect.signature(reference_fn).parameters.items()
             if p.default is not inspect.Parameter.empty}
 
@@ -27,7 +27,7 @@ def accepted_arguments(fn) -> list[str] | None:
 
 class Signature:
     """Calls a function with the arguments it has; one it lacks is left out while the case
-    gives it SPEC.md's default."""
+    gives it the op's default."""
 
     def __init__(self, accepted: list[str] | None, defaults: dict):
         self.accepted = None if accepted is None else set(accepted)
