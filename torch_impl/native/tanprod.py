@@ -7,26 +7,28 @@ adds it). ``out[n,o,y,x] = prod_{c,i,j} tan(xpad[n, c, y*sh + i*dh, x*sw + j*dw]
 Every output has ``F = C*kh*kw`` factors, viewed as ``[B, A]`` (``B`` = the taps times a
 divisor of ``C``, ``A`` = the rest of the channels, both near ``sqrt(F)``). The work is
 cut into tiles (one sample, a band of output rows; :class:`_Plan`). A tile copies the
-input under each tap once, ``[B, A, P]`` for its ``P`` positions, then takes its output
-channels a few at a time: one broadcast addition writes the factors' arguments ``[B, o,
-A, P]`` into a buffer, one ``tan_`` turns them into factors. The forward multiplies
-them over ``B`` (one reduction over the outermost axis) and the ``A`` partial products
-in float64. A thread's buffers hold at most :data:`BLOCK_FACTORS` factors and are reused
-from tile to tile, so they stay in the core's cache through the passes over them, and
-memory stays bounded whatever the shape. Tiles run on single-threaded workers
-(:mod:`.workers`); the backward's partial sums are added in tile order (deterministic).
+input under each tap once (``[B, A, P]`` for its ``P`` positions, at most
+:data:`TILE_FACTORS`), then takes its output channels a few at a time (at most
+:data:`BLOCK_FACTORS` factors): one broadcast addition writes the factors' arguments
+``[B, A, o, P]`` into a buffer and one ``tan_`` turns them into factors. The forward
+multiplies them over ``B`` (a reduction over the outermost axis) and the ``A`` partial
+products in float64. A thread's buffers (:class:`_Workspace`) are reused from chunk to
+chunk, so they stay in the core's cache through the passes over them, and memory stays
+bounded whatever the shape. Tiles run on single-threaded workers (:mod:`.workers`); the
+backward's partial sums are added in tile order (deterministic).
 
 The gradient is division-free: ``d out / d u = (product of the other factors) * (1 +
 tan(u)^2)``, the leave-one-out products formed in two levels: prefix and suffix products
-over ``B`` (``B`` operations on contiguous ``[o, A, P]`` slices) and over the ``A``
-partial products (``A`` small operations, in float64), so a factor that is exactly 0
-still gets its exact gradient, and a tile needs a few dozen operations, not one per
-factor. The output gradient rides along the suffix products, and ``others * (1 + f^2) =
-others + all * f`` makes the derivative one fused multiply-add over the buffer.
+over ``B`` (``B`` operations on contiguous ``[A, o, P]`` slices) and, across the ``A``
+group products, a product tree (:class:`_Tree`, ``2 log2(A)`` small operations), so a
+factor that is exactly 0 still gets its exact gradient and a chunk takes a few dozen
+torch calls, not one per factor. The output gradient rides down the tree and along the
+suffix products, and ``others * (1 + f^2) = others + all * f`` makes the derivative one
+fused multiply-add over the buffer.
 
-The products of the ``A`` partial products are float64 for every input dtype: with
-many factors a float32 running product passes through float32's subnormal range, whose
-arithmetic is tens of times slower, or overflows where the result does not.
+The products across groups are float64 for every input dtype: with many factors a
+float32 running product passes through float32's subnormal range, whose arithmetic is
+tens of times slower, or overflows where the result does not.
 """
 
 from __future__ import annotations
@@ -40,10 +42,13 @@ import torch.nn.functional as F
 from ..common import compute_dtype
 from . import workers
 
-#: Factors per buffer (1 MiB in float32): large enough that each of a tile's few dozen
-#: operations covers many elements, small enough that the buffers a tile works on stay
-#: in or near a core's cache from one pass to the next.
-BLOCK_FACTORS = 1 << 18
+#: Factors per chunk buffer (512 KiB in float32): large enough that each of a chunk's few
+#: dozen operations covers many elements, small enough that the buffers a chunk works on
+#: stay in a core's cache from one pass to the next.
+BLOCK_FACTORS = 1 << 17
+
+#: Factors of one output channel per tile (the input under every tap for its positions).
+TILE_FACTORS = 1 << 17
 
 #: dtype of the products across the ``A`` groups of factors.
 WIDE = torch.float64
@@ -139,7 +144,7 @@ class _Plan:
         self.w = self.w.reshape(self.group, self.groups, o).contiguous()  # [B, A, O]
         oh, ow = geometry.out_size
         row = c * kh * kw * ow  # factors of one output row and channel
-        rows = max(1, min(oh, (BLOCK_FACTORS // 2) // row))
+        rows = max(1, min(oh, TILE_FACTORS // row))
         rows = math.ceil(oh / math.ceil(oh / rows))  # even bands
         self.tiles = [(n, y0, min(y0 + rows, oh)) for n in range(input.shape[0])
                       for y0 in range(0, oh, rows)]
