@@ -203,7 +203,7 @@ def deform_profile(repeats):
                 t = lap("layout: input to padded rows, gradient back", t)
                 points = plan.points(offset, n0, n1)
                 modulation = plan.modulation(mask, n0, n1)
-                t = lap("sample coordinates and weights (float64)", t)
+                t = lap("sample coordinates and weights", t)
                 values, weights = native._sampled(rows, points, modulation, plan.size)
                 cols = plan.columns(values, n1 - n0)
                 t = lap("gather: bilinear samples (embedding_bag)", t)
@@ -219,8 +219,8 @@ def deform_profile(repeats):
                 products = torch.ops.aten._embedding_bag_per_sample_weights_backward(
                     point_grads, rows, points.corners.view(-1), torch.arange(0, 4 * q, 4),
                     torch.arange(q).repeat_interleave(4), 0, -1)
-                products = torch.empty((4, q), dtype=torch.float64).copy_(products.view(q, 4).t())
-                native._offset_and_mask_grads(points, products, modulation, False, plan,
+                products = torch.empty((4, q), dtype=points.fractions.dtype).copy_(products.view(q, 4).t())
+                native._offset_and_mask_grads(points, products, modulation.reshape(-1), False, plan,
                                               grad_offset[n0:n1], grad_mask[n0:n1])
                 t = lap("offset and mask gradients (corner products)", t)
                 grad_rows = native._scatter_sorted(point_grads, points, weights, rows.shape[0],

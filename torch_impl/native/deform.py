@@ -479,7 +479,7 @@ def backward(grad_out, input, offset, weight, mask, geometry, groups, offset_gro
             torch.arange(0, 4 * q, 4, device=rows.device),
             torch.arange(q, device=rows.device).repeat_interleave(4), 0, -1,
         )
-        products = torch.empty((4, q), dtype=torch.float64, device=rows.device).copy_(
+        products = torch.empty((4, q), dtype=points.fractions.dtype, device=rows.device).copy_(
             products.view(q, 4).t())
         flat_mask = None if modulation is None else modulation.reshape(-1)
         _offset_and_mask_grads(points, products, flat_mask, not _finite(rows), plan,
@@ -506,15 +506,15 @@ def backward(grad_out, input, offset, weight, mask, geometry, groups, offset_gro
 
 def _offset_and_mask_grads(points, corner_products, modulation, exact_input, plan, grad_offset,
                            grad_mask):
-    """Offset and mask gradients of a chunk from ``E[corner, q]`` (float64), written into
-    ``grad_offset [n, 2*Go*K, oh, ow]`` and ``grad_mask [n, Go*K, oh, ow]``."""
+    """Offset and mask gradients of a chunk from ``E[corner, q]`` (in the points' dtype),
+    written into ``grad_offset [n, 2*Go*K, oh, ow]`` and ``grad_mask [n, Go*K, oh, ow]``."""
     n, go, k, p = grad_offset.shape[0], plan.offset_groups, plan.k, plan.positions
     e = corner_products.view(2, 2, -1)  # [corner row, corner column, Q]
     (hy, hx), (ly, lx) = points.fractions
     # d weight / dy of the corners: -hx, -lx, hx, lx; d / dx: -hy, hy, -ly, ly
-    d_both = torch.empty((2, e.shape[2]), dtype=torch.float64, device=e.device)  # [2, Q]
-    torch.mul(e[1, 0] - e[0, 0], hx, out=d_both[0]).addcmul_(e[1, 1] - e[0, 1], lx)
-    torch.mul(e[0, 1] - e[0, 0], hy, out=d_both[1]).addcmul_(e[1, 1] - e[1, 0], ly)
+    d_both = torch.empty((2, e.shape[2]), dtype=e.dtype, device=e.device)  # [2, Q]
+    torch.sub(e[1, 0], e[0, 0], out=d_both[0]).mul_(hx).addcmul_(e[1, 1] - e[0, 1], lx)
+    torch.sub(e[0, 1], e[0, 0], out=d_both[1]).mul_(hy).addcmul_(e[1, 1] - e[1, 0], ly)
     if modulation is not None:
         d_both.mul_(modulation)
     if points.not_a_point is not None:
