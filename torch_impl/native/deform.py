@@ -6,7 +6,7 @@
 not included (the op adds it). Semantics and gradient conventions are torchvision's, as
 ``docs/deform.md`` and ``reference/deform.py`` state them.
 
-How it runs, per chunk of samples (:func:`_chunks`):
+How it runs, per chunk of samples (``_Plan.chunks``):
 
 - The chunk's input is stored channels-last with a zero border of two cells
   (:meth:`_Plan.rows`): row ``(plane, r, c)`` holds the ``C/Go`` channels of one cell of
@@ -17,12 +17,14 @@ How it runs, per chunk of samples (:func:`_chunks`):
 - Gather: ``F.embedding_bag`` with one bag of four corners per (sample, position, tap)
   and the bilinear weights times the mask as per-sample weights writes torchvision's
   "columns" ``[n, oh*ow, K*C]``; the output is one matrix product per sample with the
-  weight as ``[O, K*C]``, so the multiply-adds run in the BLAS as in a convolution.
+  weight as ``[O, K*C]``, so the multiply-adds run in the BLAS as in a convolution. The
+  forward gathers and multiplies the positions in blocks (:data:`COLUMN_FLOATS`) written
+  straight into the output, so the columns stay in cache and their memory is bounded.
 - Backward: the column gradient ``grad_out^T @ W`` and the weight gradient
   ``grad_out @ columns`` are matrix products (the columns are gathered again);
   ``E[q, corner] = grad_cols[q] . corner row`` (aten's gradient of an embedding bag
-  w.r.t. its per-sample weights) gives the offset and mask gradients with the float64
-  bilinear weights and their derivatives; the input gradient, the transpose of the
+  w.r.t. its per-sample weights) gives the offset and mask gradients with the bilinear
+  weights and their derivatives; the input gradient, the transpose of the
   gather, is a gather too: points sorted by their top-left cell (a stable sort, so each
   sum has a fixed order and the result is deterministic), one ``embedding_bag`` sums per
   cell each corner's weighted column gradients (four planes), and the planes, shifted by
@@ -33,16 +35,19 @@ them: no torch parallel region, so nothing stalls at a barrier when other proces
 compete for the cores; the chunk order fixes every sum, so results do not depend on the
 schedule.
 
-Coordinates, bilinear weights and their derivatives are computed in float64 from the
-offsets, so floors and border tests agree with the reference whatever the input dtype;
-bulk work runs in the input dtype (float32 for float16/bfloat16). Non-finite data takes
+Floors, border tests and zero fractions agree with the reference exactly whatever the
+input dtype (:meth:`_Plan.points`): float64 offsets are added to the base coordinates in
+float64 as the reference does; float32 ones (and float16/bfloat16, converted exactly) are
+clamped and floored on their own, ``floor(base + dy) = base + floor(dy)``, which needs no
+float64; fractions are then rounded once. Bulk work runs in the input dtype (float32 for
+float16/bfloat16). Non-finite data takes
 exact detours, chosen per chunk from cheap sums: a NaN or infinite input cell could
 leak through a zero weight into a point the border rule zeroes (those points are zeroed
 after the gather), a non-finite mask is applied after sampling instead of folded into
 the weights, and column gradients that may be non-finite go only to the corners whose
 two weight factors are > 0 (``index_add_``, as the reference). Memory per chunk in
-flight: the padded input, the ``[n, oh*ow, K*C]`` columns and their gradient, and the
-float64 geometry of the chunk's points.
+flight: the padded input, the ``[n, oh*ow, K*C]`` columns and their gradient (the
+forward: one block of them), and the geometry of the chunk's points.
 """
 
 from __future__ import annotations
