@@ -529,11 +529,9 @@ def tanprod_profile(repeats):
                 torch.mul(rows[-1], f[-1], out=space.partial_flat)
                 t = lap("backward: prefix products within groups", t)
                 space.partial_wide.copy_(space.partial)
-                grad_all = space.across.run(grad[n, o0:o1, y0 * ow : y1 * ow].reshape(-1))
-                space.partial.copy_(space.across.down[0])
-                space.grad_all.view(-1).copy_(grad_all)
+                space.across.run(grad[n, o0:o1, y0 * ow : y1 * ow].reshape(-1), space.grad_all.view(-1))
                 t = lap("backward: products across groups (tree, float64)", t)
-                others = space.partial_flat
+                others = space.others.view(-1)
                 for k in range(len(f) - 1, -1, -1):
                     rows[k].mul_(others)
                     if k:

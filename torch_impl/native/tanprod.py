@@ -42,13 +42,13 @@ import torch.nn.functional as F
 from ..common import compute_dtype
 from . import workers
 
-#: Factors per chunk buffer (512 KiB in float32): large enough that each of a chunk's few
+#: Factors per chunk buffer (1 MiB in float32): large enough that each of a chunk's few
 #: dozen operations covers many elements, small enough that the buffers a chunk works on
-#: stay in a core's cache from one pass to the next.
-BLOCK_FACTORS = 1 << 17
+#: stay in or near a core's cache from one pass to the next.
+BLOCK_FACTORS = 1 << 18
 
 #: Factors of one output channel per tile (the input under every tap for its positions).
-TILE_FACTORS = 1 << 17
+TILE_FACTORS = 1 << 18
 
 #: dtype of the products across the ``A`` groups of factors.
 WIDE = torch.float64
@@ -75,9 +75,9 @@ class _Tree:
     Exact where a value is 0 (no division); every result is a product of about
     ``log2(R)`` partial products."""
 
-    def __init__(self, values, dtype):
+    def __init__(self, values, dtype, leaves=None):
         rows, m = values.shape
-        self.up, self.down = [values], [torch.empty_like(values)]
+        self.up, self.down = [values], [torch.empty_like(values) if leaves is None else leaves]
         while rows > 1:
             rows = (rows + 1) // 2
             self.up.append(values.new_empty((rows, m), dtype=dtype))
@@ -93,9 +93,10 @@ class _Tree:
         self.root, self.seed = self.up[-1][0], self.down[-1][0]
         self.total = torch.empty_like(self.root)
 
-    def run(self, seed):
-        """``out[r] = seed * prod_{r' != r} values[r']`` (``self.down[0]``), and returns
-        ``seed * prod_r values[r]`` (a view reused by the next call)."""
+    def run(self, seed, total=None):
+        """``out[r] = seed * prod_{r' != r} values[r']`` (``self.down[0]``: ``leaves``
+        when given, of any dtype), and ``seed * prod_r values[r]``, written into ``total``
+        when given (else a buffer reused by the next call) and returned."""
         mul = torch.mul
         for left, right, parent, _, _, _, odd in self.steps:
             mul(left, right, out=parent)
@@ -107,7 +108,7 @@ class _Tree:
             mul(above, left, out=below_right)
             if odd is not None:
                 odd[3].copy_(odd[2])
-        return torch.mul(self.seed, self.root, out=self.total)
+        return torch.mul(self.seed, self.root, out=self.total if total is None else total)
 
 
 class _Workspace:
@@ -120,7 +121,8 @@ class _Workspace:
         self.out = torch.empty(shape, dtype=dtype, device=device)
         self.partial = torch.empty((a_all, o * p), dtype=dtype, device=device)
         self.partial_wide = torch.empty((a_all, o * p), dtype=WIDE, device=device)
-        self.across = _Tree(self.partial_wide, WIDE)
+        self.others = torch.empty((a_all, o * p), dtype=dtype, device=device)
+        self.across = _Tree(self.partial_wide, WIDE, leaves=self.others)
         self.product = torch.empty(o * p, dtype=WIDE, device=device)
         self.grad_all = torch.empty((o, p), dtype=dtype, device=device)
         flat = lambda t: [row.view(-1) for row in t]  # noqa: E731
@@ -224,11 +226,9 @@ def _factor_gradients(space, grad):
     mul(out[-1], f[-1], out=space.partial_flat)  # [A, o*P]: the group products
     # Across groups, wide: others[a] = grad * prod_{a' != a} partial[a'].
     space.partial_wide.copy_(space.partial)
-    grad_all = space.across.run(grad.reshape(-1))  # grad * every factor
-    space.partial.copy_(space.across.down[0])  # others, in the factors' dtype
-    space.grad_all.view(-1).copy_(grad_all)
+    space.across.run(grad.reshape(-1), space.grad_all.view(-1))  # grad * every factor
     # Within each group, from the end: out[b] *= others * prod_{b' > b} f[b'].
-    others = space.partial_flat
+    others = space.others.view(-1)
     for b in range(len(f) - 1, -1, -1):
         out[b].mul_(others)
         if b:
