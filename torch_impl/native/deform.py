@@ -234,6 +234,8 @@ class _Plan:
         per_sample = offset_groups * self.positions * self.k
         step = max(1, POINTS_PER_CHUNK // max(per_sample, 1))
         self.chunks = [(n0, min(n0 + step, n)) for n0 in range(0, n, step)]
+        #: Index dtype of the forward's gather: int32 (half the bytes) when a chunk's rows fit.
+        self.index_dtype = torch.int32 if step * offset_groups * self.plane_rows < 2**31 else torch.int64
         #: Positions per block of the forward: the block's columns fit in a core's cache.
         self.block = max(1, COLUMN_FLOATS // (step * self.k * c))
         self.local = threading.local()
@@ -277,10 +279,10 @@ class _Plan:
             table = self.cell_tables[planes] = self.cell_base + first[:, None, None]
         return table
 
-    def points(self, offset, n0, n1, p0=0, p1=None, finite=None) -> _Points:
+    def points(self, offset, n0, n1, p0=0, p1=None, finite=None, index_dtype=torch.int64) -> _Points:
         """Sample points of samples ``n0:n1``, positions ``p0:p1``: floors and border
         tests exactly as the reference's (see ``__init__``). ``finite``: whether the
-        offsets are known to be finite (None: find out)."""
+        offsets are known to be finite (None: find out); ``index_dtype``: of the corner rows."""
         p1 = self.positions if p1 is None else p1
         n, go, k, p = n1 - n0, self.offset_groups, self.k, p1 - p0
         q = n * go * p * k
@@ -307,9 +309,10 @@ class _Plan:
         else:  # as the reference
             torch.sub(1, fractions[1], out=fractions[0])
         # Top-left corner row in the chunk's rows: plane (n, g), border included.
-        cell = torch.add(floors[1], floors[0], alpha=self.width).to(torch.int64).view(n * go, p, k)
+        cell = torch.add(floors[1], floors[0], alpha=self.width).to(index_dtype).view(n * go, p, k)
         cell.add_(self.cell_table(n * go)[:, p0:p1])
-        corners = torch.add(cell.view(q, 1), self.shifts, out=self.buffer("corners", (q, 4), torch.int64))
+        corners = torch.add(cell.view(q, 1), self.shifts.to(index_dtype),
+                            out=self.buffer("corners", (q, 4), index_dtype))
         base = self.floor_base[:, None, p0:p1] if self.shift_base else self.floor_base
         return _Points(corners, floors, base, fractions, not_a_point)
 
@@ -402,7 +405,7 @@ def forward(input, offset, weight, mask, geometry, groups, offset_groups):
         rows = plan.rows(input, n0, n1)
         modulation = plan.modulation(mask, n0, n1)
         exact_mask = not _finite(modulation)
-        points = plan.points(offset, n0, n1)
+        points = plan.points(offset, n0, n1, index_dtype=plan.index_dtype)
         _, per_point, by_point = _corner_weights(points, modulation, exact_mask, rows.dtype)
         outside = points.outside(plan.size) if not _finite(rows) else None
         planes, p_all, k = (n1 - n0) * plan.offset_groups, plan.positions, plan.k
