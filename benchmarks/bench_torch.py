@@ -480,36 +480,39 @@ def tanprod_profile(repeats):
         phases[name][-1] += now - start
         return now
 
-    names = ["forward: input under the taps", "forward: fill (x + w)", "forward: tan",
-             "forward: products", "backward: input under the taps", "backward: fill (x + w)",
+    names = ["forward: fill (x + w)", "forward: tan", "forward: products",
+             "backward: input under the taps", "backward: fill (x + w)",
              "backward: tan", "backward: prefix products within groups",
              "backward: products across groups (tree, float64)",
              "backward: suffix products within groups", "backward: derivative (1 + tan^2)",
              "backward: sums (weight and input gradients)"]
     for name in names:
         phases[name] = []
+    xpad, w = native._padded(x, geometry, torch.float32), weight
+    c = x.shape[1]
 
     def run():
         for times in phases.values():
             times.append(0.0)
-        plan = native._Plan(x, weight, geometry, torch.float32)
         result = torch.empty(4, 16, oh * ow)
         grad = grad_out.reshape(4, 16, oh * ow)
-        for n, y0, y1 in plan.tiles:
-            t = time.process_time()
-            cols = plan.columns(n, y0, y1)
-            t = lap("forward: input under the taps", t)
-            for o0, o1 in plan.chunks:
-                b, a, p = cols.shape
-                space = plan.workspace((b, a, o1 - o0, p))
-                torch.add(cols[:, :, None], plan.w[:, :, o0:o1, None], out=space.factors)
+        for n0, n1, o0, o1 in native._forward_blocks(4, 16, c * 9 * oh * ow):
+            n, o = n1 - n0, o1 - o0
+            factors = torch.empty(c, n, o, oh * ow)
+            tap_product = torch.empty(n, o, oh * ow)
+            product = torch.ones(n, o, oh * ow, dtype=native.WIDE)
+            for i, j in geometry.taps():
+                t = time.process_time()
+                x_tap = native._tap(xpad[n0:n1], geometry, i, j).transpose(0, 1).reshape(c, n, 1, oh * ow)
+                torch.add(x_tap, w[o0:o1, :, i, j].t()[:, None, :, None], out=factors)
                 t = lap("forward: fill (x + w)", t)
-                space.factors.tan_()
+                factors.tan_()
                 t = lap("forward: tan", t)
-                partial = torch.prod(space.factors, 0, out=space.partial.view(space.factors.shape[1:]))
-                torch.prod(partial, 0, dtype=native.WIDE, out=space.product.view(partial.shape[1:]))
-                result[n, o0:o1, y0 * ow : y1 * ow] = space.product.view(o1 - o0, -1)
+                torch.prod(factors, 0, out=tap_product)
+                product.mul_(tap_product)
                 t = lap("forward: products", t)
+            result[n0:n1, o0:o1] = product
+        plan = native._Plan(x, weight, geometry, torch.float32)
         for n, y0, y1 in plan.tiles:
             t = time.process_time()
             cols = plan.columns(n, y0, y1)

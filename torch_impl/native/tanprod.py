@@ -4,17 +4,21 @@
 geometry) -> (grad_input, grad_weight)``, no autograd inside, bias not included (the op
 adds it). ``out[n,o,y,x] = prod_{c,i,j} tan(xpad[n, c, y*sh + i*dh, x*sw + j*dw] + w[o,c,i,j])``.
 
-Every output has ``F = C*kh*kw`` factors, viewed as ``[B, A]`` (``B`` = the taps times a
-divisor of ``C``, ``A`` = the rest of the channels, both near ``sqrt(F)``). The work is
-cut into tiles (one sample, a band of output rows; :class:`_Plan`). A tile copies the
-input under each tap once (``[B, A, P]`` for its ``P`` positions, at most
+The forward works in blocks of samples and output channels (at most
+:data:`FORWARD_FACTORS` factors), one tap at a time: one broadcast addition writes the
+tap's factors' arguments ``[C, n, o, P]`` into a buffer its thread reuses, ``tan_``
+makes them factors, their product over the channels multiplies the block's running
+product, kept in float64.
+
+The backward views the ``F = C*kh*kw`` factors of an output as ``[B, A]`` (``B`` = the
+taps times a divisor of ``C``, ``A`` = the rest of the channels, both near ``sqrt(F)``)
+and works in tiles (one sample, a band of output rows; :class:`_Plan`). A tile copies
+the input under each tap once (``[B, A, P]`` for its ``P`` positions, at most
 :data:`TILE_FACTORS`), then takes its output channels a few at a time (at most
-:data:`BLOCK_FACTORS` factors): one broadcast addition writes the factors' arguments
-``[B, A, o, P]`` into a buffer and one ``tan_`` turns them into factors. The forward
-multiplies them over ``B`` (a reduction over the outermost axis) and the ``A`` partial
-products in float64. A thread's buffers (:class:`_Workspace`) are reused from chunk to
-chunk, so they stay in the core's cache through the passes over them, and memory stays
-bounded whatever the shape. Tiles run on single-threaded workers (:mod:`.workers`); the
+:data:`BLOCK_FACTORS` factors): one broadcast addition and one ``tan_`` form the factors
+``[B, A, o, P]`` in a buffer (:class:`_Workspace`) reused from chunk to chunk, so it
+stays in the core's cache through the passes over it. Memory stays bounded whatever the
+shape. Blocks and tiles run on single-threaded workers (:mod:`.workers`); the
 backward's partial sums are added in tile order (deterministic).
 
 The gradient is division-free: ``d out / d u = (product of the other factors) * (1 +
@@ -26,9 +30,10 @@ torch calls, not one per factor. The output gradient rides down the tree and alo
 suffix products, and ``others * (1 + f^2) = others + all * f`` makes the derivative one
 fused multiply-add over the buffer.
 
-The products across groups are float64 for every input dtype: with many factors a
-float32 running product passes through float32's subnormal range, whose arithmetic is
-tens of times slower, or overflows where the result does not.
+The forward's running product and the backward's products across groups are float64 for
+every input dtype: with many factors a float32 running product passes through float32's
+subnormal range, whose arithmetic is tens of times slower, or overflows where the result
+does not.
 """
 
 from __future__ import annotations
@@ -49,6 +54,9 @@ BLOCK_FACTORS = 1 << 18
 
 #: Factors of one output channel per tile (the input under every tap for its positions).
 TILE_FACTORS = 1 << 18
+
+#: Factors per block of the forward, which takes one tap's share of a block at a time.
+FORWARD_FACTORS = 1 << 22
 
 #: dtype of the products across the ``A`` groups of factors.
 WIDE = torch.float64
@@ -195,24 +203,59 @@ class _Plan:
         return space
 
 
+def _tap(xpad, geometry, i, j):
+    """``[N, C, oh, ow]`` view: what tap ``(i, j)`` reads at every output position."""
+    (sh, sw), (dh, dw), (oh, ow) = geometry.stride, geometry.dilation, geometry.out_size
+    return xpad[:, :, i * dh : i * dh + sh * (oh - 1) + 1 : sh,
+                j * dw : j * dw + sw * (ow - 1) + 1 : sw]
+
+
+def _forward_blocks(batch, out_channels, factors_per_output):
+    """``(n0, n1, o0, o1)`` blocks of at most :data:`FORWARD_FACTORS` factors (one output
+    plane at least), output channels split evenly."""
+    per_sample = out_channels * factors_per_output
+    if per_sample <= FORWARD_FACTORS:
+        step = max(1, FORWARD_FACTORS // max(per_sample, 1))
+        return [(n0, min(n0 + step, batch), 0, out_channels) for n0 in range(0, batch, step)]
+    parts = math.ceil(per_sample / FORWARD_FACTORS)
+    bounds = [round(out_channels * p / parts) for p in range(parts + 1)]
+    return [(n0, n0 + 1, o0, o1) for n0 in range(batch) for o0, o1 in zip(bounds, bounds[1:])
+            if o1 > o0]
+
+
 def forward(input, weight, geometry):
-    """``[N, C, H, W]``, ``[O, C, kh, kw]`` -> ``[N, O, oh, ow]`` in the input dtype."""
+    """``[N, C, H, W]``, ``[O, C, kh, kw]`` -> ``[N, O, oh, ow]`` in the input dtype.
+
+    In blocks of samples and output channels, one tap at a time: the tap's factors ``[C,
+    n, o, P]`` (a buffer the thread reuses), their product over the channels, which
+    multiplies the block's running product in float64."""
     dtype = compute_dtype(input.dtype)
-    o = weight.shape[0]
+    (n_all, c), o_all = input.shape[:2], weight.shape[0]
     oh, ow = geometry.out_size
-    out = torch.empty((input.shape[0], o, oh * ow), dtype=dtype, device=input.device)
-    plan = _Plan(input, weight, geometry, dtype)
+    out = torch.empty((n_all, o_all, oh * ow), dtype=dtype, device=input.device)
+    xpad, w = _padded(input, geometry, dtype), weight.to(dtype)
+    taps = list(geometry.taps())
+    local = threading.local()
 
-    def tile(n, y0, y1):
-        cols = plan.columns(n, y0, y1)
-        for o0, o1 in plan.chunks:
-            space = plan.factors(cols, o0, o1)
-            partial = torch.prod(space.factors, 0, out=space.partial.view(space.factors.shape[1:]))
-            torch.prod(partial, 0, dtype=WIDE, out=space.product.view(partial.shape[1:]))
-            out[n, o0:o1, y0 * ow : y1 * ow] = space.product.view(o1 - o0, -1)
+    def block(n0, n1, o0, o1):
+        n, o = n1 - n0, o1 - o0
+        size = c * n * o * oh * ow
+        buffer = getattr(local, "factors", None)
+        if buffer is None or buffer.numel() < size:
+            buffer = local.factors = torch.empty(size, dtype=dtype, device=input.device)
+        factors = buffer[:size].view(c, n, o, oh * ow)
+        tap_product = torch.empty((n, o, oh * ow), dtype=dtype, device=input.device)
+        product = torch.ones((n, o, oh * ow), dtype=WIDE, device=input.device)
+        for i, j in taps:
+            x_tap = _tap(xpad[n0:n1], geometry, i, j).transpose(0, 1).reshape(c, n, 1, oh * ow)
+            torch.add(x_tap, w[o0:o1, :, i, j].t()[:, None, :, None], out=factors)
+            torch.prod(factors.tan_(), 0, out=tap_product)
+            product.mul_(tap_product)
+        out[n0:n1, o0:o1] = product
 
-    workers.run(tile, plan.tiles, input.device)
-    return out.view(input.shape[0], o, oh, ow).to(input.dtype)
+    blocks = _forward_blocks(n_all, o_all, c * len(taps) * oh * ow)
+    workers.run(block, blocks, input.device)
+    return out.view(n_all, o_all, oh, ow).to(input.dtype)
 
 
 def _factor_gradients(space, grad):
