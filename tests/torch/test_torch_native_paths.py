@@ -35,11 +35,12 @@ def test_conv2_5d_paths_match_the_reference(monkeypatch, width, path):
 
 @pytest.mark.parametrize("block", [1, 40, 700])
 def test_tanprod_blocks_match_the_reference(monkeypatch, block):
-    """Tiles and chunks smaller than one output plane's factors: one output row per tile,
-    one output channel per chunk; up to 5 channels, so the tree across channel groups
-    has odd levels."""
-    monkeypatch.setattr(native_tanprod, "BLOCK_FACTORS", block)
-    monkeypatch.setattr(native_tanprod, "TILE_FACTORS", block)
+    """Blocks, tiles and chunks smaller than one output plane's factors: the forward splits
+    the output channels, the backward takes one output row per tile and one output
+    channel per chunk; up to 5 channels, so the tree across channel groups has odd
+    levels."""
+    for name in ("FORWARD_FACTORS", "BLOCK_FACTORS", "TILE_FACTORS"):
+        monkeypatch.setattr(native_tanprod, name, block)
 
     @settings(max_examples=15)
     @given(strategies.tanprod_conv2d_cases(max_batch=3, max_channels=5, max_out_channels=3))
