@@ -59,8 +59,8 @@ from . import workers
 #: Elements of one chunk's columns (``C*kh*kw`` per output position; 1 MiB in float32).
 #: Smaller chunks keep the columns in a core's cache but cost more operations
 #: (microseconds of dispatch each); on the 2-core benchmark machine the convolution was
-#: fastest with 1 MiB (8 rows of a 56x56 output at 64 channels), 7% slower with 0.5 or
-#: 2 MiB and 20% with 8; pooling does not mind.
+#: fastest with 1 MiB (8 rows of a 56x56 output at 64 channels), 2 to 5% slower with 0.5,
+#: 2 or 4 MiB; pooling does not mind.
 CHUNK = 1 << 18
 #: Elements of one block's similarity weights ``[kh, kw, positions]``: F is computed (and
 #: the depth gradient scattered) a block at a time, for all of the block's chunks.
