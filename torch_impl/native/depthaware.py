@@ -261,14 +261,10 @@ class _Conv:
         weight = weight.to(self.dtype)
         self.weight = weight.reshape(o, c * kh * kw)
         self.weight_last = weight.permute(0, 2, 3, 1).reshape(o, kh * kw * c)
-        self.cells = {}
-        if backward:
-            for _, blocks in self.tiling.tasks:
-                for _, _, chunks in blocks:
-                    for samples, rows, _, _ in chunks:
-                        key = (samples.stop - samples.start, rows.stop - rows.start)
-                        if key not in self.cells:
-                            self.cells[key] = _chunk_cells(geometry, *key, input.device)
+        shapes = {(s.stop - s.start, r.stop - r.start)
+                  for _, _, chunks in self.tiling.blocks for s, r, _, _ in chunks}
+        self.cells = {shape: _chunk_cells(geometry, *shape, input.device)
+                      for shape in (shapes if backward else ())}
 
     def buffer(self, blocks) -> torch.Tensor:
         """A buffer for the largest chunk's columns among ``blocks``."""
