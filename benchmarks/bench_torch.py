@@ -17,7 +17,8 @@
   about 9.4 million; target <= 3x), with factors of order 1 (:data:`TANPROD_RANGE`), and
   its passes on one thread in units of one such tan pass.
 - depthaware_conv2d forward+backward at N=8, C=O=64, 56x56, 3x3, padding 1 against
-  ``F.conv2d`` forward+backward (target <= 1.5x), also on one thread in CPU time.
+  ``F.conv2d`` forward+backward (target <= 1.5x), quiet and under load, and on one thread
+  in CPU time.
 
 A last table repeats the time ratios on one thread in process CPU time (round-robin
 medians too): on a shared machine, other processes' load stalls every multi-threaded op
@@ -607,8 +608,9 @@ def depthaware_inputs(seed=0):
 
 def depthaware_section(repeats):
     """depthaware_conv2d forward+backward (input, depth and weight gradients) against
-    F.conv2d forward+backward at the same shape: 2 threads in wall time, and 1 thread in
-    process CPU time (which holds on a busy machine)."""
+    F.conv2d forward+backward at the same shape: 2 threads in wall time, quiet and with
+    processes spinning on every core (:class:`crossconv.bench.Competitor`), and 1 thread
+    in process CPU time (which holds on a busy machine)."""
     import torch.nn.functional as F
 
     import torch_impl
@@ -624,7 +626,9 @@ def depthaware_section(repeats):
         conv_forward = _no_grad(lambda: F.conv2d(x, weight, padding=1))
         return {"ours": ours, "conv": conv, "ours forward": forward, "conv forward": conv_forward}
 
-    wall = side_by_side(candidates(), repeats)
+    # Bounded: the spinners stop by themselves after this long, whatever happens here.
+    with Competitor(seconds=1200) as competitor:
+        wall = quiet_and_loaded(candidates(), competitor, repeats)
     torch.set_num_threads(1)
     try:
         cpu = cpu_side_by_side(candidates(), repeats)
@@ -634,7 +638,13 @@ def depthaware_section(repeats):
         "depthaware_conv2d, N=8, C=O=64, 56x56, 3x3, padding 1, alpha 1",
         ["pass", "threads, clock", "torch_impl", "F.conv2d", "torch_impl / F.conv2d (target)"],
     )
-    for label, times in ((f"{THREADS}, wall", wall), ("1, process CPU", cpu)):
+    runs = [(f"{THREADS}, wall", {k: wall[k, False] for k in ("ours", "conv", "ours forward",
+                                                              "conv forward")}),
+            (f"{THREADS}, wall, under load", {k: wall[k, True] for k in ("ours", "conv",
+                                                                        "ours forward",
+                                                                        "conv forward")}),
+            ("1, process CPU", cpu)]
+    for label, times in runs:
         section.rows.append(["forward+backward", label, seconds(times["ours"]),
                              seconds(times["conv"]),
                              f"{ratio(times['ours'], times['conv'])} (<= 1.5x)"])
@@ -644,9 +654,19 @@ def depthaware_section(repeats):
     section.notes.append("depth uniform in [0.5, 3.5); backward: gradients of input, depth and "
                          "weight (F.conv2d: input and weight); float32; medians of "
                          f"{repeats} round-robin rounds")
+    section.notes.append(f"under load: {Competitor().processes} spinning processes (one per "
+                         "core), switched on every other round, so quiet and loaded rounds "
+                         "alternate and share whatever else runs on the machine; torch_impl "
+                         "forward+backward loaded / quiet: "
+                         f"{ratio(wall['ours', True], wall['ours', False])}, F.conv2d: "
+                         f"{ratio(wall['conv', True], wall['conv', False])}")
     section.notes.append("F.conv2d runs oneDNN's direct convolution; torch_impl builds the "
-                         "depth-weighted columns a 4 MiB chunk at a time and multiplies them "
-                         "with MKL (docs/depthaware.md)")
+                         "depth-weighted columns 1 MiB at a time, multiplies them with MKL and "
+                         "runs whole samples on single-threaded workers (docs/depthaware.md)")
+    for label, key in (("quiet", False), ("loaded", True)):
+        for name, ours in (("torch_impl", "ours"), ("F.conv2d", "conv")):
+            section.bars.append(Bar("depthaware_conv2d forward+backward, quiet / under load",
+                                    f"{name} {label}", wall[ours, key], name == "torch_impl"))
     return section
 
 
