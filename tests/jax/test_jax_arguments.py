@@ -303,7 +303,7 @@ def test_jit_of_the_op_itself_names_the_traced_argument():
 @pytest.mark.parametrize("batch", [1, 2, 3])
 @pytest.mark.parametrize("bad", [np.nan, np.inf])
 def test_a_non_finite_weight_meeting_zero_padding_gives_nan(batch, bad):
-    """0 * NaN and 0 * inf are NaN (SPEC): a weight tap that lands on padding still makes
+    """0 * NaN and 0 * inf are NaN (docs/conv2d.md): a weight tap that lands on padding still makes
     the output NaN. torch's F.conv2d returns finite numbers there for N >= 2; XLA must not
     fold the explicit zero padding away (eagerly, under jit, strided, dilated, grouped)."""
     x = np.ones((batch, 2, 4, 4), np.float32)

@@ -145,7 +145,7 @@ local function combineTaps(out, row, first, last, product, kernel, xd, xq, px, p
   local fast = px and kernel.fast
   if fast then
     if product and dW == 1 then
-      -- Unit stride (the seed's case) without col * dW: LuaJIT then keeps the indices
+      -- Unit stride (nn.CustomConv's original case) without col * dW: LuaJIT then keeps the indices
       -- integers, and this loop runs in about 60% of the time.
       for col = first, last do
         local p = row + col
