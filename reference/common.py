@@ -451,6 +451,18 @@ class Geometry:
         last = np.minimum(k - 1, (n - 1 - start) // d)
         return first, last
 
+    def input_tap_range(self, axis: int) -> tuple[int, int]:
+        """Closed form: the first and last tap along ``axis`` that reads the input at one
+        output position at least (``first > last``: none does). Every such tap lies in
+        between, so a kernel that loops over this range (the Triton pooling kernels)
+        visits at most ``(2*n + stride) / dilation + 2`` taps along an axis of ``n``
+        cells, however large the window: the first window starts at ``-pad``, the last
+        at ``(out - 1) * stride - pad``."""
+        n, k, d = self.in_size[axis], self.kernel[axis], self.dilation[axis]
+        first_start = -self.pad_before[axis]
+        last_start = (self.out_size[axis] - 1) * self.stride[axis] - self.pad_before[axis]
+        return max(0, -(last_start // d)), min(k - 1, (n - 1 - first_start) // d)
+
     def _axis_input_taps(self, axis: int) -> list[int]:
         """The taps along ``axis`` that read the input at some output position: the union
         of the windows' ``[first, last]`` ranges."""
