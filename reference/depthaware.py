@@ -49,8 +49,10 @@ tap's depth and the centre's depth through the line above, summed over every win
 Taps outside the image and windows whose centre is outside pass no depth gradient;
 ``alpha = 0`` passes none at all.
 
-Each op loops over the ``kh*kw`` taps with whole-array work on ``[N, C, oh, ow]``; no
-unfolded ``kh*kw``-times copy of the input (or of the depth) is made.
+Each op loops over the ``kh*kw`` taps (pooling: only those that read the image in some
+window, :meth:`Geometry.input_taps`; the others add nothing) with whole-array work on
+``[N, C, oh, ow]``; no unfolded ``kh*kw``-times copy of the input (or of the depth) is
+made.
 """
 
 from __future__ import annotations
@@ -299,7 +301,7 @@ def _pool_forward(x, sig, similarity):
     else:
         divisor = np.zeros(similarity.centre.shape)
     with np.errstate(invalid="ignore"):  # inf + -inf is NaN, as in avg_pool2d
-        for i, j in geometry.taps():
+        for i, j in geometry.input_taps():  # the others read padding in every window
             f, _, inside = similarity.tap(i, j)  # the centre is always inside: inside = tap in image
             num += geometry.tap(xpad, i, j) * np.where(inside, f, 0.0)[:, None]
             if sig.count_include_pad:
@@ -346,7 +348,7 @@ def depthaware_avg_pool2d_vjp(grad_output, input, depth, kernel_size, stride=Non
     grad_depth_pad = np.zeros(xpad[:, 0].shape)
     grad_centre = np.zeros(divisor.shape)
     with np.errstate(invalid="ignore"):
-        for i, j in geometry.taps():
+        for i, j in geometry.input_taps():
             f, slope, inside = similarity.tap(i, j)
             geometry.add_to_tap(grad_xpad, i, j, share * np.where(inside, f, 0.0)[:, None])
             if sig.alpha:
