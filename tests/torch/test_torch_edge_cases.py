@@ -79,3 +79,24 @@ def test_zero_channels_are_the_reference_value_error(op, make):
 def test_a_missing_tensor_is_a_type_error_naming_it(op, name, args):
     with pytest.raises(TypeError, match=f"{op}: {name} must be a torch.Tensor, got NoneType"):
         getattr(torch_impl, op)(*args)
+
+
+@pytest.mark.parametrize("bad", ["weight", "mask"])
+def test_deform_offset_and_mask_gradients_of_an_infinite_weight_or_mask(bad):
+    """An infinite weight (infinite column gradients) or mask: the offset and mask
+    gradients are the reference's, inf where its per-channel corner sums are finite,
+    not the NaN of inf - inf that summing the channels per corner first gives."""
+    rng = np.random.default_rng(5)
+    args = {"input": rng.uniform(-1, 1, (2, 4, 5, 5)), "offset": rng.uniform(-1.5, 1.5, (2, 18, 5, 5)),
+            "weight": rng.uniform(-0.5, 0.5, (3, 4, 3, 3)), "mask": rng.uniform(0, 1, (2, 9, 5, 5))}
+    args[bad].reshape(-1)[7] = np.inf
+    with np.errstate(invalid="ignore"):
+        out = reference.deform_conv2d(**args, padding=1)
+        g = np.cos(np.arange(out.size)).reshape(out.shape)
+        expected = reference.deform_conv2d_vjp(g, **args, padding=1)
+    assert not np.isfinite(expected["offset"]).all()
+    tensors = {k: torch.from_numpy(v).requires_grad_() for k, v in args.items()}
+    torch_impl.deform_conv2d(**tensors, padding=1, impl="native").backward(torch.from_numpy(g))
+    for name in ("offset", "mask", "input", "weight"):
+        torch.testing.assert_close(tensors[name].grad, torch.from_numpy(expected[name]),
+                                   equal_nan=True, rtol=1e-10, atol=1e-10, msg=name)
