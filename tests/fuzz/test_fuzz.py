@@ -1,6 +1,7 @@
 """A seeded fuzz of every op of every backend: hostile arguments, huge integers, wrong
-kinds, empty sizes, non-finite data, forward and gradient paths, each column in a child
-process so that a crash or a hang is a finding, not the end of the test run.
+kinds, empty sizes, non-finite data, forward and gradient paths (onnx_impl: forward only),
+each column in a child process so that a crash or a hang is a finding, not the end of the
+test run.
 
 Asserted per call (:func:`fuzz_runner.judge`): no crash, no hang, no invalid call
 accepted, every error a ``ValueError``/``TypeError`` (``MemoryError`` for a call too
@@ -10,7 +11,8 @@ data, huge windows, ...) give the reference's result.
 Bounded by default (``make test``): a seeded sample of each column's calls (:data:`PLAN`).
 ``CROSSCONV_PROFILE=thorough`` runs every call; ``CROSSCONV_FUZZ_SEED`` draws another
 sample; ``CROSSCONV_FUZZ_TIMEOUT`` is the seconds a call may take before it counts as a
-hang; ``CROSSCONV_FUZZ_REPORT=<file>`` appends each column's counts there as JSON lines.
+hang; ``CROSSCONV_FUZZ_REPORT=<file>`` appends each column's counts there as JSON lines;
+``CROSSCONV_FUZZ_LOG=<file>`` appends one line per call (its time and outcome).
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ LUA_OPS = ("conv2d", "tanprod_conv2d")
 
 @dataclass(frozen=True)
 class Column:
+    """One backend (and implementation) the fuzz runs: ``fuzz_worker.COLUMNS`` builds it."""
+
     ops: tuple
     module: str  # what it needs installed
     switch: str | None = None  # the argument choosing the implementation: hostile values
