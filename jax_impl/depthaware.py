@@ -84,10 +84,19 @@ class _Depth:
         self.centre = depth[:, 0][:, self.rows][:, :, self.cols]  # [N, oh, ow]
         self.shape = self.centre.shape
 
-    def formed(self):
-        """``[K, oh, ow]`` static: tap in the image and centre in the image."""
+    def formed(self, taps=None):
+        """``[K, oh, ow]`` static: tap in the image and centre in the image, for ``taps``
+        (default: every tap of the window)."""
         return np.stack([self.geometry.in_input(i, j) & self.centre_inside
-                         for i, j in self.geometry.taps()])
+                         for i, j in (self.geometry.taps() if taps is None else taps)])
+
+    def pool_taps(self):
+        """Pooling's scan over taps: ``(t [K'], formed [K', oh, ow])`` for the taps that
+        read the image in some window (the others add nothing), so a window far larger
+        than the image costs what the image allows."""
+        taps = list(self.geometry.input_taps())
+        kw = self.geometry.kernel[1]
+        return jnp.asarray([i * kw + j for i, j in taps], jnp.int32), self.formed(taps)
 
     def tap(self, t, formed):
         """``(F, slope)`` of tap ``t`` ``[N, oh, ow]``: 1 and 0 where not ``formed``."""
@@ -196,7 +205,7 @@ def _pool_parts(input, depth, geometry, alpha, count_include_pad):
         return (num, divisor), None
 
     start = (jnp.zeros((n, oh, ow, c), input.dtype), divisor)
-    (num, divisor), _ = lax.scan(step, start, (common.tap_indices(geometry), sim.formed()))
+    (num, divisor), _ = lax.scan(step, start, sim.pool_taps())
     return num / divisor[..., None], divisor, xpad, sim
 
 
@@ -227,8 +236,7 @@ def pool_backward(grad_out, input, depth, geometry, alpha, count_include_pad):
         return (grad_xpad, grad_depth_pad, grad_centre), None
 
     start = (jnp.zeros_like(xpad), jnp.zeros_like(sim.depth_pad), jnp.zeros_like(divisor))
-    (grad_xpad, grad_depth_pad, grad_centre), _ = lax.scan(
-        step, start, (common.tap_indices(geometry), sim.formed()))
+    (grad_xpad, grad_depth_pad, grad_centre), _ = lax.scan(step, start, sim.pool_taps())
     grad_input = common.to_channels_first(common.unpad_hw(grad_xpad, geometry))
     return grad_input, sim.gradient(grad_depth_pad, grad_centre)
 
@@ -298,7 +306,10 @@ def depthaware_conv2d(input, depth, weight, bias=None, stride=1, padding=0, dila
         and bias (a ``jax.custom_vjp``: reverse mode only; ``sign(0) = 0`` in the depth
         gradient).
     """
-    input, depth, weight, bias = common.as_arrays(input, depth, weight, bias)
+    input, depth, weight, bias = common.as_arrays(CONV, input=input, depth=depth, weight=weight,
+                                                  bias=bias)
+    common.check_static(CONV, stride=stride, padding=padding, dilation=dilation, alpha=alpha,
+                        impl=impl)
     common.check_dtypes(CONV, input=input, depth=depth, weight=weight, bias=bias)
     sig = depthaware_conv2d_signature(input.shape, depth.shape, weight.shape, shape_of(bias),
                                       stride, padding, dilation, alpha)
@@ -330,7 +341,9 @@ def depthaware_avg_pool2d(input, depth, kernel_size, stride=None, padding=0, alp
         ``[N, C, oh, ow]`` in the input's dtype. Differentiable in input and depth (a
         ``jax.custom_vjp``: reverse mode only).
     """
-    input, depth = common.as_arrays(input, depth)
+    input, depth = common.as_arrays(POOL, input=input, depth=depth)
+    common.check_static(POOL, kernel_size=kernel_size, stride=stride, padding=padding,
+                        alpha=alpha, count_include_pad=count_include_pad, impl=impl)
     common.check_dtypes(POOL, input=input, depth=depth)
     sig = depthaware_avg_pool2d_signature(input.shape, depth.shape, kernel_size, stride,
                                           padding, alpha, count_include_pad)

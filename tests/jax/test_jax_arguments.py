@@ -378,3 +378,20 @@ def test_conv2_5d_keeps_a_non_finite_input_in_a_closed_bin(dtype, bad):
             np.testing.assert_array_equal(np.isnan(np.asarray(fn(x, w))), np.isnan(expected))
         grad_weight = jax.vjp(op, x, w)[1](g)[1]
     np.testing.assert_array_equal(np.isnan(np.asarray(grad_weight)), np.isnan(expected_weight))
+@pytest.mark.parametrize("bad", ["weight", "mask"])
+def test_deform_offset_and_mask_gradients_of_an_infinite_weight_or_mask(bad):
+    """An infinite weight (infinite column gradients) or mask: the offset and mask
+    gradients are the reference's, inf where its per-channel corner sums are finite,
+    not the NaN of inf - inf that summing the channels per corner first gives."""
+    rng = np.random.default_rng(5)
+    args = {"input": rng.uniform(-1, 1, (2, 4, 5, 5)), "offset": rng.uniform(-1.5, 1.5, (2, 18, 5, 5)),
+            "weight": rng.uniform(-0.5, 0.5, (3, 4, 3, 3)), "mask": rng.uniform(0, 1, (2, 9, 5, 5))}
+    args[bad].reshape(-1)[7] = np.inf
+    args = {k: v.astype(np.float32) for k, v in args.items()}
+    out = reference.deform_conv2d(**args, padding=1)
+    g = np.cos(np.arange(out.size)).reshape(out.shape).astype(np.float32)
+    expected = reference.deform_conv2d_vjp(g, **args, padding=1)
+    assert not np.isfinite(expected["offset"]).all()
+    grads = jax.vjp(lambda a: jax_impl.deform_conv2d(**a, padding=1, impl="native"), args)[1](g)[0]
+    for name in ("offset", "mask", "input", "weight"):
+        assert mismatch(grads[name], expected[name], Tolerance(rtol=1e-4, atol=1e-4)) <= 1, name

@@ -481,20 +481,26 @@ def backward(grad_out, input, offset, weight, mask, geometry, groups, offset_gro
         grad_cols, grad_matrix = plan.kernel.backward(grad, plan.columns(values, n1 - n0))
         point_grads = plan.point_rows(grad_cols)  # [Q, C/Go]
         q = point_grads.shape[0]
-        # E[corner, q] = grad_cols[q] . corner row (the mask is not in it)
-        products = torch.ops.aten._embedding_bag_per_sample_weights_backward(
-            point_grads, rows, points.corners.view(-1),
-            torch.arange(0, 4 * q, 4, device=rows.device),
-            torch.arange(q, device=rows.device).repeat_interleave(4), 0, -1,
-        )
-        products = torch.empty((4, q), dtype=points.fractions.dtype, device=rows.device).copy_(
-            products.view(q, 4).t())
-        flat_mask = None if modulation is None else modulation.reshape(-1)
-        _offset_and_mask_grads(points, products, flat_mask, not _finite(rows), plan,
-                               grad_offset[n0:n1], None if mask is None else grad_mask[n0:n1])
         # The column gradients are finite when |grad| * |weight| * O cannot overflow.
         bound = grad.abs().amax() * plan.kernel.matrix.abs().amax() if grad.numel() else 0.0
-        if bool(bound < limit) and _finite(modulation):
+        finite_grads_and_mask = bool(bound < limit) and _finite(modulation)
+        chunk_mask = None if mask is None else grad_mask[n0:n1]
+        flat_mask = None if modulation is None else modulation.reshape(-1)
+        if finite_grads_and_mask:
+            # E[corner, q] = grad_cols[q] . corner row (the mask is not in it)
+            products = torch.ops.aten._embedding_bag_per_sample_weights_backward(
+                point_grads, rows, points.corners.view(-1),
+                torch.arange(0, 4 * q, 4, device=rows.device),
+                torch.arange(q, device=rows.device).repeat_interleave(4), 0, -1,
+            )
+            products = torch.empty((4, q), dtype=points.fractions.dtype, device=rows.device).copy_(
+                products.view(q, 4).t())
+            _offset_and_mask_grads(points, products, flat_mask, not _finite(rows), plan,
+                                   grad_offset[n0:n1], chunk_mask)
+        else:
+            _exact_offset_and_mask_grads(point_grads, rows, points, flat_mask, plan,
+                                         grad_offset[n0:n1], chunk_mask)
+        if finite_grads_and_mask:
             # NaN points and zero-weight corners only reach the border, which is dropped
             grad_rows = _scatter_sorted(point_grads, points, weights, rows.shape[0], plan.width)
         else:
@@ -516,7 +522,6 @@ def _offset_and_mask_grads(points, corner_products, modulation, exact_input, pla
                            grad_mask):
     """Offset and mask gradients of a chunk from ``E[corner, q]`` (in the points' dtype),
     written into ``grad_offset [n, 2*Go*K, oh, ow]`` and ``grad_mask [n, Go*K, oh, ow]``."""
-    n, go, k, p = grad_offset.shape[0], plan.offset_groups, plan.k, plan.positions
     e = corner_products.view(2, 2, -1)  # [corner row, corner column, Q]
     (hy, hx), (ly, lx) = points.fractions
     # d weight / dy of the corners: -hx, -lx, hx, lx; d / dx: -hy, hy, -ly, ly
@@ -525,12 +530,59 @@ def _offset_and_mask_grads(points, corner_products, modulation, exact_input, pla
     torch.sub(e[0, 1], e[0, 0], out=d_both[1]).mul_(hy).addcmul_(e[1, 1] - e[1, 0], ly)
     if modulation is not None:
         d_both.mul_(modulation)
+    sample_grad = None
+    if grad_mask is not None:
+        sample_grad = (points.weights() * corner_products).sum(0)  # sum_c grad_cols * sample
+        if exact_input:  # the sample of a point outside is 0, whatever its corners hold
+            sample_grad.masked_fill_(points.outside(plan.size), 0.0)
+    _write_offset_and_mask_grads(d_both, sample_grad, points, plan, grad_offset, grad_mask)
+
+
+def _write_offset_and_mask_grads(d_both, sample_grad, points, plan, grad_offset, grad_mask):
+    """``d_both [2, Q]`` (d/dy, d/dx) and ``sample_grad [Q]`` (float64, point order) into
+    ``grad_offset`` and ``grad_mask``; NaN offset gradients for NaN points."""
+    n, go, k, p = grad_offset.shape[0], plan.offset_groups, plan.k, plan.positions
     if points.not_a_point is not None:
         d_both.masked_fill_(points.not_a_point, torch.nan)
     grad_offset.view(n, go, k, 2, p).copy_(d_both.view(2, n, go, p, k).permute(1, 2, 4, 0, 3))
-    if grad_mask is None:
-        return
-    sample_grad = (points.weights() * corner_products).sum(0)  # sum_c grad_cols * sample
-    if exact_input:  # the sample of a point outside is 0, whatever its corners hold
-        sample_grad.masked_fill_(points.outside(plan.size), 0.0)
-    grad_mask.view(n, go, k, p).copy_(sample_grad.view(n, go, p, k).transpose(2, 3))
+    if grad_mask is not None:
+        grad_mask.view(n, go, k, p).copy_(sample_grad.view(n, go, p, k).transpose(2, 3))
+
+
+#: Points per step of :func:`_exact_offset_and_mask_grads` (its corner values are
+#: ``[points, 4, C/Go]`` float64).
+EXACT_POINTS = 1 << 12
+
+
+def _exact_offset_and_mask_grads(point_grads, rows, points, modulation, plan, grad_offset,
+                                 grad_mask):
+    """:func:`_offset_and_mask_grads` for column gradients or a mask that may be infinite
+    or NaN, in the reference's order: per channel the corners' weighted sum first (finite for finite
+    data), then its product with the column gradient (times the mask), then the sum over
+    channels. The fast form sums the channels per corner first, so an infinite column
+    gradient gives differences of infinities (NaN where the reference has inf), its mask
+    gradient meets zero corner weights, and an infinite mask multiplies the channels' sum
+    rather than each channel's term (inf where the reference has inf - inf)."""
+    q = point_grads.shape[0]
+    (hy, hx), (ly, lx) = points.fractions
+    weights = points.weights()  # [4, Q], NaN for NaN points
+    outside = points.outside(plan.size)
+    d_both = torch.empty((2, q), dtype=torch.float64, device=rows.device)
+    sample_grad = None if grad_mask is None else torch.empty_like(d_both[0])
+    for start in range(0, q, EXACT_POINTS):
+        s = slice(start, start + EXACT_POINTS)
+        v = rows[points.corners[s]].double()  # [q, 4, C/Go]: (y0, x0), (y0, x0+1), (y0+1, ...)
+        g = point_grads[s].double()
+        scaled = g if modulation is None else g * modulation[s, None].double()
+        # d weight / dy of the corners: -hx, -lx, hx, lx; d / dx: -hy, hy, -ly, ly
+        d_y = (-hx[s, None] * v[:, 0] - lx[s, None] * v[:, 1] + hx[s, None] * v[:, 2]
+               + lx[s, None] * v[:, 3])
+        d_x = (-hy[s, None] * v[:, 0] + hy[s, None] * v[:, 1] - ly[s, None] * v[:, 2]
+               + ly[s, None] * v[:, 3])
+        d_both[0, s] = (scaled * d_y).sum(1)
+        d_both[1, s] = (scaled * d_x).sum(1)
+        if sample_grad is not None:
+            sample = (weights[:, s].t()[:, :, None] * v).sum(1)  # [q, C/Go]
+            sample.masked_fill_(outside[s, None], 0.0)  # the border rule: 0 outside
+            sample_grad[s] = (g * sample).sum(1)
+    _write_offset_and_mask_grads(d_both, sample_grad, points, plan, grad_offset, grad_mask)
