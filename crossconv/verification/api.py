@@ -57,7 +57,8 @@ def verify(fn, op: str, framework: str = "numpy", grad: bool = False, limits: di
         fn: the implementation (a callable, or a ``"module:function"`` name), called with
             the contract's argument names (docs/), tensors by keyword.
         op: the op it implements (``crossconv.registry.OPS``).
-        framework: "numpy" (NumPy arrays in and out), "torch" or "jax".
+        framework: "numpy" (NumPy arrays in and out), "onnx" (NumPy arrays in and out of
+            a function that builds and runs an ONNX graph; forward only), "torch" or "jax".
         grad: check gradients too (torch/jax autodiff; numpy: give ``vjp``).
         limits: narrow the draw (``crossconv.strategy_options.OPTIONS``; ``dtypes`` takes
             float16/bfloat16 too). Arguments ``fn`` lacks are limited automatically.

@@ -2,8 +2,8 @@
 
 Each :class:`Framework` names its worker-side runner (:mod:`crossconv.verification.runners`:
 tensors made from NumPy arrays inside the worker) and what the snippet of a
-counterexample writes to make the same tensors. A new framework (ONNX, say: a function
-taking and returning NumPy arrays) is one runner class and one entry in :data:`FRAMEWORKS`.
+counterexample writes to make the same tensors. A new framework is one runner class and
+one entry in :data:`FRAMEWORKS`.
 """
 
 from __future__ import annotations
@@ -45,6 +45,8 @@ FRAMEWORKS: dict[str, Framework] = {
     f.name: f
     for f in [
         Framework("numpy", runners.NumpyRunner, gradients="vjp",
+                  convert="np.array(array, dtype={dtype})"),
+        Framework("onnx", runners.OnnxRunner, requires="onnxruntime", gradients="",
                   convert="np.array(array, dtype={dtype})"),
         Framework("torch", runners.TorchRunner, requires="torch", imports=("import torch",),
                   convert="torch.from_numpy(array).to(device).to(getattr(torch, {dtype}))",

@@ -6,8 +6,8 @@ inside the worker, calls the function, and returns NumPy arrays in a :class:`Res
 bfloat16 result as float32, which holds it exactly). So nothing of torch or JAX crosses
 the process boundary, and the parent need not import the framework at all.
 
-:data:`RUNNERS` is the table of frameworks: adding one (an ONNX runner, say) is a class
-with ``run`` and an entry there, plus its line in :data:`crossconv.verification.frameworks.FRAMEWORKS`.
+:data:`RUNNERS` is the table of frameworks: adding one is a class with ``run`` and an
+entry there, plus its line in :data:`crossconv.verification.frameworks.FRAMEWORKS`.
 """
 
 from __future__ import annotations
@@ -114,6 +114,20 @@ class NumpyRunner:
             grads = {name: None if returned.get(name) is None else np.asarray(returned[name])
                      for name in call.wrt}
         return Result(outputs, [o.dtype.name for o in outputs], grads)
+
+
+class OnnxRunner(NumpyRunner):
+    """A function that builds and runs an ONNX graph (onnxruntime, the ONNX reference
+    evaluator, any runtime): NumPy arrays in and out, as ``onnx_impl``'s ops take them.
+    Forward only: ONNX has no gradients."""
+
+    float64_ok = False  # a graph's outputs have the element types its builder declared
+
+    def __init__(self, device: str = "cpu", vjp=None):
+        if device != "cpu":
+            raise LookupError("--framework onnx passes NumPy arrays: --device applies to torch "
+                              "and jax only (the function picks its execution provider)")
+        super().__init__(device)
 
 
 class TorchRunner:
@@ -264,7 +278,7 @@ class JaxRunner:
         return Result(outputs, dtypes, grads)
 
 
-RUNNERS = {"numpy": NumpyRunner, "torch": TorchRunner, "jax": JaxRunner}
+RUNNERS = {"numpy": NumpyRunner, "onnx": OnnxRunner, "torch": TorchRunner, "jax": JaxRunner}
 
 
 def run_call(runner, fn, call: Call) -> Result:

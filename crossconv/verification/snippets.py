@@ -67,6 +67,8 @@ def tensor(array, layout="contiguous"):
 ''',
 }
 
+LAYOUT_HELPER["onnx"] = LAYOUT_HELPER["numpy"]  # NumPy arrays in and out too
+
 
 def array_literal(value, indent: int = 0) -> str:
     """An array as a literal that reads back bit for bit (shortest round-trip digits)."""
