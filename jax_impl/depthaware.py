@@ -298,7 +298,10 @@ def depthaware_conv2d(input, depth, weight, bias=None, stride=1, padding=0, dila
         and bias (a ``jax.custom_vjp``: reverse mode only; ``sign(0) = 0`` in the depth
         gradient).
     """
-    input, depth, weight, bias = common.as_arrays(input, depth, weight, bias)
+    input, depth, weight, bias = common.as_arrays(CONV, input=input, depth=depth, weight=weight,
+                                                  bias=bias)
+    common.check_static(CONV, stride=stride, padding=padding, dilation=dilation, alpha=alpha,
+                        impl=impl)
     common.check_dtypes(CONV, input=input, depth=depth, weight=weight, bias=bias)
     sig = depthaware_conv2d_signature(input.shape, depth.shape, weight.shape, shape_of(bias),
                                       stride, padding, dilation, alpha)
@@ -330,7 +333,9 @@ def depthaware_avg_pool2d(input, depth, kernel_size, stride=None, padding=0, alp
         ``[N, C, oh, ow]`` in the input's dtype. Differentiable in input and depth (a
         ``jax.custom_vjp``: reverse mode only).
     """
-    input, depth = common.as_arrays(input, depth)
+    input, depth = common.as_arrays(POOL, input=input, depth=depth)
+    common.check_static(POOL, kernel_size=kernel_size, stride=stride, padding=padding,
+                        alpha=alpha, count_include_pad=count_include_pad, impl=impl)
     common.check_dtypes(POOL, input=input, depth=depth)
     sig = depthaware_avg_pool2d_signature(input.shape, depth.shape, kernel_size, stride,
                                           padding, alpha, count_include_pad)

@@ -367,9 +367,14 @@ def positive_int(value, name: str, op: str) -> int:
 # ----------------------------------------------------------------------------- geometry
 
 
+def tap_extent(kernel: int, dilation: int) -> int:
+    """``dilation*(kernel-1) + 1``: how many cells a window spans along one axis."""
+    return dilation * (kernel - 1) + 1
+
+
 def output_length(size: int, kernel: int, stride: int, pad_total: int, dilation: int) -> int:
     """``floor((size + pad_total - dilation*(kernel-1) - 1) / stride) + 1``."""
-    return (size + pad_total - dilation * (kernel - 1) - 1) // stride + 1
+    return (size + pad_total - tap_extent(kernel, dilation)) // stride + 1
 
 
 @dataclass(frozen=True)
@@ -507,7 +512,7 @@ def _resolve_padding(padding, kernel, stride, dilation, op, allow_string):
                 raise ValueError(
                     f"{op}: padding='same' needs stride 1 (as in torch), got stride={stride}"
                 )
-            totals = [d * (k - 1) for k, d in zip(kernel, dilation)]
+            totals = [tap_extent(k, d) - 1 for k, d in zip(kernel, dilation)]
             before = tuple(t // 2 for t in totals)
             after = tuple(t - b for t, b in zip(totals, before))
             return before, after
@@ -724,7 +729,7 @@ def pool_geometry(op, input_shape, kernel_size, stride, padding, dilation, ceil_
     in_size = (operator.index(input_shape[-2]), operator.index(input_shape[-1]))
     out, pad_after = [], []
     for n, k, s, p, d in zip(in_size, kernel, stride, pad, dilation):
-        span = d * (k - 1) + 1
+        span = tap_extent(k, d)
         length = (n + 2 * p - span + (s - 1 if ceil_mode else 0)) // s + 1
         if ceil_mode and (length - 1) * s >= n + p:
             length -= 1

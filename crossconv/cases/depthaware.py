@@ -1,12 +1,11 @@
-"""Cases of ``depthaware_conv2d`` and ``depthaware_avg_pool2d``: Hypothesis strategies,
-boundary cases and golden cases, as :class:`crossconv.cases.Case` data.
+"""Cases of ``depthaware_conv2d`` and ``depthaware_avg_pool2d`` (docs/depthaware.md).
 
 The strategies draw only valid calls (output of at least 1x1, padding within the op's
-rules) that are not trivially zero (the first window reads an input cell). Depth is
-drawn three ways: on a grid of quarters (many exact ties, where ``sign(0) = 0`` decides
-the depth gradient), uniformly, or, with ``tied_depths=False``, as distinct values at
-least 0.08 apart (what finite differences need: no tap within a step of its centre's
-depth). The keyword options narrow what is drawn, as in :mod:`crossconv.strategies`.
+rules) that are not trivially zero (the first window reads an input cell), in the two
+tiers of :mod:`crossconv.strategies`. Depth is drawn three ways: on a grid of quarters
+(many exact ties, where ``sign(0) = 0`` decides the depth gradient), uniformly, or, with
+``tied_depths=False``, as distinct values at least 0.08 apart (what finite differences
+need: no tap within a step of its centre's depth).
 
 The boundary cases hit the definition's edges on purpose: even kernels and dilated
 centres that are no tap, centres outside the image, ties, NaN and infinite depth,
@@ -21,20 +20,44 @@ import math
 import numpy as np
 from hypothesis import strategies as st
 
-from .boundary import Boundary
-from .cases import Case
-from .goldens import Golden
+from . import Boundary, Case, Golden
+from .common import (
+    DTYPES,
+    LARGE,
+    PIN_BIAS,
+    PIN_DILATION,
+    PIN_PADDING,
+    PIN_STRIDE,
+    SEED,
+    SMALL_BATCH,
+    SMALL_KERNEL,
+    cast,
+    draw_batch,
+    draw_kernel,
+    draw_long_axis,
+    draw_optional,
+    draw_pair,
+    draw_sizes,
+    draw_window,
+    maybe_pair,
+    pixels,
+    some_draws,
+    sprinkle_nonfinite,
+    tier,
+    weights,
+)
 
-DTYPES = ("float32", "float64")
-SEED = st.integers(0, 2**32 - 1)
 #: The similarity scales drawn: 0 turns depth off; 3 makes a depth step of 1 weigh 0.05.
 ALPHAS = (0.0, 0.25, 1.0, 3.0)
 NAN, INF = np.nan, np.inf
 
-
-def _maybe_pair(draw, pair):
-    """``pair`` as an int when both entries agree (half the time), to exercise both forms."""
-    return pair[0] if pair[0] == pair[1] and draw(st.booleans()) else tuple(pair)
+#: The options that keep each argument at its default (crossconv.strategy_options).
+PINS = {
+    "depthaware_conv2d": {"bias": PIN_BIAS, "stride": PIN_STRIDE, "padding": PIN_PADDING,
+                          "dilation": PIN_DILATION},
+    "depthaware_avg_pool2d": {"stride": {"stride_none": True}, "padding": PIN_PADDING,
+                              "count_include_pad": {"count_include_pad": True}},
+}
 
 
 def _alpha(draw, max_alpha):
@@ -53,86 +76,83 @@ def _depth(draw, rng, shape, tied_depths):
     return 0.5 + 0.1 * order + rng.uniform(0.0, 0.02, shape)
 
 
-def _sprinkle_nonfinite(rng, values, fraction):
-    """About ``fraction`` of ``values`` (in place) become NaN, -inf or +inf (2:1:1)."""
-    special = rng.uniform(size=values.shape)
-    values[special < fraction / 2] = NAN
-    values[(special >= fraction / 2) & (special < fraction * 0.75)] = -INF
-    values[(special >= fraction * 0.75) & (special < fraction)] = INF
-    return values
-
-
-def _cast(dtype, **arrays):
-    return {k: (None if v is None else np.asarray(v, dtype=dtype)) for k, v in arrays.items()}
+def _stresses(max_batch, max_out_size, max_kernel):
+    return ("batch" if max_batch > SMALL_BATCH else "", "size" if max_out_size > 32 else "",
+            "kernel" if max_kernel > SMALL_KERNEL else "")
 
 
 @st.composite
-def depthaware_conv2d_cases(draw, dtypes=DTYPES, max_batch=2, max_channels=2,
-                            max_out_channels=2, max_kernel=3, max_stride=2, max_dilation=2,
-                            max_padding=2, max_extra=3, max_alpha=3.0, tied_depths=True,
-                            nonfinite=False):
+def depthaware_conv2d_cases(draw, dtypes=DTYPES, max_batch=7, max_channels=3,
+                            max_out_channels=2, max_kernel=7, max_stride=2, max_dilation=2,
+                            max_padding=2, max_extra=3, max_out_size=159, square=False,
+                            square_kernel=False, bias=None, max_alpha=3.0, tied_depths=True,
+                            nonfinite=True, image_like=False, large=LARGE):
     """Calls of ``depthaware_conv2d``: odd and even kernels, padding up to ``(k-1)*d``
     (so some window centres lie outside the image), bias or not. ``nonfinite``: NaN/Inf
     depth and input cells in half the draws."""
     dtype = draw(st.sampled_from(dtypes))
-    n, c = draw(st.integers(1, max_batch)), draw(st.integers(1, max_channels))
+    stress = tier(draw, large, _stresses(max_batch, max_out_size, max_kernel))
+    n = draw_batch(draw, stress, max_batch)
+    c = draw(st.integers(min(3, max_channels) if image_like else 1, max_channels))
     o = draw(st.integers(1, max_out_channels))
-    kernel = tuple(draw(st.integers(1, max_kernel)) for _ in range(2))
-    stride = tuple(draw(st.integers(1, max_stride)) for _ in range(2))
-    dilation = tuple(draw(st.integers(1, max_dilation)) for _ in range(2))
-    pad = tuple(draw(st.integers(0, min(max_padding, (k - 1) * d)))
-                for k, d in zip(kernel, dilation))
-    size = []
-    for k, d, p in zip(kernel, dilation, pad):
-        first_read = -(-p // d) * d - p  # the first window's first tap in the image
-        low = max(1, d * (k - 1) + 1 - 2 * p, first_read + 1)
-        size.append(draw(st.integers(low, low + max_extra)))
+    kernel = draw_kernel(draw, stress, max_kernel, square_kernel, low=3 if image_like else 1)
+    stride, dilation, pad = draw_window(draw, kernel, max_stride, max_dilation, max_padding, square)
+    h, w = draw_sizes(draw, kernel, dilation, pad, stride, max_extra,
+                      draw_long_axis(draw, stress, max_out_size))
     seed = draw(SEED)
     rng = np.random.default_rng(seed)
-    shape = (n, 1, *size)
-    tensors = {
-        "input": rng.standard_normal((n, c, *size)),
-        "depth": _depth(draw, rng, shape, tied_depths),
-        "weight": rng.standard_normal((o, c, *kernel)),
-        "bias": rng.standard_normal(o) if draw(st.booleans()) else None,
-    }
-    if nonfinite and draw(st.booleans()):
-        _sprinkle_nonfinite(rng, tensors["input"], 0.04)
-        _sprinkle_nonfinite(rng, tensors["depth"], 0.08)
-    params = dict(stride=_maybe_pair(draw, stride), padding=_maybe_pair(draw, pad),
-                  dilation=_maybe_pair(draw, dilation), alpha=_alpha(draw, max_alpha))
-    return Case("depthaware_conv2d", _cast(dtype, **tensors), params, seed)
+    shape = (n, c, h, w)
+    tensors = cast(
+        dtype,
+        input=pixels(rng, shape) if image_like else rng.standard_normal(shape),
+        depth=_depth(draw, rng, (n, 1, h, w), tied_depths),
+        weight=weights(rng, (o, c, *kernel), image_like, c * kernel[0] * kernel[1]),
+        bias=rng.standard_normal(o) if draw_optional(draw, bias) else None,
+    )
+    if nonfinite and some_draws(draw):
+        sprinkle_nonfinite(rng, tensors["input"])
+        sprinkle_nonfinite(rng, tensors["depth"], fraction=0.08)
+    params = dict(stride=maybe_pair(draw, stride, square), padding=maybe_pair(draw, pad, square),
+                  dilation=maybe_pair(draw, dilation, square), alpha=_alpha(draw, max_alpha))
+    return Case("depthaware_conv2d", tensors, params, seed)
 
 
 @st.composite
-def depthaware_avg_pool2d_cases(draw, dtypes=DTYPES, max_batch=2, max_channels=2, max_kernel=3,
-                                max_stride=3, max_extra=4, max_alpha=3.0, tied_depths=True,
-                                nonfinite=False):
+def depthaware_avg_pool2d_cases(draw, dtypes=DTYPES, max_batch=7, max_channels=2, max_kernel=7,
+                                max_stride=3, max_padding=3, max_extra=4, max_out_size=159,
+                                square=False, stride_none=None, count_include_pad=None,
+                                max_alpha=3.0, tied_depths=True, nonfinite=True,
+                                image_like=False, large=LARGE):
     """Calls of ``depthaware_avg_pool2d``: stride None or drawn, padding up to half the
     kernel, both ``count_include_pad``. ``nonfinite``: NaN/Inf depth and input cells in
     half the draws."""
     dtype = draw(st.sampled_from(dtypes))
-    n, c = draw(st.integers(1, max_batch)), draw(st.integers(1, max_channels))
-    kernel = tuple(draw(st.integers(1, max_kernel)) for _ in range(2))
-    stride = None if draw(st.booleans()) else tuple(draw(st.integers(1, max_stride))
-                                                    for _ in range(2))
-    pad = tuple(draw(st.integers(0, k // 2)) for k in kernel)
-    size = [draw(st.integers(max(1, k - 2 * p), max(1, k - 2 * p) + max_extra))
-            for k, p in zip(kernel, pad)]
+    stress = tier(draw, large, _stresses(max_batch, max_out_size, max_kernel))
+    n, c = draw_batch(draw, stress, max_batch), draw(st.integers(1, max_channels))
+    kernel = draw_kernel(draw, stress, max_kernel, square)
+    none = draw(st.booleans()) if stride_none is None else bool(stride_none)
+    stride = None if none else draw_pair(draw, 1, max_stride, square)
+    limits = [min(max_padding, k // 2) for k in kernel]
+    if square:
+        pad = (draw(st.integers(0, min(limits))),) * 2
+    else:
+        pad = tuple(draw(st.integers(0, limit)) for limit in limits)
+    h, w = draw_sizes(draw, kernel, (1, 1), pad, kernel if stride is None else stride, max_extra,
+                      draw_long_axis(draw, stress, max_out_size))
     seed = draw(SEED)
     rng = np.random.default_rng(seed)
-    tensors = {
-        "input": rng.standard_normal((n, c, *size)),
-        "depth": _depth(draw, rng, (n, 1, *size), tied_depths),
-    }
-    if nonfinite and draw(st.booleans()):
-        _sprinkle_nonfinite(rng, tensors["input"], 0.04)
-        _sprinkle_nonfinite(rng, tensors["depth"], 0.08)
-    params = dict(kernel_size=_maybe_pair(draw, kernel),
-                  stride=None if stride is None else _maybe_pair(draw, stride),
-                  padding=_maybe_pair(draw, pad), alpha=_alpha(draw, max_alpha),
-                  count_include_pad=draw(st.booleans()))
-    return Case("depthaware_avg_pool2d", _cast(dtype, **tensors), params, seed)
+    shape = (n, c, h, w)
+    tensors = cast(dtype, input=pixels(rng, shape) if image_like else rng.standard_normal(shape),
+                   depth=_depth(draw, rng, (n, 1, h, w), tied_depths))
+    if nonfinite and some_draws(draw):
+        sprinkle_nonfinite(rng, tensors["input"])
+        sprinkle_nonfinite(rng, tensors["depth"], fraction=0.08)
+    flag = draw(st.booleans()) if count_include_pad is None else bool(count_include_pad)
+    params = dict(kernel_size=maybe_pair(draw, kernel, square),
+                  stride=None if stride is None else maybe_pair(draw, stride, square),
+                  padding=maybe_pair(draw, pad, square), alpha=_alpha(draw, max_alpha),
+                  count_include_pad=flag)
+    return Case("depthaware_avg_pool2d", tensors, params, seed)
 
 
 # ----------------------------------------------------------------------------- boundary
@@ -151,14 +171,21 @@ def _with(depth, row, col, value):
     return out
 
 
-def _conv(name, seed, depth, kernel=(3, 3), channels=(2, 2), bias=True, needs=None, **params):
-    """One sample; ``depth`` ``[H, W]``; random input, weight and bias."""
+def _depths(depth, batch):
+    """``depth [H, W]`` as ``[batch, 1, H, W]``, each later sample a little deeper."""
+    depth = np.asarray(depth, dtype=np.float64)
+    return np.stack([depth + 0.25 * n for n in range(batch)])[:, None]
+
+
+def _conv(name, seed, depth, kernel=(3, 3), channels=(2, 2), bias=True, needs=None, batch=1,
+          **params):
+    """``depth`` ``[H, W]``; random input, weight and bias."""
     rng = np.random.default_rng(seed)
     h, w = np.shape(depth)
     c, o = channels
     tensors = {
-        "input": rng.standard_normal((1, c, h, w)),
-        "depth": np.asarray(depth, dtype=np.float64)[None, None],
+        "input": rng.standard_normal((batch, c, h, w)),
+        "depth": _depths(depth, batch),
         "weight": rng.standard_normal((o, c, *kernel)),
         "bias": rng.standard_normal(o) if bias else None,
     }
@@ -196,15 +223,20 @@ def depthaware_conv2d_boundary() -> list[Boundary]:
               _with(TIED_DEPTH, 0, 0, -INF), padding=2, needs=nonfinite),
         _conv("large alpha: F underflows to 0 away from the centre's depth", 12, TIED_DEPTH,
               padding=1, alpha=800.0),
+        _conv("a batch of 3", 13, TIED_DEPTH, kernel=(2, 2), padding=1, batch=3),
+        _conv("an output row of 33: one past a 32-wide tile", 14,
+              np.tile(TIED_DEPTH[:3], 6)[:, :35], kernel=(3, 2), padding=(1, 0), dilation=(1, 2)),
+        _conv("a 5x5 kernel, padding 2", 15, TIED_DEPTH, kernel=(5, 5), padding=2,
+              channels=(1, 2)),
     ]
 
 
-def _pool(name, seed, depth, channels=2, needs=None, **params):
+def _pool(name, seed, depth, channels=2, needs=None, batch=1, **params):
     rng = np.random.default_rng(seed)
     h, w = np.shape(depth)
     tensors = {
-        "input": rng.standard_normal((1, channels, h, w)),
-        "depth": np.asarray(depth, dtype=np.float64)[None, None],
+        "input": rng.standard_normal((batch, channels, h, w)),
+        "depth": _depths(depth, batch),
     }
     params = {"stride": None, "padding": 0, "alpha": 1.0, "count_include_pad": True, **params}
     return Boundary(name, Case("depthaware_avg_pool2d", tensors, params, seed), needs or {})
@@ -239,6 +271,10 @@ def depthaware_avg_pool2d_boundary() -> list[Boundary]:
               count_include_pad=False, needs=nonfinite),
         _pool("large alpha: only the centre's depth counts", 28, TIED_DEPTH, kernel_size=3,
               stride=1, padding=1, alpha=800.0, count_include_pad=False),
+        _pool("a batch of 3", 29, TIED_DEPTH, kernel_size=2, stride=1, batch=3),
+        _pool("an output row of 33: one past a 32-wide tile, a 5-wide window", 30,
+              np.tile(TIED_DEPTH[:2], 7)[:, :37], kernel_size=(1, 5), stride=1,
+              count_include_pad=False),
     ]
 
 
@@ -252,26 +288,34 @@ GOLDEN_DEPTH = np.array([[0.0, 1.0, 0.0],
 LN2 = math.log(2.0)
 
 
-def depthaware_goldens() -> list[Golden]:
+SOURCE = "by hand, docs/depthaware.md"
+
+
+def depthaware_conv2d_goldens() -> list[Golden]:
     """Hand-computed examples (the arithmetic is in docs/depthaware.md)."""
-    source = "by hand, docs/depthaware.md"
-    conv = Case("depthaware_conv2d", {"input": GOLDEN_INPUT, "depth": GOLDEN_DEPTH,
-                                      "weight": np.ones((1, 1, 3, 3)), "bias": np.array([0.5])},
-                {"alpha": LN2})
-    conv_even = Case("depthaware_conv2d", {"input": GOLDEN_INPUT, "depth": GOLDEN_DEPTH,
-                                           "weight": np.ones((1, 1, 2, 2)), "bias": None},
-                     {"alpha": LN2})
-    pool = {"input": GOLDEN_INPUT, "depth": GOLDEN_DEPTH}
-    pool_params = {"kernel_size": 2, "stride": 2, "padding": 1, "alpha": LN2}
+    tensors = {"input": GOLDEN_INPUT, "depth": GOLDEN_DEPTH}
     return [
-        Golden("3x3 window, bias 0.5", source, conv, np.array([[[[31.5]]]])),
-        Golden("2x2 windows: the centre is each window's origin", source, conv_even,
+        Golden("3x3 window, bias 0.5", SOURCE,
+               Case("depthaware_conv2d", {**tensors, "weight": np.ones((1, 1, 3, 3)),
+                                          "bias": np.array([0.5])}, {"alpha": LN2}),
+               np.array([[[[31.5]]]])),
+        Golden("2x2 windows: the centre is each window's origin", SOURCE,
+               Case("depthaware_conv2d", {**tensors, "weight": np.ones((1, 1, 2, 2)),
+                                          "bias": None}, {"alpha": LN2}),
                np.array([[[[8.0, 12.0], [11.0, 18.0]]]])),
-        Golden("2x2 pooling, stride 2, padding 1, count_include_pad", source,
-               Case("depthaware_avg_pool2d", pool, {**pool_params, "count_include_pad": True}),
+    ]
+
+
+def depthaware_avg_pool2d_goldens() -> list[Golden]:
+    """Hand-computed examples (the arithmetic is in docs/depthaware.md)."""
+    tensors = {"input": GOLDEN_INPUT, "depth": GOLDEN_DEPTH}
+    params = {"kernel_size": 2, "stride": 2, "padding": 1, "alpha": LN2}
+    return [
+        Golden("2x2 pooling, stride 2, padding 1, count_include_pad", SOURCE,
+               Case("depthaware_avg_pool2d", tensors, {**params, "count_include_pad": True}),
                np.array([[[[1 / 4, 8 / 7], [32 / 13, 48 / 7]]]])),
-        Golden("2x2 pooling, stride 2, padding 1, in-image count", source,
-               Case("depthaware_avg_pool2d", pool, {**pool_params, "count_include_pad": False}),
+        Golden("2x2 pooling, stride 2, padding 1, in-image count", SOURCE,
+               Case("depthaware_avg_pool2d", tensors, {**params, "count_include_pad": False}),
                np.array([[[[1.0, 8 / 3], [32 / 5, 48 / 7]]]])),
     ]
 
@@ -281,3 +325,43 @@ def depthaware_goldens() -> list[Golden]:
 GOLDEN_CONV_DEPTH_GRADIENT = LN2 * np.array([[0.0, -1.0, 0.0],
                                              [-1.0, 6.0, -3.0],
                                              [0.0, -1.0, 0.0]]).reshape(1, 1, 3, 3)
+
+
+def depthaware_avg_pool2d_needs(case: Case) -> dict:
+    """The strategy options a pooling configuration needs beyond the shared ones."""
+    return {"stride_none": case.params.get("stride") in (None, ()),
+            "count_include_pad": bool(case.params.get("count_include_pad", True))}
+
+
+# ----------------------------------------------------------------------------- samples
+
+
+def depthaware_conv2d_sample(dtype="float64", seed=0, smooth=False) -> Case:
+    """An even kernel with padding and dilation (centres outside the image, a centre
+    that is no tap); depth on a grid of quarters (ties), or with ``smooth`` distinct
+    values 0.1 apart (no tie for finite differences to cross)."""
+    rng = np.random.default_rng(seed)
+    shape = (2, 1, 7, 6)
+    if smooth:
+        depth = 0.5 + 0.1 * np.stack([rng.permutation(42) for _ in range(2)]).reshape(shape)
+    else:
+        depth = rng.integers(0, 8, shape) * 0.25
+    tensors = cast(dtype, input=rng.standard_normal((2, 3, 7, 6)), depth=depth,
+                   weight=rng.standard_normal((2, 3, 2, 3)), bias=rng.standard_normal(2))
+    return Case("depthaware_conv2d", tensors,
+                dict(stride=(1, 2), padding=(2, 1), dilation=(2, 1), alpha=1.5), seed)
+
+
+def depthaware_avg_pool2d_sample(dtype="float64", seed=0, smooth=False) -> Case:
+    """Overlapping windows with padding (border windows share centres); depth as in
+    :func:`depthaware_conv2d_sample`."""
+    rng = np.random.default_rng(seed)
+    shape = (2, 1, 7, 6)
+    if smooth:
+        depth = 0.5 + 0.1 * np.stack([rng.permutation(42) for _ in range(2)]).reshape(shape)
+    else:
+        depth = rng.integers(0, 8, shape) * 0.25
+    tensors = cast(dtype, input=rng.standard_normal((2, 3, 7, 6)), depth=depth)
+    return Case("depthaware_avg_pool2d", tensors,
+                dict(kernel_size=3, stride=2, padding=1, alpha=1.5, count_include_pad=False),
+                seed)

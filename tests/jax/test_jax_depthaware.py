@@ -21,13 +21,14 @@ from jax_cases import quick_jit
 import jax_impl
 import reference
 from crossconv.cases import Case
-from crossconv.cases_depthaware import (
+from crossconv.cases.depthaware import (
     GOLDEN_CONV_DEPTH_GRADIENT,
     depthaware_avg_pool2d_boundary,
     depthaware_avg_pool2d_cases,
+    depthaware_avg_pool2d_goldens,
     depthaware_conv2d_boundary,
     depthaware_conv2d_cases,
-    depthaware_goldens,
+    depthaware_conv2d_goldens,
 )
 from crossconv.compare import Tolerance, assert_close, assert_nontrivial
 from crossconv.measure import cotangent
@@ -105,7 +106,8 @@ def test_generated_cases_match_the_reference_with_nan_and_inf(op):
     draw()
 
 
-@pytest.mark.parametrize("golden", depthaware_goldens(), ids=lambda g: g.name)
+@pytest.mark.parametrize("golden", depthaware_conv2d_goldens() + depthaware_avg_pool2d_goldens(),
+                         ids=lambda g: g.name)
 def test_goldens(golden):
     case = golden.case
     out = case.call(getattr(jax_impl, case.op), convert=jnp.asarray)
@@ -115,7 +117,7 @@ def test_goldens(golden):
 def test_golden_depth_gradient_passes_nothing_through_ties():
     """The 3x3 worked example: the corners tie with the centre's depth and get exactly 0
     (``jax.grad(jnp.abs)(0.0)`` is 1: autodiff of the forward would give them ``ln2 * x``)."""
-    case = depthaware_goldens()[0].case
+    case = (depthaware_conv2d_goldens() + depthaware_avg_pool2d_goldens())[0].case
     with jax.enable_x64(True):
         arrays = {k: jnp.asarray(v) for k, v in case.tensors.items()}
         depth = jax.grad(lambda d: jnp.sum(jax_impl.depthaware_conv2d(

@@ -14,7 +14,7 @@ pytest.importorskip("onnxruntime")
 
 import onnx_impl  # noqa: E402
 import reference  # noqa: E402
-from crossconv import cases_depthaware as cases  # noqa: E402
+from crossconv.cases import depthaware as cases  # noqa: E402
 from crossconv.compare import Tolerance, assert_close  # noqa: E402
 from crossconv.crosscheck import cast  # noqa: E402
 from onnx_impl import runtime  # noqa: E402
@@ -24,7 +24,7 @@ OPS = ("depthaware_conv2d", "depthaware_avg_pool2d")
 #: Sums of at most C*kh*kw = 18 products (the strategies' and boundary cases' sizes).
 TOLERANCE = {"float32": Tolerance(1e-5, 1e-5), "float64": Tolerance(1e-10, 1e-10)}
 BOUNDARY = cases.depthaware_conv2d_boundary() + cases.depthaware_avg_pool2d_boundary()
-GOLDENS = cases.depthaware_goldens()
+GOLDENS = cases.depthaware_conv2d_goldens() + cases.depthaware_avg_pool2d_goldens()
 
 
 def _check(case, runtime="onnxruntime", expected=None):

@@ -22,7 +22,7 @@ from test_pallas_lowering import TRITON_CALL, _compile_for_h100, _triton_modules
 import jax_impl
 import reference
 from crossconv.cases import Case
-from crossconv.cases_depthaware import (
+from crossconv.cases.depthaware import (
     depthaware_avg_pool2d_boundary,
     depthaware_avg_pool2d_cases,
     depthaware_conv2d_boundary,

@@ -11,13 +11,14 @@ from hypothesis import given
 import reference
 from crossconv import oracles
 from crossconv.cases import Case
-from crossconv.cases_depthaware import (
+from crossconv.cases.depthaware import (
     GOLDEN_CONV_DEPTH_GRADIENT,
     depthaware_avg_pool2d_boundary,
     depthaware_avg_pool2d_cases,
+    depthaware_avg_pool2d_goldens,
     depthaware_conv2d_boundary,
     depthaware_conv2d_cases,
-    depthaware_goldens,
+    depthaware_conv2d_goldens,
 )
 from crossconv.checks import FD_STEP, FD_TOLERANCE
 from crossconv.compare import assert_close, assert_nontrivial
@@ -248,14 +249,15 @@ def test_pool_windows_sharing_a_centre_both_reach_its_depth():
 # ----------------------------------------------------------------------------- goldens
 
 
-@pytest.mark.parametrize("golden", depthaware_goldens(), ids=lambda g: g.name)
+@pytest.mark.parametrize("golden", depthaware_conv2d_goldens() + depthaware_avg_pool2d_goldens(),
+                         ids=lambda g: g.name)
 def test_golden(golden):
     actual, expected = golden.run()
     assert_close(actual, expected, ORACLE, golden.name)
 
 
 def test_golden_depth_gradient():
-    conv = depthaware_goldens()[0].case
+    conv = (depthaware_conv2d_goldens() + depthaware_avg_pool2d_goldens())[0].case
     grads = _vjp(reference.depthaware_conv2d_vjp, np.ones((1, 1, 1, 1)), conv)
     assert_close(grads["depth"], GOLDEN_CONV_DEPTH_GRADIENT, ORACLE, "golden depth gradient")
     # the other gradients: d input = F, d weight = x * F, d bias = 1

@@ -18,13 +18,14 @@ from torch.export import Dim
 import reference
 import torch_impl
 from crossconv.cases import Case
-from crossconv.cases_depthaware import (
+from crossconv.cases.depthaware import (
     GOLDEN_CONV_DEPTH_GRADIENT,
     depthaware_avg_pool2d_boundary,
     depthaware_avg_pool2d_cases,
+    depthaware_avg_pool2d_goldens,
     depthaware_conv2d_boundary,
     depthaware_conv2d_cases,
-    depthaware_goldens,
+    depthaware_conv2d_goldens,
 )
 from crossconv.compare import Tolerance, assert_close
 from reference.common import conv_geometry, pool_geometry
@@ -146,12 +147,12 @@ def test_boundary_cases(boundary, dtype):
 
 
 def test_golden_cases_and_the_tied_corners_depth_gradient():
-    for golden in depthaware_goldens():
+    for golden in (depthaware_conv2d_goldens() + depthaware_avg_pool2d_goldens()):
         tensors = {k: None if v is None else torch.tensor(v, dtype=F64)
                    for k, v in golden.case.tensors.items()}
         out = getattr(torch_impl, golden.case.op)(**tensors, **golden.case.params)
         np.testing.assert_allclose(out.numpy(), golden.expected, rtol=1e-12, err_msg=golden.name)
-    conv = depthaware_goldens()[0].case
+    conv = (depthaware_conv2d_goldens() + depthaware_avg_pool2d_goldens())[0].case
     check(conv)
     depth = torch.tensor(conv.tensors["depth"], dtype=F64, requires_grad=True)
     torch_impl.depthaware_conv2d(torch.tensor(conv.tensors["input"]), depth,

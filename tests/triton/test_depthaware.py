@@ -16,7 +16,7 @@ from hypothesis import given, settings
 import reference
 import torch_impl
 from crossconv.cases import Case
-from crossconv.cases_depthaware import (
+from crossconv.cases.depthaware import (
     depthaware_avg_pool2d_boundary,
     depthaware_avg_pool2d_cases,
     depthaware_conv2d_boundary,
