@@ -176,7 +176,7 @@ def deform_profile(repeats):
     Calls the native module's internals the way its forward and backward do."""
     import torch.nn.functional as F
 
-    from reference.common import deform_signature
+    from reference.deform import deform_signature
     from torch_impl.native import deform as native
 
     torch = _torch()

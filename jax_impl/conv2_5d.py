@@ -29,7 +29,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from reference.common import conv2_5d_signature, shape_of
+from reference.common import shape_of
+from reference.conv2_5d import conv2_5d_signature
 
 from . import common
 

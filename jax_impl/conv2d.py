@@ -30,7 +30,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from reference.common import conv2d_signature, shape_of, xcorr_signature
+from reference.common import shape_of
+from reference.conv2d import conv2d_signature, xcorr_signature
 
 from . import common
 

@@ -34,7 +34,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from reference.common import deform_signature, shape_of
+from reference.common import shape_of
+from reference.deform import deform_signature
 
 from . import common
 

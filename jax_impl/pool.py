@@ -31,7 +31,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from reference.common import avg_divisor, avg_pool_signature, max_pool_signature
+from reference.common import avg_divisor
+from reference.pool import avg_pool_signature, max_pool_signature
 
 from . import common
 

@@ -27,7 +27,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from reference.common import shape_of, tanprod_signature
+from reference.common import shape_of
+from reference.tanprod import tanprod_signature
 
 from . import common
 

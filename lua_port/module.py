@@ -16,11 +16,11 @@ from reference.common import (
     check_float_dtypes,
     check_grad_output,
     check_shape,
-    conv2d_signature,
     nonnegative_pair,
     positive_int,
-    tanprod_signature,
 )
+from reference.conv2d import conv2d_signature
+from reference.tanprod import tanprod_signature
 
 from ._ops import as_array, check_lua_sizes
 from .runtimes import trusted

@@ -33,7 +33,8 @@ from dataclasses import dataclass
 import numpy as np
 from onnx import TensorProto
 
-from reference.common import Geometry, deform_signature, output_length, shape_of
+from reference.common import Geometry, output_length, shape_of
+from reference.deform import deform_signature
 
 from . import graph as G
 from .runtime import Spec, arrays, batched, run

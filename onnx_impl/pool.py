@@ -23,13 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reference.common import (
-    Geometry,
-    avg_divisor,
-    avg_pool_signature,
-    check_flag,
-    max_pool_signature,
-)
+from reference.common import Geometry, avg_divisor, check_flag
+from reference.pool import avg_pool_signature, max_pool_signature
 
 from . import graph as G
 from .runtime import Spec, arrays, batched, run

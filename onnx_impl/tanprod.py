@@ -22,7 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reference.common import Geometry, shape_of, tanprod_signature
+from reference.common import Geometry, shape_of
+from reference.tanprod import tanprod_signature
 
 from . import graph as G
 from .runtime import Spec, arrays, batched, run

@@ -29,14 +29,11 @@ import sys
 
 import numpy as np
 
-from reference.common import (
-    avg_pool_signature,
-    conv2_5d_signature,
-    conv2d_signature,
-    deform_signature,
-    max_pool_signature,
-    tanprod_signature,
-)
+from reference.conv2_5d import conv2_5d_signature
+from reference.conv2d import conv2d_signature
+from reference.deform import deform_signature
+from reference.pool import avg_pool_signature, max_pool_signature
+from reference.tanprod import tanprod_signature
 
 from . import graph as G
 from .graph import OPSET

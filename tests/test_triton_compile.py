@@ -57,17 +57,14 @@ def _calls(dtype):
     """Every contract function on small tensors, each code path once."""
     import torch
 
-    from reference.common import (
-        avg_pool_signature,
-        conv2_5d_signature,
-        deform_signature,
-        max_pool_signature,
-        tanprod_signature,
-    )
+    from reference.conv2_5d import conv2_5d_signature
+    from reference.deform import deform_signature
     from reference.depthaware import (
         depthaware_avg_pool2d_signature,
         depthaware_conv2d_signature,
     )
+    from reference.pool import avg_pool_signature, max_pool_signature
+    from reference.tanprod import tanprod_signature
     from torch_impl.kernels import conv2_5d, deform, depthaware, pool, tanprod
 
     def t(*shape):

@@ -10,7 +10,7 @@ over the contract functions of :mod:`torch_impl.native.deform` or
 
 from __future__ import annotations
 
-from reference.common import deform_signature
+from reference.deform import deform_signature
 
 from .common import check_impl, check_tensors, int_list, shape
 from .custom_op import contract_op

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from reference.common import avg_pool_signature, max_pool_signature
+from reference.pool import avg_pool_signature, max_pool_signature
 
 from .common import (
     check_impl,

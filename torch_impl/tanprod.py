@@ -8,7 +8,7 @@ of :mod:`torch_impl.native.tanprod` or ``torch_impl.kernels.tanprod``.
 
 from __future__ import annotations
 
-from reference.common import tanprod_signature
+from reference.tanprod import tanprod_signature
 
 from .common import check_impl, check_tensors, empty_sums, int_list, shape
 from .custom_op import contract_op

@@ -5,7 +5,8 @@ rules) that are not trivially zero (the first window reads an input cell), in th
 tiers of :mod:`crossconv.strategies`. Depth is drawn three ways: on a grid of quarters
 (many exact ties, where ``sign(0) = 0`` decides the depth gradient), uniformly, or, with
 ``tied_depths=False``, as distinct values at least 0.08 apart (what finite differences
-need: no tap within a step of its centre's depth).
+need: no tap within a step of its centre's depth). With ``nonfinite`` (the default) half
+the draws have NaN, +inf and -inf depth cells and NaN input cells.
 
 The boundary cases hit the definition's edges on purpose: even kernels and dilated
 centres that are no tap, centres outside the image, ties, NaN and infinite depth,
@@ -76,6 +77,15 @@ def _depth(draw, rng, shape, tied_depths):
     return 0.5 + 0.1 * order + rng.uniform(0.0, 0.02, shape)
 
 
+def _sprinkle_nan(rng, values, fraction=0.02):
+    """About ``fraction`` of the input cells (in place) become NaN. Not infinities: the
+    depth gradient through a tap that reads one, ``sum_{o,c} g[o] * w[o,c] * x[c]``, is
+    inf - inf (NaN) summed term by term and an infinity when ``g . w`` is formed first;
+    the definition leaves that order open (docs/depthaware.md)."""
+    values[rng.uniform(size=values.shape) < fraction] = NAN
+    return values
+
+
 def _stresses(max_batch, max_out_size, max_kernel):
     return ("batch" if max_batch > SMALL_BATCH else "", "size" if max_out_size > 32 else "",
             "kernel" if max_kernel > SMALL_KERNEL else "")
@@ -110,7 +120,7 @@ def depthaware_conv2d_cases(draw, dtypes=DTYPES, max_batch=7, max_channels=3,
         bias=rng.standard_normal(o) if draw_optional(draw, bias) else None,
     )
     if nonfinite and some_draws(draw):
-        sprinkle_nonfinite(rng, tensors["input"])
+        _sprinkle_nan(rng, tensors["input"])
         sprinkle_nonfinite(rng, tensors["depth"], fraction=0.08)
     params = dict(stride=maybe_pair(draw, stride, square), padding=maybe_pair(draw, pad, square),
                   dilation=maybe_pair(draw, dilation, square), alpha=_alpha(draw, max_alpha))
@@ -145,7 +155,7 @@ def depthaware_avg_pool2d_cases(draw, dtypes=DTYPES, max_batch=7, max_channels=2
     tensors = cast(dtype, input=pixels(rng, shape) if image_like else rng.standard_normal(shape),
                    depth=_depth(draw, rng, (n, 1, h, w), tied_depths))
     if nonfinite and some_draws(draw):
-        sprinkle_nonfinite(rng, tensors["input"])
+        _sprinkle_nan(rng, tensors["input"])
         sprinkle_nonfinite(rng, tensors["depth"], fraction=0.08)
     flag = draw(st.booleans()) if count_include_pad is None else bool(count_include_pad)
     params = dict(kernel_size=maybe_pair(draw, kernel, square),
@@ -221,8 +231,8 @@ def depthaware_conv2d_boundary() -> list[Boundary]:
         _conv("a -inf corner depth, padding 2: NaN where it is the centre, unread where the "
               "centre is outside", 11,
               _with(TIED_DEPTH, 0, 0, -INF), padding=2, needs=nonfinite),
-        _conv("large alpha: F underflows to 0 away from the centre's depth", 12, TIED_DEPTH,
-              padding=1, alpha=800.0),
+        _conv("alpha = 2000: F underflows to 0 (float64 too) off the centre's depth", 12,
+              TIED_DEPTH, padding=1, alpha=2000.0),
         _conv("a batch of 3", 13, TIED_DEPTH, kernel=(2, 2), padding=1, batch=3),
         _conv("an output row of 33: one past a 32-wide tile", 14,
               np.tile(TIED_DEPTH[:3], 6)[:, :35], kernel=(3, 2), padding=(1, 0), dilation=(1, 2)),
@@ -269,8 +279,8 @@ def depthaware_avg_pool2d_boundary() -> list[Boundary]:
         _pool("an inf depth: F = 0 there, NaN where it is the centre", 27,
               _with(TIED_DEPTH, 2, 4, INF), kernel_size=3, stride=1, padding=1,
               count_include_pad=False, needs=nonfinite),
-        _pool("large alpha: only the centre's depth counts", 28, TIED_DEPTH, kernel_size=3,
-              stride=1, padding=1, alpha=800.0, count_include_pad=False),
+        _pool("alpha = 2000: only the taps at the centre's depth count", 28, TIED_DEPTH,
+              kernel_size=3, stride=1, padding=1, alpha=2000.0, count_include_pad=False),
         _pool("a batch of 3", 29, TIED_DEPTH, kernel_size=2, stride=1, batch=3),
         _pool("an output row of 33: one past a 32-wide tile, a 5-wide window", 30,
               np.tile(TIED_DEPTH[:2], 7)[:, :37], kernel_size=(1, 5), stride=1,

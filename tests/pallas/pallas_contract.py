@@ -20,7 +20,10 @@ from crossconv.checks import cotangent
 from crossconv.compare import assert_close, assert_nontrivial
 from crossconv.registry import OPS
 from jax_impl.kernels import conv2_5d, deform, pool, tanprod
-from reference import common
+from reference.conv2_5d import conv2_5d_signature
+from reference.deform import deform_signature
+from reference.pool import avg_pool_signature, max_pool_signature
+from reference.tanprod import tanprod_signature
 
 FAST_COMPILE = {"xla_backend_optimization_level": 0}
 
@@ -43,7 +46,7 @@ def _shape(array):
 
 
 def _tanprod(t, p, grad):
-    geometry = common.tanprod_signature(t["input"].shape, t["weight"].shape, None,
+    geometry = tanprod_signature(t["input"].shape, t["weight"].shape, None,
                                         **p).geometry
     out = tanprod.forward(t["input"], t["weight"], geometry)
     gi, gw = tanprod.backward(grad, t["input"], t["weight"], geometry)
@@ -51,7 +54,7 @@ def _tanprod(t, p, grad):
 
 
 def _conv2_5d(t, p, grad):
-    sig = common.conv2_5d_signature(t["input"].shape, t["depth"].shape, t["weight"].shape,
+    sig = conv2_5d_signature(t["input"].shape, t["depth"].shape, t["weight"].shape,
                                     None, **p)
     args = (t["input"], t["depth"], t["weight"], sig.geometry, sig.focal, sig.pixel_size)
     out = conv2_5d.forward(*args)
@@ -60,7 +63,7 @@ def _conv2_5d(t, p, grad):
 
 
 def _deform(t, p, grad):
-    sig = common.deform_signature(t["input"].shape, t["offset"].shape, t["weight"].shape,
+    sig = deform_signature(t["input"].shape, t["offset"].shape, t["weight"].shape,
                                   None, mask=_shape(t["mask"]), **p)
     args = (t["input"], t["offset"], t["weight"], t["mask"], sig.geometry, sig.groups,
             sig.offset_groups)
@@ -75,13 +78,13 @@ def _deform(t, p, grad):
 
 
 def _max_pool(t, p, grad):
-    geometry = common.max_pool_signature(t["input"].shape, **p)
+    geometry = max_pool_signature(t["input"].shape, **p)
     out, indices = pool.max_forward(t["input"], geometry)
     return (out, indices), {"input": pool.max_backward(grad, indices, geometry)}
 
 
 def _avg_pool(t, p, grad):
-    geometry = common.avg_pool_signature(t["input"].shape, **p)
+    geometry = avg_pool_signature(t["input"].shape, **p)
     cip, override = p["count_include_pad"], p["divisor_override"]
     out = pool.avg_forward(t["input"], geometry, cip, override)
     return (out,), {"input": pool.avg_backward(grad, geometry, cip, override)}

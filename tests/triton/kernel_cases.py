@@ -17,14 +17,11 @@ from crossconv.cases import Case, as_outputs
 from crossconv.checks import cotangent
 from crossconv.compare import Tolerance, assert_close, assert_nontrivial
 from crossconv.registry import OPS
-from reference.common import (
-    avg_pool_signature,
-    conv2_5d_signature,
-    deform_signature,
-    max_pool_signature,
-    shape_of,
-    tanprod_signature,
-)
+from reference.common import shape_of
+from reference.conv2_5d import conv2_5d_signature
+from reference.deform import deform_signature
+from reference.pool import avg_pool_signature, max_pool_signature
+from reference.tanprod import tanprod_signature
 from torch_impl.kernels import conv2_5d, deform, pool, tanprod
 
 #: float16 / bfloat16 against the float64 reference on the same (rounded) inputs: the

@@ -13,7 +13,7 @@ from kernel_cases import (
 )
 
 from crossconv import strategies
-from reference.common import tanprod_signature
+from reference.tanprod import tanprod_signature
 from torch_impl.kernels import tanprod
 
 
