@@ -176,13 +176,13 @@ def deform_profile(repeats):
     Calls the native module's internals the way its forward and backward do."""
     import torch.nn.functional as F
 
-    from reference.deform import deform_signature
+    from reference.deform import deform_conv2d_signature
     from torch_impl.native import deform as native
 
     torch = _torch()
     x, offset, weight, mask = (t.detach() for t in deform_inputs())
     grad_out = torch.randn(8, 64, 56, 56, generator=torch.Generator().manual_seed(1))
-    sig = deform_signature(x.shape, offset.shape, weight.shape, None, 1, 1, 1, mask.shape)
+    sig = deform_conv2d_signature(x.shape, offset.shape, weight.shape, None, 1, 1, 1, mask.shape)
     n, c, h, w = x.shape
     phases = {}
 

@@ -35,7 +35,7 @@ import numpy as np
 from jax import lax
 
 from reference.common import shape_of
-from reference.deform import deform_signature
+from reference.deform import deform_conv2d_signature
 
 from . import common
 
@@ -379,8 +379,8 @@ def deform_conv2d(input, offset, weight, bias=None, stride=1, padding=0, dilatio
                                                          weight=weight, bias=bias, mask=mask)
     common.check_static(OP, stride=stride, padding=padding, dilation=dilation, impl=impl)
     common.check_dtypes(OP, input=input, offset=offset, weight=weight, bias=bias, mask=mask)
-    sig = deform_signature(input.shape, offset.shape, weight.shape, shape_of(bias), stride,
-                           padding, dilation, shape_of(mask))
+    sig = deform_conv2d_signature(input.shape, offset.shape, weight.shape, shape_of(bias), stride,
+                                  padding, dilation, shape_of(mask))
     impl = common.resolve_impl(OP, impl, "deform")
     result, compute = common.result_and_compute_dtypes(input.dtype)
     input, offset, weight, bias, mask = common.cast(compute, input, offset, weight, bias, mask)

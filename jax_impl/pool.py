@@ -32,7 +32,7 @@ import numpy as np
 from jax import lax
 
 from reference.common import avg_divisor
-from reference.pool import avg_pool_signature, max_pool_signature
+from reference.pool import avg_pool2d_signature, max_pool2d_signature
 
 from . import common
 
@@ -161,8 +161,8 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
                         dilation=dilation, ceil_mode=ceil_mode, return_indices=return_indices,
                         impl=impl)
     common.check_dtypes("max_pool2d", input=input)
-    geometry = max_pool_signature(input.shape, kernel_size, stride, padding, dilation, ceil_mode,
-                                  return_indices)
+    geometry = max_pool2d_signature(input.shape, kernel_size, stride, padding, dilation, ceil_mode,
+                                    return_indices)
     impl = common.resolve_impl("max_pool2d", impl, "pool")
     result, compute = common.result_and_compute_dtypes(input.dtype)
     out, indices = _max_pool(*common.cast(compute, input), geometry, impl)
@@ -218,8 +218,8 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
                         ceil_mode=ceil_mode, count_include_pad=count_include_pad,
                         divisor_override=divisor_override, impl=impl)
     common.check_dtypes("avg_pool2d", input=input)
-    geometry = avg_pool_signature(input.shape, kernel_size, stride, padding, ceil_mode,
-                                  count_include_pad, divisor_override)
+    geometry = avg_pool2d_signature(input.shape, kernel_size, stride, padding, ceil_mode,
+                                    count_include_pad, divisor_override)
     impl = common.resolve_impl("avg_pool2d", impl, "pool")
     result, compute = common.result_and_compute_dtypes(input.dtype)
     divisor_override = None if divisor_override is None else int(divisor_override)

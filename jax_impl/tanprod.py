@@ -28,7 +28,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from reference.common import shape_of
-from reference.tanprod import tanprod_signature
+from reference.tanprod import tanprod_conv2d_signature
 
 from . import common
 
@@ -148,7 +148,7 @@ def tanprod_conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, *,
     input, weight, bias = common.as_arrays(OP, input=input, weight=weight, bias=bias)
     common.check_static(OP, stride=stride, padding=padding, dilation=dilation, impl=impl)
     common.check_dtypes(OP, input=input, weight=weight, bias=bias)
-    sig = tanprod_signature(input.shape, weight.shape, shape_of(bias), stride, padding, dilation)
+    sig = tanprod_conv2d_signature(input.shape, weight.shape, shape_of(bias), stride, padding, dilation)
     impl = common.resolve_impl(OP, impl, "tanprod")
     result, compute = common.result_and_compute_dtypes(input.dtype)
     input, weight, bias = common.cast(compute, input, weight, bias)

@@ -22,7 +22,7 @@ import numpy as np
 
 from reference.common import check_float_dtypes, check_grad_output, check_shape
 from reference.conv2d import conv2d_signature
-from reference.tanprod import tanprod_signature
+from reference.tanprod import tanprod_conv2d_signature as tanprod_signature
 
 from .runtimes import resolve_runtime, trusted
 

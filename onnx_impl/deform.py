@@ -34,7 +34,7 @@ import numpy as np
 from onnx import TensorProto
 
 from reference.common import Geometry, output_length, shape_of
-from reference.deform import deform_signature
+from reference.deform import deform_conv2d_signature
 
 from . import graph as G
 from .runtime import Spec, arrays, batched, run
@@ -149,8 +149,8 @@ def deform_conv2d_plan(input, offset, weight, bias=None, stride=1, padding=0, di
     tensors, dtype = arrays("deform_conv2d", input=input, offset=offset, weight=weight,
                             bias=bias, mask=mask)
     x, off, w, b, m = tensors.values()
-    sig = deform_signature(x.shape, off.shape, w.shape, shape_of(b), stride, padding, dilation,
-                           shape_of(m))
+    sig = deform_conv2d_signature(x.shape, off.shape, w.shape, shape_of(b), stride, padding, dilation,
+                                  shape_of(m))
     spec = DeformSpec(dtype, batched(x.shape), w.shape, b is not None, m is not None,
                       sig.geometry, sig.groups, sig.offset_groups)
     return spec, tensors

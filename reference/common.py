@@ -5,7 +5,7 @@ whichever framework raised it: ``ValueError``/``TypeError`` naming the operation
 argument and the value received (``MemoryError`` for a call whose tensors cannot fit in
 memory, see "Sizes" below), raised before anything is copied, allocated or
 computed. The per-operation checks (``reference.conv2d.conv2d_signature``,
-``reference.deform.deform_signature``, ...) live beside each op's definition and are
+``reference.deform.deform_conv2d_signature``, ...) live beside each op's definition and are
 built from the pieces here; they take only shapes and Python values, so torch and JAX
 call them on tensors they never read (at trace time under ``jax.jit``, on CUDA tensors,
 on fake tensors).

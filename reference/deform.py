@@ -53,7 +53,7 @@ from .common import (
 # ----------------------------------------------------------------------------- checks
 
 
-def deform_signature(input, offset, weight, bias=None, stride=1, padding=0, dilation=1, mask=None):
+def deform_conv2d_signature(input, offset, weight, bias=None, stride=1, padding=0, dilation=1, mask=None):
     """Check a call of ``deform_conv2d``; resolves weight groups and offset groups."""
     op = "deform_conv2d"
     x, w = conv_operands(op, input, weight, "[O, C/groups, kh, kw]")
@@ -126,8 +126,8 @@ class _DeformArgs:
 def _deform_args(input, offset, weight, bias, stride, padding, dilation, mask):
     x, off, w, b, m = check_arrays("deform_conv2d", input=input, offset=offset, weight=weight,
                                    bias=bias, mask=mask)
-    sig = deform_signature(x.shape, off.shape, w.shape, shape_of(b), stride, padding, dilation,
-                           shape_of(m))
+    sig = deform_conv2d_signature(x.shape, off.shape, w.shape, shape_of(b), stride, padding, dilation,
+                                  shape_of(m))
     return _DeformArgs(*to_float64(x, off, w, b, m), sig.groups, sig.offset_groups, sig.geometry)
 
 

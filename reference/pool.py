@@ -36,8 +36,8 @@ from .common import (
 # ----------------------------------------------------------------------------- checks
 
 
-def max_pool_signature(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
-                       return_indices=False) -> Geometry:
+def max_pool2d_signature(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+                         return_indices=False) -> Geometry:
     """Check a call of ``max_pool2d``, including torch's crash case: a window that covers
     only padding (possible with dilation) is a ``ValueError``."""
     op = "max_pool2d"
@@ -48,8 +48,8 @@ def max_pool_signature(input, kernel_size, stride=None, padding=0, dilation=1, c
     return geometry
 
 
-def avg_pool_signature(input, kernel_size, stride=None, padding=0, ceil_mode=False,
-                       count_include_pad=True, divisor_override=None) -> Geometry:
+def avg_pool2d_signature(input, kernel_size, stride=None, padding=0, ceil_mode=False,
+                         count_include_pad=True, divisor_override=None) -> Geometry:
     """Check a call of ``avg_pool2d``."""
     op = "avg_pool2d"
     x = check_ndim(input, "input", 4, "[N, C, H, W]", op)
@@ -88,8 +88,8 @@ def _check_windows_reach_input(op, geometry, padding, dilation) -> None:
 
 def _max_pool_args(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices):
     (x,) = check_arrays("max_pool2d", input=input)
-    geometry = max_pool_signature(x.shape, kernel_size, stride, padding, dilation, ceil_mode,
-                                  return_indices)
+    geometry = max_pool2d_signature(x.shape, kernel_size, stride, padding, dilation, ceil_mode,
+                                    return_indices)
     return *to_float64(x), geometry
 
 
@@ -153,8 +153,8 @@ def max_pool2d_vjp(grad_output, input, kernel_size, stride=None, padding=0, dila
 def _avg_pool_args(input, kernel_size, stride, padding, ceil_mode, count_include_pad,
                    divisor_override):
     (x,) = check_arrays("avg_pool2d", input=input)
-    geometry = avg_pool_signature(x.shape, kernel_size, stride, padding, ceil_mode,
-                                  count_include_pad, divisor_override)
+    geometry = avg_pool2d_signature(x.shape, kernel_size, stride, padding, ceil_mode,
+                                    count_include_pad, divisor_override)
     return *to_float64(x), geometry, avg_divisor(geometry, count_include_pad, divisor_override)
 
 

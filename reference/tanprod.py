@@ -33,7 +33,7 @@ from .common import (
 # ----------------------------------------------------------------------------- checks
 
 
-def tanprod_signature(input, weight, bias=None, stride=1, padding=0, dilation=1):
+def tanprod_conv2d_signature(input, weight, bias=None, stride=1, padding=0, dilation=1):
     """Check a call of ``tanprod_conv2d`` (``input [N,C,H,W]``, ``weight [O,C,kh,kw]``)."""
     op = "tanprod_conv2d"
     x, w = conv_operands(op, input, weight, "[O, C, kh, kw]")
@@ -55,7 +55,7 @@ def exclusive_products(factors: np.ndarray, axis: int) -> np.ndarray:
 
 def _tanprod_args(input, weight, bias, stride, padding, dilation):
     x, w, b = check_arrays("tanprod_conv2d", input=input, weight=weight, bias=bias)
-    sig = tanprod_signature(x.shape, w.shape, shape_of(b), stride, padding, dilation)
+    sig = tanprod_conv2d_signature(x.shape, w.shape, shape_of(b), stride, padding, dilation)
     return (*to_float64(x, w, b), sig.geometry)
 
 

@@ -509,8 +509,8 @@ def forward(input, offset, weight, mask, geometry, groups, offset_groups):
         offset: ``[N, 2*Go*kh*kw, oh, ow]``, interleaved ``(dy, dx)`` per tap.
         weight: ``[O, C/G, kh, kw]``.
         mask: ``[N, Go*kh*kw, oh, ow]`` or None.
-        geometry: ``reference.common.Geometry`` from ``deform_signature``.
-        groups, offset_groups: G and Go from ``deform_signature``.
+        geometry: ``reference.common.Geometry`` from ``deform_conv2d_signature``.
+        groups, offset_groups: G and Go from ``deform_conv2d_signature``.
 
     Returns:
         ``[N, O, oh, ow]``.

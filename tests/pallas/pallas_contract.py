@@ -21,9 +21,9 @@ from crossconv.compare import assert_close, assert_nontrivial
 from crossconv.registry import OPS
 from jax_impl.kernels import conv2_5d, deform, pool, tanprod
 from reference.conv2_5d import conv2_5d_signature
-from reference.deform import deform_signature
-from reference.pool import avg_pool_signature, max_pool_signature
-from reference.tanprod import tanprod_signature
+from reference.deform import deform_conv2d_signature
+from reference.pool import avg_pool2d_signature, max_pool2d_signature
+from reference.tanprod import tanprod_conv2d_signature
 
 FAST_COMPILE = {"xla_backend_optimization_level": 0}
 
@@ -46,7 +46,7 @@ def _shape(array):
 
 
 def _tanprod(t, p, grad):
-    geometry = tanprod_signature(t["input"].shape, t["weight"].shape, None,
+    geometry = tanprod_conv2d_signature(t["input"].shape, t["weight"].shape, None,
                                         **p).geometry
     out = tanprod.forward(t["input"], t["weight"], geometry)
     gi, gw = tanprod.backward(grad, t["input"], t["weight"], geometry)
@@ -55,7 +55,7 @@ def _tanprod(t, p, grad):
 
 def _conv2_5d(t, p, grad):
     sig = conv2_5d_signature(t["input"].shape, t["depth"].shape, t["weight"].shape,
-                                    None, **p)
+                             None, **p)
     args = (t["input"], t["depth"], t["weight"], sig.geometry, sig.focal, sig.pixel_size)
     out = conv2_5d.forward(*args)
     gi, gw = conv2_5d.backward(grad, *args)
@@ -63,7 +63,7 @@ def _conv2_5d(t, p, grad):
 
 
 def _deform(t, p, grad):
-    sig = deform_signature(t["input"].shape, t["offset"].shape, t["weight"].shape,
+    sig = deform_conv2d_signature(t["input"].shape, t["offset"].shape, t["weight"].shape,
                                   None, mask=_shape(t["mask"]), **p)
     args = (t["input"], t["offset"], t["weight"], t["mask"], sig.geometry, sig.groups,
             sig.offset_groups)
@@ -78,13 +78,13 @@ def _deform(t, p, grad):
 
 
 def _max_pool(t, p, grad):
-    geometry = max_pool_signature(t["input"].shape, **p)
+    geometry = max_pool2d_signature(t["input"].shape, **p)
     out, indices = pool.max_forward(t["input"], geometry)
     return (out, indices), {"input": pool.max_backward(grad, indices, geometry)}
 
 
 def _avg_pool(t, p, grad):
-    geometry = avg_pool_signature(t["input"].shape, **p)
+    geometry = avg_pool2d_signature(t["input"].shape, **p)
     cip, override = p["count_include_pad"], p["divisor_override"]
     out = pool.avg_forward(t["input"], geometry, cip, override)
     return (out,), {"input": pool.avg_backward(grad, geometry, cip, override)}

@@ -19,9 +19,9 @@ from crossconv.compare import Tolerance, assert_close, assert_nontrivial
 from crossconv.registry import OPS
 from reference.common import shape_of
 from reference.conv2_5d import conv2_5d_signature
-from reference.deform import deform_signature
-from reference.pool import avg_pool_signature, max_pool_signature
-from reference.tanprod import tanprod_signature
+from reference.deform import deform_conv2d_signature
+from reference.pool import avg_pool2d_signature, max_pool2d_signature
+from reference.tanprod import tanprod_conv2d_signature
 from torch_impl.kernels import conv2_5d, deform, pool, tanprod
 
 #: float16 / bfloat16 against the float64 reference on the same (rounded) inputs: the
@@ -39,8 +39,8 @@ def _add_bias(out, bias):
 
 
 def _tanprod(t, p):
-    geometry = tanprod_signature(t["input"].shape, t["weight"].shape, shape_of(t["bias"]),
-                                 **p).geometry
+    geometry = tanprod_conv2d_signature(t["input"].shape, t["weight"].shape, shape_of(t["bias"]),
+                                        **p).geometry
     forward = lambda: _add_bias(tanprod.forward(t["input"], t["weight"], geometry), t["bias"])  # noqa: E731
 
     def backward(g):
@@ -67,8 +67,8 @@ def _conv2_5d(t, p):
 
 
 def _deform(t, p):
-    sig = deform_signature(t["input"].shape, t["offset"].shape, t["weight"].shape,
-                           shape_of(t["bias"]), mask=shape_of(t["mask"]), **p)
+    sig = deform_conv2d_signature(t["input"].shape, t["offset"].shape, t["weight"].shape,
+                                  shape_of(t["bias"]), mask=shape_of(t["mask"]), **p)
     args = (sig.geometry, sig.groups, sig.offset_groups)
 
     def forward():
@@ -89,7 +89,7 @@ def _deform(t, p):
 
 
 def _max_pool2d(t, p):
-    geometry = max_pool_signature(t["input"].shape, **p)
+    geometry = max_pool2d_signature(t["input"].shape, **p)
 
     def forward():
         out, indices = pool.max_forward(t["input"], geometry)
@@ -103,7 +103,7 @@ def _max_pool2d(t, p):
 
 
 def _avg_pool2d(t, p):
-    geometry = avg_pool_signature(t["input"].shape, **p)
+    geometry = avg_pool2d_signature(t["input"].shape, **p)
     modes = (p.get("count_include_pad", True), p.get("divisor_override"))
     forward = lambda: pool.avg_forward(t["input"], geometry, *modes)  # noqa: E731
     backward = lambda g: {"input": pool.avg_backward(g, geometry, *modes)}  # noqa: E731
