@@ -53,6 +53,13 @@ class Op:
             (finite values only; keeps points away from kinks and ties).
         nondifferentiable: tensor arguments whose gradient must be zero or absent; the
             others are :attr:`differentiable`.
+        contract: the names of the kernel contract's forward and backward functions in
+            the op's file of each backend's kernels (``torch_impl/kernels/<file>.py``,
+            ``jax_impl/kernels/<file>.py``) and native code; a file that holds two ops
+            prefixes them. ``forward(*tensors, *arguments)`` takes the tensor arguments
+            but the bias, then what the op's ``<op>_signature`` returns (its geometry and
+            scalars); ``backward(grad, *the same)`` returns the gradients of the
+            differentiable ones but the bias, in order.
         vanishing: differentiable arguments whose gradient the definition makes exactly
             zero on some valid calls (depth-aware ops with ``alpha = 0`` or a constant
             depth: ``sign(0) = 0``). A zero expected gradient of these is compared (the
@@ -66,12 +73,19 @@ class Op:
     grad_tolerance: Mapping[str, Tolerance] = field(default_factory=lambda: LONG_SUMS)
     fd_options: Mapping[str, Any] = field(default_factory=lambda: {"nonfinite": False})
     nondifferentiable: tuple[str, ...] = ()
+    contract: tuple[str, str] = ("forward", "backward")
     vanishing: tuple[str, ...] = ()
 
     @property
     def differentiable(self) -> tuple[str, ...]:
         """The arguments that get gradients (when not None)."""
         return tuple(a for a in self.tensor_args if a not in self.nondifferentiable)
+
+    @property
+    def signature(self) -> Callable:
+        """``reference.<file>.<op>_signature``: the op's argument check on shapes and
+        Python values, the source of its kernel contract's arguments."""
+        return getattr(importlib.import_module(f"reference.{self.file}"), f"{self.name}_signature")
 
     @property
     def reference(self) -> Callable:
@@ -149,13 +163,16 @@ OPS: dict[str, Op] = {
         Op("deform_conv2d", ("input", "offset", "weight", "bias", "mask"),
            fd_options={**FINITE, "smooth": True, "nonfinite_offsets": False}),
         Op("max_pool2d", ("input",), SHORT_SUMS, SHORT_SUMS,
-           fd_options={**FINITE, "distinct": True}),
-        Op("avg_pool2d", ("input",), SHORT_SUMS, SHORT_SUMS),
+           fd_options={**FINITE, "distinct": True}, contract=("max_forward", "max_backward")),
+        Op("avg_pool2d", ("input",), SHORT_SUMS, SHORT_SUMS,
+           contract=("avg_forward", "avg_backward")),
         # Depth is differentiable; finite differences need no tap at its centre's depth.
         Op("depthaware_conv2d", ("input", "depth", "weight", "bias"),
-           fd_options={**FINITE, "tied_depths": False}, vanishing=("depth",)),
+           fd_options={**FINITE, "tied_depths": False}, vanishing=("depth",),
+           contract=("conv_forward", "conv_backward")),
         Op("depthaware_avg_pool2d", ("input", "depth"), SHORT_SUMS, SHORT_SUMS,
-           fd_options={**FINITE, "tied_depths": False}, vanishing=("depth",)),
+           fd_options={**FINITE, "tied_depths": False}, vanishing=("depth",),
+           contract=("pool_forward", "pool_backward")),
     ]
 }
 

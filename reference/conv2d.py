@@ -74,6 +74,16 @@ def xcorr_signature(search, template, op="xcorr2d"):
     return (s[0], channels, s[2] - t[2] + 1, s[3] - t[3] + 1)
 
 
+def xcorr2d_signature(search, template):
+    """Check a call of ``xcorr2d``; returns the output shape ``[N, 1, oh, ow]``."""
+    return xcorr_signature(search, template, "xcorr2d")
+
+
+def xcorr2d_depthwise_signature(search, template):
+    """Check a call of ``xcorr2d_depthwise``; returns the output shape ``[N, C, oh, ow]``."""
+    return xcorr_signature(search, template, "xcorr2d_depthwise")
+
+
 def _conv2d_args(input, weight, bias, stride, padding, dilation, groups):
     x, w, b = check_arrays("conv2d", input=input, weight=weight, bias=bias)
     sig = conv2d_signature(x.shape, w.shape, shape_of(b), stride, padding, dilation, groups)
