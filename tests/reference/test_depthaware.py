@@ -1,6 +1,9 @@
-"""The depth-aware reference ops: against their loop oracles (random, boundary and
-non-finite cases), against finite differences, against conv2d / avg_pool2d where depth
-plays no part, on hand-computed goldens, and on bad arguments."""
+"""The depth-aware reference ops where their definitions say something the generated
+tests cannot: against conv2d / avg_pool2d where depth plays no part, edges stated
+directly, the golden depth gradient, and bad arguments. (Their loop oracles on random,
+boundary and non-finite cases, finite differences and the golden values run with every
+op's, from the registry: tests/reference/test_oracle.py, test_finite_differences.py,
+test_goldens.py, tests/tool/test_boundary_and_golden_data.py.)"""
 
 import math
 
@@ -15,13 +18,11 @@ from crossconv.cases.depthaware import (
     GOLDEN_CONV_DEPTH_GRADIENT,
     depthaware_avg_pool2d_boundary,
     depthaware_avg_pool2d_cases,
-    depthaware_avg_pool2d_goldens,
     depthaware_conv2d_boundary,
     depthaware_conv2d_cases,
     depthaware_conv2d_goldens,
 )
-from crossconv.checks import FD_STEP, FD_TOLERANCE
-from crossconv.compare import assert_close, assert_nontrivial
+from crossconv.compare import assert_close
 from crossconv.registry import ORACLE
 
 CONV, POOL = "depthaware_conv2d", "depthaware_avg_pool2d"
@@ -34,7 +35,6 @@ OPS = {
            oracles.oracle_depthaware_avg_pool2d, oracles.oracle_depthaware_avg_pool2d_vjp,
            depthaware_avg_pool2d_cases, reference.avg_pool2d),
 }
-DIFFERENTIABLE = {CONV: ("input", "depth", "weight", "bias"), POOL: ("input", "depth")}
 BOUNDARY = depthaware_conv2d_boundary() + depthaware_avg_pool2d_boundary()
 
 
@@ -44,81 +44,6 @@ def _vjp(vjp, grad, case):
 
 def _cotangent(case, shape):
     return np.random.default_rng(case.seed + 1).standard_normal(shape)
-
-
-def check_oracle(case, nontrivial=True):
-    """Reference vs loop oracle, forward and every gradient, to 1e-12 (NaN meets NaN)."""
-    ref, ref_vjp, oracle, oracle_vjp = OPS[case.op][:4]
-    what = f"reference vs oracle on {case.describe()}"
-    with np.errstate(all="ignore"):
-        expected = case.call(oracle)
-        if nontrivial:
-            assert_nontrivial(expected, what)
-        assert_close(case.call(ref), expected, ORACLE, what)
-        grad = _cotangent(case, expected.shape)
-        expected_grads = _vjp(oracle_vjp, grad, case)
-        actual_grads = _vjp(ref_vjp, grad, case)
-    present = [k for k in DIFFERENTIABLE[case.op] if case.tensors.get(k) is not None]
-    assert sorted(actual_grads) == sorted(expected_grads) == sorted(present), what
-    for name, e in expected_grads.items():
-        assert_close(actual_grads[name], e, ORACLE, f"{what}, d/d{name}")
-
-
-# ----------------------------------------------------------------------------- oracle
-
-
-@pytest.mark.parametrize("op", OPS)
-def test_reference_matches_oracle(op):
-    @given(OPS[op][4](dtypes=("float64",)))
-    def check(case):
-        check_oracle(case)
-
-    check()
-
-
-@pytest.mark.parametrize("op", OPS)
-def test_nonfinite_values_land_where_the_oracle_puts_them(op):
-    @given(OPS[op][4](dtypes=("float64",), nonfinite=True))
-    def check(case):
-        check_oracle(case, nontrivial=False)
-
-    check()
-
-
-@pytest.mark.parametrize("boundary", BOUNDARY, ids=[b.name for b in BOUNDARY])
-def test_boundary_cases_match_oracle(boundary):
-    check_oracle(boundary.case)
-
-
-# ----------------------------------------------------------------------------- finite differences
-
-
-@pytest.mark.parametrize("op", OPS)
-def test_vjp_matches_finite_differences(op):
-    """Depths at least 0.08 apart (no tap within a step of its centre's depth); one random
-    direction per argument, central differences (crossconv.checks' step and tolerance)."""
-    ref, ref_vjp = OPS[op][:2]
-
-    @given(OPS[op][4](dtypes=("float64",), tied_depths=False))
-    def check(case):
-        out = case.call(ref)
-        rng = np.random.default_rng(case.seed + 2)
-        grad = rng.standard_normal(out.shape)
-        grads = _vjp(ref_vjp, grad, case)
-        for name in grads:
-            x = case.tensors[name]
-            direction = rng.standard_normal(x.shape)
-            step = FD_STEP * max(1.0, float(np.abs(x).max()))
-            plus = case.with_tensor(name, x + step * direction).call(ref)
-            minus = case.with_tensor(name, x - step * direction).call(ref)
-            numeric = np.sum(grad * (plus - minus)) / (2 * step)
-            analytic = np.sum(grads[name] * direction)
-            terms = np.sum(np.abs(grads[name] * direction))
-            rounding = 1e-15 * np.sum(np.abs(grad * out)) / step
-            assert abs(numeric - analytic) <= FD_TOLERANCE * terms + rounding, (
-                f"d/d{name} on {case.describe()}: {analytic!r} vs finite differences {numeric!r}")
-
-    check()
 
 
 # ----------------------------------------------------------------------------- depth plays no part
@@ -161,9 +86,10 @@ def test_alpha_zero_is_the_plain_op_whatever_the_depth(op):
 
 @pytest.mark.parametrize("op", OPS)
 def test_constant_depth_is_the_plain_op(op):
-    """F = exp(0) = 1 exactly, and sign(0) = 0 leaves depth without gradient."""
+    """F = exp(0) = 1 exactly, and sign(0) = 0 leaves depth without gradient (finite
+    inputs: a NaN input cell makes its taps' 0 * dL/dF NaN)."""
 
-    @given(OPS[op][4](dtypes=("float64",)))
+    @given(OPS[op][4](dtypes=("float64",), nonfinite=False))
     def check(case):
         depth = np.full_like(case.tensors["depth"], 1.75)
         _assert_plain(case.with_tensor("depth", depth))
@@ -249,15 +175,8 @@ def test_pool_windows_sharing_a_centre_both_reach_its_depth():
 # ----------------------------------------------------------------------------- goldens
 
 
-@pytest.mark.parametrize("golden", depthaware_conv2d_goldens() + depthaware_avg_pool2d_goldens(),
-                         ids=lambda g: g.name)
-def test_golden(golden):
-    actual, expected = golden.run()
-    assert_close(actual, expected, ORACLE, golden.name)
-
-
 def test_golden_depth_gradient():
-    conv = (depthaware_conv2d_goldens() + depthaware_avg_pool2d_goldens())[0].case
+    conv = depthaware_conv2d_goldens()[0].case
     grads = _vjp(reference.depthaware_conv2d_vjp, np.ones((1, 1, 1, 1)), conv)
     assert_close(grads["depth"], GOLDEN_CONV_DEPTH_GRADIENT, ORACLE, "golden depth gradient")
     # the other gradients: d input = F, d weight = x * F, d bias = 1
