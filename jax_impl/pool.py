@@ -35,6 +35,7 @@ from reference.common import avg_divisor
 from reference.pool import avg_pool2d_signature, max_pool2d_signature
 
 from . import common
+from . import geometry as geo
 
 # ----------------------------------------------------------------------------- contract
 
@@ -63,8 +64,8 @@ def max_forward(input, geometry):
     best = jnp.full((*input.shape[:2], *geometry.out_size), -jnp.inf, input.dtype)
     index = jnp.full(best.shape, -1, common.index_dtype())
     for i, j in geometry.input_taps():  # the other taps read only padding: never the max
-        rows = common.positions(geometry, 0) + i * geometry.dilation[0]
-        cols = common.positions(geometry, 1) + j * geometry.dilation[1]
+        rows = geo.positions(geometry, 0) + i * geometry.dilation[0]
+        cols = geo.positions(geometry, 1) + j * geometry.dilation[1]
         inside = ((rows >= 0) & (rows < geometry.in_size[0]))[:, None] & (
             (cols >= 0) & (cols < width))[None, :]
         flat = jnp.asarray(rows[:, None] * width + cols[None, :], index.dtype)

@@ -405,6 +405,13 @@ class Geometry:
         """``(Hp, Wp)``: the input's size with its padding."""
         return tuple(n + b + a for n, b, a in zip(self.in_size, self.pad_before, self.pad_after))
 
+    def used_size(self) -> tuple[int, int]:
+        """The rows and columns of the padded input that some window reads, from the
+        top-left: ``(out - 1) * stride + dilation*(kernel-1) + 1`` per axis (the rest of a
+        floor-rounded output size is never read)."""
+        return tuple((o - 1) * s + tap_extent(k, d) for o, s, k, d in
+                     zip(self.out_size, self.stride, self.kernel, self.dilation))
+
     def pad(self, x: np.ndarray, value: float = 0.0) -> np.ndarray:
         (top, left), (bottom, right) = self.pad_before, self.pad_after
         widths = [(0, 0)] * (x.ndim - 2) + [(top, bottom), (left, right)]

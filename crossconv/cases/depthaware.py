@@ -217,8 +217,8 @@ def depthaware_conv2d_boundary() -> list[Boundary]:
               TIED_DEPTH, padding=2),
         _conv("kernel 3x2, padding (2, 1), stride 2: centres outside on one axis", 5,
               TIED_DEPTH, kernel=(3, 2), padding=(2, 1), stride=2),
-        _conv("tied depths, 3x3, padding 1: sign(0) = 0 decides the depth gradient", 6,
-              TIED_DEPTH, padding=1),
+        _conv("tied depths, 3x3, padding 1, a batch of 3: sign(0) = 0 decides the depth "
+              "gradient", 6, TIED_DEPTH, padding=1, batch=3),
         _conv("constant depth: equals conv2d", 7, np.full((5, 6), 1.75), padding=1,
               dilation=(1, 2)),
         _conv("alpha = 0 with NaN and inf depth: equals conv2d", 8,
@@ -233,11 +233,8 @@ def depthaware_conv2d_boundary() -> list[Boundary]:
               _with(TIED_DEPTH, 0, 0, -INF), padding=2, needs=nonfinite),
         _conv("alpha = 2000: F underflows to 0 (float64 too) off the centre's depth", 12,
               TIED_DEPTH, padding=1, alpha=2000.0),
-        _conv("a batch of 3", 13, TIED_DEPTH, kernel=(2, 2), padding=1, batch=3),
         _conv("an output row of 33: one past a 32-wide tile", 14,
               np.tile(TIED_DEPTH[:3], 6)[:, :35], kernel=(3, 2), padding=(1, 0), dilation=(1, 2)),
-        _conv("a 5x5 kernel, padding 2", 15, TIED_DEPTH, kernel=(5, 5), padding=2,
-              channels=(1, 2)),
     ]
 
 
@@ -279,9 +276,9 @@ def depthaware_avg_pool2d_boundary() -> list[Boundary]:
         _pool("an inf depth: F = 0 there, NaN where it is the centre", 27,
               _with(TIED_DEPTH, 2, 4, INF), kernel_size=3, stride=1, padding=1,
               count_include_pad=False, needs=nonfinite),
-        _pool("alpha = 2000: only the taps at the centre's depth count", 28, TIED_DEPTH,
-              kernel_size=3, stride=1, padding=1, alpha=2000.0, count_include_pad=False),
-        _pool("a batch of 3", 29, TIED_DEPTH, kernel_size=2, stride=1, batch=3),
+        _pool("alpha = 2000, a batch of 3: only the taps at the centre's depth count", 28,
+              TIED_DEPTH, kernel_size=3, stride=1, padding=1, alpha=2000.0,
+              count_include_pad=False, batch=3),
         _pool("an output row of 33: one past a 32-wide tile, a 5-wide window", 30,
               np.tile(TIED_DEPTH[:2], 7)[:, :37], kernel_size=(1, 5), stride=1,
               count_include_pad=False),

@@ -37,6 +37,7 @@ import jax
 import jax.numpy as jnp
 from jax.experimental import pallas as pl
 
+from .. import geometry as geo
 from .common import (
     DOT_MIN,
     blocks,
@@ -126,22 +127,14 @@ def _tap_offset(geometry, t):
 
 
 def _centre_offset(geometry):
-    kh, kw = geometry.kernel
-    return _tap_offset(geometry, (kh // 2) * kw + kw // 2)
-
-
-def _edge(centre, coefficient, focal, pixel_size):
-    """Bin edge ``d_c + (k - B/2) * s`` with ``s = d_c * pixel_size / focal`` (docs/conv2_5d.md's form;
-    ``coefficient`` is ``k - B/2``)."""
-    s = centre * pixel_size / focal
-    return centre + coefficient * s
+    return _tap_offset(geometry, geo.centre_tap(geometry))
 
 
 def _bin_mask(centre, depth, lower, focal, pixel_size):
     """``m_l``: is ``depth`` in ``[e_l, e_{l+1})`` of its window's centre depth? ``lower``
     is ``l - B/2`` (a Python float or a traced value of the depth's dtype)."""
-    lo = _edge(centre, lower, focal, pixel_size)
-    hi = _edge(centre, lower + 1, focal, pixel_size)
+    lo = geo.bin_edges(centre, lower, focal, pixel_size)
+    hi = geo.bin_edges(centre, lower + 1, focal, pixel_size)
     return ((lo <= depth) & (depth < hi)).astype(depth.dtype)
 
 

@@ -58,8 +58,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax.experimental import pallas as pl
 
-from jax_impl.depthaware import similarity, window_centres
+from jax_impl.depthaware import similarity
 from reference.common import avg_divisor
+from reference.depthaware import window_centres
 
 from .common import (
     DOT_MIN,
