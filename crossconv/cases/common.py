@@ -70,6 +70,13 @@ def maybe_pair(draw, pair, square=False):
     return pair[0] if pair[0] == pair[1] and draw(st.booleans()) else tuple(pair)
 
 
+def window_params(draw, stride, pad, dilation, square=False) -> dict:
+    """``stride``, ``padding`` and ``dilation`` as a call passes them, each an int or a
+    pair (:func:`maybe_pair`)."""
+    return dict(stride=maybe_pair(draw, stride, square), padding=maybe_pair(draw, pad, square),
+                dilation=maybe_pair(draw, dilation, square))
+
+
 def draw_pair(draw, low, high, square=False):
     first = draw(st.integers(low, high))
     return (first, first) if square else (first, draw(st.integers(low, high)))

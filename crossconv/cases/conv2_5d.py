@@ -7,38 +7,14 @@ from hypothesis import strategies as st
 
 import reference
 
-from . import Boundary, Case, Golden
-from .common import (
-    DTYPES,
-    LARGE,
-    PIN_BIAS,
-    PIN_DILATION,
-    PIN_PADDING,
-    PIN_STRIDE,
-    SEED,
-    SMALL_BATCH,
-    SMALL_KERNEL,
-    cast,
-    draw_batch,
-    draw_kernel,
-    draw_long_axis,
-    draw_optional,
-    draw_sizes,
-    draw_window,
-    maybe_pair,
-    pixels,
-    some_draws,
-    sprinkle_nonfinite,
-    tier,
-    weights,
-)
+from . import Boundary, Case, Golden, common
 
 NAN, INF = np.nan, np.inf
 
 #: The options that keep each argument at its default (crossconv.strategy_options).
 PINS = {
-    "conv2_5d": {"bias": PIN_BIAS, "stride": PIN_STRIDE, "padding": PIN_PADDING,
-                 "dilation": PIN_DILATION, "focal": {"focal": 1.0},
+    "conv2_5d": {"bias": common.PIN_BIAS, "stride": common.PIN_STRIDE, "padding": common.PIN_PADDING,
+                 "dilation": common.PIN_DILATION, "focal": {"focal": 1.0},
                  "pixel_size": {"pixel_size": 1.0}},
 }
 
@@ -50,11 +26,11 @@ PIXEL_SIZES = (0.5, 1.0, 2.0)
 
 
 @st.composite
-def conv2_5d_cases(draw, dtypes=DTYPES, max_batch=7, max_channels=2, max_out_channels=2,
+def conv2_5d_cases(draw, dtypes=common.DTYPES, max_batch=7, max_channels=2, max_out_channels=2,
                    max_bins=7, bins_equal_kernel=False, max_kernel=7, max_stride=2,
                    max_dilation=2, max_padding=3, max_extra=3, max_out_size=159, square=False,
                    square_kernel=False, bias=None, focal=None, pixel_size=None, nonfinite=True,
-                   image_like=False, large=LARGE):
+                   image_like=False, large=common.LARGE):
     """Calls of ``conv2_5d``.
 
     Depth is drawn on a grid of quarters (including 0 and negatives) with power-of-two
@@ -67,33 +43,33 @@ def conv2_5d_cases(draw, dtypes=DTYPES, max_batch=7, max_channels=2, max_out_cha
     """
     dtype = draw(st.sampled_from(dtypes))
     kernel_limit = min(max_kernel, max_bins) if bins_equal_kernel else max_kernel
-    stress = tier(draw, large, ("batch" if max_batch > SMALL_BATCH else "",
-                                "size" if max_out_size > 32 else "",
-                                "kernel" if kernel_limit >= SMALL_KERNEL + 2 else "",
-                                "bins" if max_bins > 3 and not bins_equal_kernel else ""))
-    n = draw_batch(draw, stress, max_batch)
+    stress = common.tier(draw, large, ("batch" if max_batch > common.SMALL_BATCH else "",
+                                       "size" if max_out_size > 32 else "",
+                                       "kernel" if kernel_limit >= common.SMALL_KERNEL + 2 else "",
+                                       "bins" if max_bins > 3 and not bins_equal_kernel else ""))
+    n = common.draw_batch(draw, stress, max_batch)
     c = draw(st.integers(min(3, max_channels) if image_like else 1, max_channels))
     o = draw(st.integers(1, max_out_channels))
-    kernel = draw_kernel(draw, stress, kernel_limit, square_kernel, odd=True,
-                         low=3 if image_like else 1)
+    kernel = common.draw_kernel(draw, stress, kernel_limit, square_kernel, odd=True,
+                                low=3 if image_like else 1)
     if bins_equal_kernel:
         bins = kernel[0]
     elif stress == "bins":
         bins = draw(st.integers(4, max_bins))
     else:
         bins = draw(st.integers(1, min(3, max_bins)))
-    stride, dilation, _ = draw_window(draw, kernel, max_stride, max_dilation, 0, square)
+    stride, dilation, _ = common.draw_window(draw, kernel, max_stride, max_dilation, 0, square)
     limits = [min(max_padding, (k // 2) * d) for k, d in zip(kernel, dilation)]
     if square:
         pad = (draw(st.integers(0, min(limits))),) * 2
     else:
         pad = tuple(draw(st.integers(0, limit)) for limit in limits)
     centre = tuple((k // 2) * d - p for k, d, p in zip(kernel, dilation, pad))
-    h, w = draw_sizes(draw, kernel, dilation, pad, stride, max_extra,
-                      draw_long_axis(draw, stress, max_out_size), first_read=centre)
+    h, w = common.draw_sizes(draw, kernel, dilation, pad, stride, max_extra,
+                             common.draw_long_axis(draw, stress, max_out_size), first_read=centre)
     focal = draw(st.sampled_from(FOCALS)) if focal is None else float(focal)
     pixel_size = draw(st.sampled_from(PIXEL_SIZES)) if pixel_size is None else float(pixel_size)
-    seed = draw(SEED)
+    seed = draw(common.SEED)
     rng = np.random.default_rng(seed)
     if draw(st.booleans()):
         depth = rng.integers(-1, 16, (n, 1, h, w)) * 0.25
@@ -102,18 +78,18 @@ def conv2_5d_cases(draw, dtypes=DTYPES, max_batch=7, max_channels=2, max_out_cha
     # The first window's centre has a positive depth: its middle bin is open.
     depth[:, :, centre[0], centre[1]] = 1.5
     shape = (n, c, h, w)
-    tensors = cast(
+    tensors = common.cast(
         dtype,
-        input=pixels(rng, shape) if image_like else rng.standard_normal(shape),
+        input=common.pixels(rng, shape) if image_like else rng.standard_normal(shape),
         depth=depth,
-        weight=weights(rng, (bins, o, c, *kernel), image_like, c * kernel[0] * kernel[1]),
-        bias=rng.standard_normal(o) if draw_optional(draw, bias) else None,
+        weight=common.weights(rng, (bins, o, c, *kernel), image_like, c * kernel[0] * kernel[1]),
+        bias=rng.standard_normal(o) if common.draw_optional(draw, bias) else None,
     )
-    params = dict(stride=maybe_pair(draw, stride, square), padding=maybe_pair(draw, pad, square),
-                  dilation=maybe_pair(draw, dilation, square), focal=focal, pixel_size=pixel_size)
-    if nonfinite and some_draws(draw):
-        sprinkle_nonfinite(rng, tensors["input"])
-        sprinkle_nonfinite(rng, tensors["depth"])[:, :, centre[0], centre[1]] = 1.5
+    params = dict(**common.window_params(draw, stride, pad, dilation, square), focal=focal,
+                  pixel_size=pixel_size)
+    if nonfinite and common.some_draws(draw):
+        common.sprinkle_nonfinite(rng, tensors["input"])
+        common.sprinkle_nonfinite(rng, tensors["depth"])[:, :, centre[0], centre[1]] = 1.5
     return Case("conv2_5d", tensors, params, seed)
 
 
@@ -228,6 +204,6 @@ def conv2_5d_sample(dtype="float64", seed=0, smooth=False) -> Case:
     else:
         depth = rng.integers(-1, 16, (2, 1, 7, 6)) * 0.25
         depth[:, :, 1, 1] = 1.5
-    tensors = cast(dtype, input=rng.standard_normal((2, 3, 7, 6)), depth=depth,
-                   weight=rng.standard_normal((3, 2, 3, 3, 3)), bias=rng.standard_normal(2))
+    tensors = common.cast(dtype, input=rng.standard_normal((2, 3, 7, 6)), depth=depth,
+                          weight=rng.standard_normal((3, 2, 3, 3, 3)), bias=rng.standard_normal(2))
     return Case("conv2_5d", tensors, dict(stride=1, padding=1, focal=2.0, pixel_size=1.0), seed)

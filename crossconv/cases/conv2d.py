@@ -7,40 +7,15 @@ import functools
 import numpy as np
 from hypothesis import strategies as st
 
-from . import Boundary, Case, Golden
-from .common import (
-    DTYPES,
-    LARGE,
-    PIN_BIAS,
-    PIN_DILATION,
-    PIN_STRIDE,
-    SEED,
-    SMALL_BATCH,
-    SMALL_KERNEL,
-    cast,
-    draw_batch,
-    draw_kernel,
-    draw_long_axis,
-    draw_optional,
-    draw_pair,
-    draw_sizes,
-    draw_window,
-    maybe_pair,
-    pixels,
-    some_draws,
-    sprinkle_nonfinite,
-    tap_extents,
-    tier,
-    weights,
-)
+from . import Boundary, Case, Golden, common
 
 NAN, INF = np.nan, np.inf
 
 #: The options that keep each argument at its default (crossconv.strategy_options).
 PINS = {
-    "conv2d": {"bias": PIN_BIAS, "stride": PIN_STRIDE,
+    "conv2d": {"bias": common.PIN_BIAS, "stride": common.PIN_STRIDE,
                "padding": {"max_padding": 0, "string_padding": False},
-               "dilation": PIN_DILATION, "groups": {"max_groups": 1}},
+               "dilation": common.PIN_DILATION, "groups": {"max_groups": 1}},
 }
 
 
@@ -48,10 +23,10 @@ PINS = {
 
 
 @st.composite
-def conv2d_cases(draw, dtypes=DTYPES, max_batch=7, max_groups=3, max_group_channels=8,
+def conv2d_cases(draw, dtypes=common.DTYPES, max_batch=7, max_groups=3, max_group_channels=8,
                  max_kernel=7, max_stride=3, max_dilation=2, max_padding=2, max_extra=4,
                  max_out_size=159, string_padding=True, square=False, square_kernel=False,
-                 bias=None, nonfinite=True, image_like=False, large=LARGE):
+                 bias=None, nonfinite=True, image_like=False, large=common.LARGE):
     """Calls of ``conv2d``: groups, every padding form (int, pair, "valid", "same"), bias or
     not; NaN/Inf input cells in half the draws unless ``nonfinite=False``.
 
@@ -59,11 +34,11 @@ def conv2d_cases(draw, dtypes=DTYPES, max_batch=7, max_groups=3, max_group_chann
     3x3 kernel (reductions of 27 and more terms), for half precision.
     """
     dtype = draw(st.sampled_from(dtypes))
-    stress = tier(draw, large, ("batch" if max_batch > SMALL_BATCH else "",
-                                "size" if max_out_size > 32 else "",
-                                "kernel" if max_kernel > SMALL_KERNEL else "",
-                                "channels" if max_group_channels > 3 else ""))
-    n = draw_batch(draw, stress, max_batch)
+    stress = common.tier(draw, large, ("batch" if max_batch > common.SMALL_BATCH else "",
+                                       "size" if max_out_size > 32 else "",
+                                       "kernel" if max_kernel > common.SMALL_KERNEL else "",
+                                       "channels" if max_group_channels > 3 else ""))
+    n = common.draw_batch(draw, stress, max_batch)
     groups = draw(st.integers(1, max_groups))
     low = min(3, max_group_channels) if image_like else 1
     if stress == "channels":
@@ -71,9 +46,9 @@ def conv2d_cases(draw, dtypes=DTYPES, max_batch=7, max_groups=3, max_group_chann
     else:
         group_in = draw(st.integers(low, min(3, max_group_channels)))
     group_out = draw(st.integers(1, 2))
-    kernel = draw_kernel(draw, stress, max_kernel, square_kernel, low=3 if image_like else 1)
-    stride, dilation, pad = draw_window(draw, kernel, max_stride, max_dilation, max_padding, square)
-    padding = maybe_pair(draw, pad, square)
+    kernel = common.draw_kernel(draw, stress, max_kernel, square_kernel, low=3 if image_like else 1)
+    stride, dilation, pad = common.draw_window(draw, kernel, max_stride, max_dilation, max_padding, square)
+    padding = common.maybe_pair(draw, pad, square)
     if string_padding and draw(st.integers(0, 3)) == 0:
         padding = draw(st.sampled_from(["valid", "same"]))
         if padding == "same":
@@ -82,24 +57,24 @@ def conv2d_cases(draw, dtypes=DTYPES, max_batch=7, max_groups=3, max_group_chann
     if padding == "valid":
         before = (0, 0)
     elif padding == "same":
-        before = tuple((s - 1) // 2 for s in tap_extents(kernel, dilation))
-    h, w = draw_sizes(draw, kernel, dilation, before, stride, max_extra,
-                      draw_long_axis(draw, stress, max_out_size))
-    seed = draw(SEED)
+        before = tuple((s - 1) // 2 for s in common.tap_extents(kernel, dilation))
+    h, w = common.draw_sizes(draw, kernel, dilation, before, stride, max_extra,
+                             common.draw_long_axis(draw, stress, max_out_size))
+    seed = draw(common.SEED)
     rng = np.random.default_rng(seed)
     out_channels = groups * group_out
     shape = (n, groups * group_in, h, w)
-    tensors = cast(
+    tensors = common.cast(
         dtype,
-        input=pixels(rng, shape) if image_like else rng.standard_normal(shape),
-        weight=weights(rng, (out_channels, group_in, *kernel), image_like,
-                       group_in * kernel[0] * kernel[1]),
-        bias=rng.standard_normal(out_channels) if draw_optional(draw, bias) else None,
+        input=common.pixels(rng, shape) if image_like else rng.standard_normal(shape),
+        weight=common.weights(rng, (out_channels, group_in, *kernel), image_like,
+                              group_in * kernel[0] * kernel[1]),
+        bias=rng.standard_normal(out_channels) if common.draw_optional(draw, bias) else None,
     )
-    params = dict(stride=maybe_pair(draw, stride, square), padding=padding,
-                  dilation=maybe_pair(draw, dilation, square), groups=groups)
-    if nonfinite and some_draws(draw):
-        sprinkle_nonfinite(rng, tensors["input"])
+    params = dict(stride=common.maybe_pair(draw, stride, square), padding=padding,
+                  dilation=common.maybe_pair(draw, dilation, square), groups=groups)
+    if nonfinite and common.some_draws(draw):
+        common.sprinkle_nonfinite(rng, tensors["input"])
     return Case("conv2d", tensors, params, seed)
 
 
@@ -109,10 +84,10 @@ def conv2d_cases(draw, dtypes=DTYPES, max_batch=7, max_groups=3, max_group_chann
 def _xcorr_cases(draw, op, dtypes, max_batch, max_channels, max_template, max_extra,
                  max_out_size, nonfinite, image_like, large):
     dtype = draw(st.sampled_from(dtypes))
-    stress = tier(draw, large, ("batch" if max_batch > SMALL_BATCH else "",
-                                "size" if max_out_size > 32 else "",
-                                "template" if max_template > 16 else ""))
-    n = draw_batch(draw, stress, max_batch)
+    stress = common.tier(draw, large, ("batch" if max_batch > common.SMALL_BATCH else "",
+                                       "size" if max_out_size > 32 else "",
+                                       "template" if max_template > 16 else ""))
+    n = common.draw_batch(draw, stress, max_batch)
     c = draw(st.integers(min(3, max_channels) if image_like else 1, max_channels))
     small = min(4, max_template)
     if stress == "template":  # past the sizes where implementations switch to FFT
@@ -121,26 +96,26 @@ def _xcorr_cases(draw, op, dtypes, max_batch, max_channels, max_template, max_ex
         th, tw = (big, other) if draw(st.booleans()) else (other, big)
     else:
         low = min(3, small) if image_like else 1
-        th, tw = draw_pair(draw, low, small)
+        th, tw = common.draw_pair(draw, low, small)
     extra = [draw(st.integers(0, max_extra)) for _ in range(2)]
-    long_axis = draw_long_axis(draw, stress, max_out_size)
+    long_axis = common.draw_long_axis(draw, stress, max_out_size)
     if long_axis:
         extra[long_axis[0]] = long_axis[1] - 1
     sh, sw = th + extra[0], tw + extra[1]
-    seed = draw(SEED)
+    seed = draw(common.SEED)
     rng = np.random.default_rng(seed)
-    search = pixels(rng, (n, c, sh, sw)) if image_like else rng.standard_normal((n, c, sh, sw))
+    search = common.pixels(rng, (n, c, sh, sw)) if image_like else rng.standard_normal((n, c, sh, sw))
     reduction = (c if op == "xcorr2d" else 1) * th * tw
-    tensors = cast(dtype, search=search,
-                   template=weights(rng, (n, c, th, tw), image_like, reduction))
-    if nonfinite and some_draws(draw):
-        sprinkle_nonfinite(rng, tensors["search"])
+    tensors = common.cast(dtype, search=search,
+                          template=common.weights(rng, (n, c, th, tw), image_like, reduction))
+    if nonfinite and common.some_draws(draw):
+        common.sprinkle_nonfinite(rng, tensors["search"])
     return Case(op, tensors, {}, seed)
 
 
 @st.composite
-def xcorr2d_cases(draw, dtypes=DTYPES, max_batch=7, max_channels=3, max_template=40,
-                  max_extra=6, max_out_size=159, nonfinite=True, image_like=False, large=LARGE):
+def xcorr2d_cases(draw, dtypes=common.DTYPES, max_batch=7, max_channels=3, max_template=40,
+                  max_extra=6, max_out_size=159, nonfinite=True, image_like=False, large=common.LARGE):
     """Calls of ``xcorr2d``: template no larger than the search region (up to 4x4 in a
     small draw, one side past 16 in a large "template" draw); NaN/Inf search cells."""
     return _xcorr_cases(draw, "xcorr2d", dtypes, max_batch, max_channels, max_template, max_extra,
@@ -148,9 +123,9 @@ def xcorr2d_cases(draw, dtypes=DTYPES, max_batch=7, max_channels=3, max_template
 
 
 @st.composite
-def xcorr2d_depthwise_cases(draw, dtypes=DTYPES, max_batch=7, max_channels=3, max_template=40,
+def xcorr2d_depthwise_cases(draw, dtypes=common.DTYPES, max_batch=7, max_channels=3, max_template=40,
                             max_extra=6, max_out_size=159, nonfinite=True, image_like=False,
-                            large=LARGE):
+                            large=common.LARGE):
     """Calls of ``xcorr2d_depthwise``; as :func:`xcorr2d_cases`."""
     return _xcorr_cases(draw, "xcorr2d_depthwise", dtypes, max_batch, max_channels,
                         max_template, max_extra, max_out_size, nonfinite, image_like, large)
@@ -322,15 +297,15 @@ def xcorr2d_goldens() -> list[Golden]:
 def conv2d_sample(dtype="float64", seed=0, smooth=False) -> Case:
     """Groups, stride, padding and dilation at once."""
     rng = np.random.default_rng(seed)
-    tensors = cast(dtype, input=rng.standard_normal((2, 4, 7, 6)),
-                   weight=rng.standard_normal((6, 2, 3, 3)), bias=rng.standard_normal(6))
+    tensors = common.cast(dtype, input=rng.standard_normal((2, 4, 7, 6)),
+                          weight=rng.standard_normal((6, 2, 3, 3)), bias=rng.standard_normal(6))
     return Case("conv2d", tensors, dict(stride=(2, 1), padding=1, dilation=(1, 2), groups=2), seed)
 
 
 def xcorr2d_sample(dtype="float64", seed=0, smooth=False, op="xcorr2d") -> Case:
     rng = np.random.default_rng(seed)
-    tensors = cast(dtype, search=rng.standard_normal((2, 3, 9, 8)),
-                   template=rng.standard_normal((2, 3, 4, 3)))
+    tensors = common.cast(dtype, search=rng.standard_normal((2, 3, 9, 8)),
+                          template=rng.standard_normal((2, 3, 4, 3)))
     return Case(op, tensors, {}, seed)
 
 

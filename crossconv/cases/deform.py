@@ -7,38 +7,14 @@ from hypothesis import strategies as st
 
 from reference.common import conv_geometry
 
-from . import Boundary, Case, Golden
-from .common import (
-    DTYPES,
-    LARGE,
-    PIN_BIAS,
-    PIN_DILATION,
-    PIN_PADDING,
-    PIN_STRIDE,
-    SEED,
-    SMALL_BATCH,
-    SMALL_KERNEL,
-    cast,
-    draw_batch,
-    draw_kernel,
-    draw_long_axis,
-    draw_optional,
-    draw_sizes,
-    draw_window,
-    maybe_pair,
-    pixels,
-    some_draws,
-    sprinkle_nonfinite,
-    tier,
-    weights,
-)
+from . import Boundary, Case, Golden, common
 
 NAN, INF = np.nan, np.inf
 
 #: The options that keep each argument at its default (crossconv.strategy_options).
 PINS = {
-    "deform_conv2d": {"bias": PIN_BIAS, "mask": {"with_mask": False}, "stride": PIN_STRIDE,
-                      "padding": PIN_PADDING, "dilation": PIN_DILATION},
+    "deform_conv2d": {"bias": common.PIN_BIAS, "mask": {"with_mask": False}, "stride": common.PIN_STRIDE,
+                      "padding": common.PIN_PADDING, "dilation": common.PIN_DILATION},
 }
 
 def _undeformed(geometry):
@@ -70,11 +46,11 @@ def _deform_offsets(rng, shape, bases, limits, smooth):
 
 
 @st.composite
-def deform_conv2d_cases(draw, dtypes=DTYPES, max_batch=7, max_groups=2, max_group_channels=8,
+def deform_conv2d_cases(draw, dtypes=common.DTYPES, max_batch=7, max_groups=2, max_group_channels=8,
                         max_offset_groups=16, max_kernel=7, max_stride=2, max_dilation=2,
                         max_padding=2, max_extra=3, max_out_size=159, square=False,
                         square_kernel=False, bias=None, smooth=False, with_mask=None,
-                        nonfinite=True, nonfinite_offsets=True, image_like=False, large=LARGE):
+                        nonfinite=True, nonfinite_offsets=True, image_like=False, large=common.LARGE):
     """Calls of ``deform_conv2d``: weight groups and offset groups drawn independently.
 
     By default offsets mix continuous values, integers and values that land exactly on
@@ -87,11 +63,11 @@ def deform_conv2d_cases(draw, dtypes=DTYPES, max_batch=7, max_groups=2, max_grou
     has 3 to 8 channels per weight group and many offset groups.
     """
     dtype = draw(st.sampled_from(dtypes))
-    stress = tier(draw, large, ("batch" if max_batch > SMALL_BATCH else "",
-                                "size" if max_out_size > 32 else "",
-                                "kernel" if max_kernel > SMALL_KERNEL else "",
-                                "groups" if max_group_channels > 2 and max_offset_groups > 2 else ""))
-    n = draw_batch(draw, stress, max_batch)
+    stress = common.tier(draw, large, ("batch" if max_batch > common.SMALL_BATCH else "",
+                                       "size" if max_out_size > 32 else "",
+                                       "kernel" if max_kernel > common.SMALL_KERNEL else "",
+                                       "groups" if max_group_channels > 2 and max_offset_groups > 2 else ""))
+    n = common.draw_batch(draw, stress, max_batch)
     groups = draw(st.integers(1, max_groups))
     if stress == "groups":
         group_in = draw(st.integers(3, max_group_channels))
@@ -104,14 +80,14 @@ def deform_conv2d_cases(draw, dtypes=DTYPES, max_batch=7, max_groups=2, max_grou
     if stress == "groups":
         divisors = [g for g in divisors if g > 2] or divisors
     offset_groups = draw(st.sampled_from(divisors))
-    kernel = draw_kernel(draw, stress, max_kernel, square_kernel, low=3 if image_like else 1)
-    stride, dilation, pad = draw_window(draw, kernel, max_stride, max_dilation, max_padding, square)
-    h, w = draw_sizes(draw, kernel, dilation, pad, stride, max_extra,
-                      draw_long_axis(draw, stress, max_out_size))
+    kernel = common.draw_kernel(draw, stress, max_kernel, square_kernel, low=3 if image_like else 1)
+    stride, dilation, pad = common.draw_window(draw, kernel, max_stride, max_dilation, max_padding, square)
+    h, w = common.draw_sizes(draw, kernel, dilation, pad, stride, max_extra,
+                             common.draw_long_axis(draw, stress, max_out_size))
     geometry = conv_geometry("deform_conv2d", (n, 1, h, w), kernel, stride, pad, dilation)
     out = geometry.out_size
-    mask_given = draw_optional(draw, with_mask)
-    seed = draw(SEED)
+    mask_given = common.draw_optional(draw, with_mask)
+    seed = draw(common.SEED)
     rng = np.random.default_rng(seed)
     taps = kernel[0] * kernel[1]
     base_y, base_x = _undeformed(geometry)
@@ -124,21 +100,20 @@ def deform_conv2d_cases(draw, dtypes=DTYPES, max_batch=7, max_groups=2, max_grou
     dx[:, :, 0, 0, 0] = rng.integers(0, w) + inside - base_x[0, 0, 0]
     offset = np.stack([dy, dx], axis=3).reshape(n, 2 * offset_groups * taps, *out)
     in_shape = (n, c, h, w)
-    tensors = cast(
+    tensors = common.cast(
         dtype,
-        input=pixels(rng, in_shape) if image_like else rng.standard_normal(in_shape),
+        input=common.pixels(rng, in_shape) if image_like else rng.standard_normal(in_shape),
         offset=offset,
-        weight=weights(rng, (groups * group_out, group_in, *kernel), image_like, group_in * taps),
-        bias=rng.standard_normal(groups * group_out) if draw_optional(draw, bias) else None,
+        weight=common.weights(rng, (groups * group_out, group_in, *kernel), image_like, group_in * taps),
+        bias=rng.standard_normal(groups * group_out) if common.draw_optional(draw, bias) else None,
         mask=rng.uniform(0.0, 1.0, (n, offset_groups * taps, *out)) if mask_given else None,
     )
-    params = dict(stride=maybe_pair(draw, stride, square), padding=maybe_pair(draw, pad, square),
-                  dilation=maybe_pair(draw, dilation, square))
-    if nonfinite and some_draws(draw):
-        sprinkle_nonfinite(rng, tensors["input"])
-    if nonfinite_offsets and some_draws(draw):
+    params = common.window_params(draw, stride, pad, dilation, square)
+    if nonfinite and common.some_draws(draw):
+        common.sprinkle_nonfinite(rng, tensors["input"])
+    if nonfinite_offsets and common.some_draws(draw):
         first = tensors["offset"][:, :2, 0, 0].copy()
-        sprinkle_nonfinite(rng, tensors["offset"], fraction=0.1)[:, :2, 0, 0] = first
+        common.sprinkle_nonfinite(rng, tensors["offset"], fraction=0.1)[:, :2, 0, 0] = first
     return Case("deform_conv2d", tensors, params, seed)
 
 
@@ -277,7 +252,7 @@ def deform_conv2d_sample(dtype="float64", seed=0, smooth=False) -> Case:
     if not smooth:
         offset[:, ::5] = np.round(offset[:, ::5])
         offset[:, 1, 0, :] = -1.0  # tap (0, 0), dx: x = -2 + ... lands on -1, -1, ...
-    tensors = cast(dtype, input=rng.standard_normal((n, c, h, w)), offset=offset,
-                   weight=rng.standard_normal((4, 2, 3, 3)), bias=rng.standard_normal(4),
-                   mask=rng.uniform(0.0, 1.0, (n, go * 9, h, w)))
+    tensors = common.cast(dtype, input=rng.standard_normal((n, c, h, w)), offset=offset,
+                          weight=rng.standard_normal((4, 2, 3, 3)), bias=rng.standard_normal(4),
+                          mask=rng.uniform(0.0, 1.0, (n, go * 9, h, w)))
     return Case("deform_conv2d", tensors, dict(stride=1, padding=1, dilation=1), seed)

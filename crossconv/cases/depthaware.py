@@ -21,32 +21,7 @@ import math
 import numpy as np
 from hypothesis import strategies as st
 
-from . import Boundary, Case, Golden
-from .common import (
-    DTYPES,
-    LARGE,
-    PIN_BIAS,
-    PIN_DILATION,
-    PIN_PADDING,
-    PIN_STRIDE,
-    SEED,
-    SMALL_BATCH,
-    SMALL_KERNEL,
-    cast,
-    draw_batch,
-    draw_kernel,
-    draw_long_axis,
-    draw_optional,
-    draw_pair,
-    draw_sizes,
-    draw_window,
-    maybe_pair,
-    pixels,
-    some_draws,
-    sprinkle_nonfinite,
-    tier,
-    weights,
-)
+from . import Boundary, Case, Golden, common
 
 #: The similarity scales drawn: 0 turns depth off; 3 makes a depth step of 1 weigh 0.05.
 ALPHAS = (0.0, 0.25, 1.0, 3.0)
@@ -54,9 +29,9 @@ NAN, INF = np.nan, np.inf
 
 #: The options that keep each argument at its default (crossconv.strategy_options).
 PINS = {
-    "depthaware_conv2d": {"bias": PIN_BIAS, "stride": PIN_STRIDE, "padding": PIN_PADDING,
-                          "dilation": PIN_DILATION},
-    "depthaware_avg_pool2d": {"stride": {"stride_none": True}, "padding": PIN_PADDING,
+    "depthaware_conv2d": {"bias": common.PIN_BIAS, "stride": common.PIN_STRIDE, "padding": common.PIN_PADDING,
+                          "dilation": common.PIN_DILATION},
+    "depthaware_avg_pool2d": {"stride": {"stride_none": True}, "padding": common.PIN_PADDING,
                               "count_include_pad": {"count_include_pad": True}},
 }
 
@@ -87,80 +62,79 @@ def _sprinkle_nan(rng, values, fraction=0.02):
 
 
 def _stresses(max_batch, max_out_size, max_kernel):
-    return ("batch" if max_batch > SMALL_BATCH else "", "size" if max_out_size > 32 else "",
-            "kernel" if max_kernel > SMALL_KERNEL else "")
+    return ("batch" if max_batch > common.SMALL_BATCH else "", "size" if max_out_size > 32 else "",
+            "kernel" if max_kernel > common.SMALL_KERNEL else "")
 
 
 @st.composite
-def depthaware_conv2d_cases(draw, dtypes=DTYPES, max_batch=7, max_channels=3,
+def depthaware_conv2d_cases(draw, dtypes=common.DTYPES, max_batch=7, max_channels=3,
                             max_out_channels=2, max_kernel=7, max_stride=2, max_dilation=2,
                             max_padding=2, max_extra=3, max_out_size=159, square=False,
                             square_kernel=False, bias=None, max_alpha=3.0, tied_depths=True,
-                            nonfinite=True, image_like=False, large=LARGE):
+                            nonfinite=True, image_like=False, large=common.LARGE):
     """Calls of ``depthaware_conv2d``: odd and even kernels, padding up to ``(k-1)*d``
     (so some window centres lie outside the image), bias or not. ``nonfinite``: NaN/Inf
     depth and input cells in half the draws."""
     dtype = draw(st.sampled_from(dtypes))
-    stress = tier(draw, large, _stresses(max_batch, max_out_size, max_kernel))
-    n = draw_batch(draw, stress, max_batch)
+    stress = common.tier(draw, large, _stresses(max_batch, max_out_size, max_kernel))
+    n = common.draw_batch(draw, stress, max_batch)
     c = draw(st.integers(min(3, max_channels) if image_like else 1, max_channels))
     o = draw(st.integers(1, max_out_channels))
-    kernel = draw_kernel(draw, stress, max_kernel, square_kernel, low=3 if image_like else 1)
-    stride, dilation, pad = draw_window(draw, kernel, max_stride, max_dilation, max_padding, square)
-    h, w = draw_sizes(draw, kernel, dilation, pad, stride, max_extra,
-                      draw_long_axis(draw, stress, max_out_size))
-    seed = draw(SEED)
+    kernel = common.draw_kernel(draw, stress, max_kernel, square_kernel, low=3 if image_like else 1)
+    stride, dilation, pad = common.draw_window(draw, kernel, max_stride, max_dilation, max_padding, square)
+    h, w = common.draw_sizes(draw, kernel, dilation, pad, stride, max_extra,
+                             common.draw_long_axis(draw, stress, max_out_size))
+    seed = draw(common.SEED)
     rng = np.random.default_rng(seed)
     shape = (n, c, h, w)
-    tensors = cast(
+    tensors = common.cast(
         dtype,
-        input=pixels(rng, shape) if image_like else rng.standard_normal(shape),
+        input=common.pixels(rng, shape) if image_like else rng.standard_normal(shape),
         depth=_depth(draw, rng, (n, 1, h, w), tied_depths),
-        weight=weights(rng, (o, c, *kernel), image_like, c * kernel[0] * kernel[1]),
-        bias=rng.standard_normal(o) if draw_optional(draw, bias) else None,
+        weight=common.weights(rng, (o, c, *kernel), image_like, c * kernel[0] * kernel[1]),
+        bias=rng.standard_normal(o) if common.draw_optional(draw, bias) else None,
     )
-    if nonfinite and some_draws(draw):
+    if nonfinite and common.some_draws(draw):
         _sprinkle_nan(rng, tensors["input"])
-        sprinkle_nonfinite(rng, tensors["depth"], fraction=0.08)
-    params = dict(stride=maybe_pair(draw, stride, square), padding=maybe_pair(draw, pad, square),
-                  dilation=maybe_pair(draw, dilation, square), alpha=_alpha(draw, max_alpha))
+        common.sprinkle_nonfinite(rng, tensors["depth"], fraction=0.08)
+    params = dict(**common.window_params(draw, stride, pad, dilation, square), alpha=_alpha(draw, max_alpha))
     return Case("depthaware_conv2d", tensors, params, seed)
 
 
 @st.composite
-def depthaware_avg_pool2d_cases(draw, dtypes=DTYPES, max_batch=7, max_channels=2, max_kernel=7,
+def depthaware_avg_pool2d_cases(draw, dtypes=common.DTYPES, max_batch=7, max_channels=2, max_kernel=7,
                                 max_stride=3, max_padding=3, max_extra=4, max_out_size=159,
                                 square=False, stride_none=None, count_include_pad=None,
                                 max_alpha=3.0, tied_depths=True, nonfinite=True,
-                                image_like=False, large=LARGE):
+                                image_like=False, large=common.LARGE):
     """Calls of ``depthaware_avg_pool2d``: stride None or drawn, padding up to half the
     kernel, both ``count_include_pad``. ``nonfinite``: NaN/Inf depth and input cells in
     half the draws."""
     dtype = draw(st.sampled_from(dtypes))
-    stress = tier(draw, large, _stresses(max_batch, max_out_size, max_kernel))
-    n, c = draw_batch(draw, stress, max_batch), draw(st.integers(1, max_channels))
-    kernel = draw_kernel(draw, stress, max_kernel, square)
+    stress = common.tier(draw, large, _stresses(max_batch, max_out_size, max_kernel))
+    n, c = common.draw_batch(draw, stress, max_batch), draw(st.integers(1, max_channels))
+    kernel = common.draw_kernel(draw, stress, max_kernel, square)
     none = draw(st.booleans()) if stride_none is None else bool(stride_none)
-    stride = None if none else draw_pair(draw, 1, max_stride, square)
+    stride = None if none else common.draw_pair(draw, 1, max_stride, square)
     limits = [min(max_padding, k // 2) for k in kernel]
     if square:
         pad = (draw(st.integers(0, min(limits))),) * 2
     else:
         pad = tuple(draw(st.integers(0, limit)) for limit in limits)
-    h, w = draw_sizes(draw, kernel, (1, 1), pad, kernel if stride is None else stride, max_extra,
-                      draw_long_axis(draw, stress, max_out_size))
-    seed = draw(SEED)
+    h, w = common.draw_sizes(draw, kernel, (1, 1), pad, kernel if stride is None else stride, max_extra,
+                             common.draw_long_axis(draw, stress, max_out_size))
+    seed = draw(common.SEED)
     rng = np.random.default_rng(seed)
     shape = (n, c, h, w)
-    tensors = cast(dtype, input=pixels(rng, shape) if image_like else rng.standard_normal(shape),
-                   depth=_depth(draw, rng, (n, 1, h, w), tied_depths))
-    if nonfinite and some_draws(draw):
+    values = common.pixels(rng, shape) if image_like else rng.standard_normal(shape)
+    tensors = common.cast(dtype, input=values, depth=_depth(draw, rng, (n, 1, h, w), tied_depths))
+    if nonfinite and common.some_draws(draw):
         _sprinkle_nan(rng, tensors["input"])
-        sprinkle_nonfinite(rng, tensors["depth"], fraction=0.08)
+        common.sprinkle_nonfinite(rng, tensors["depth"], fraction=0.08)
     flag = draw(st.booleans()) if count_include_pad is None else bool(count_include_pad)
-    params = dict(kernel_size=maybe_pair(draw, kernel, square),
-                  stride=None if stride is None else maybe_pair(draw, stride, square),
-                  padding=maybe_pair(draw, pad, square), alpha=_alpha(draw, max_alpha),
+    params = dict(kernel_size=common.maybe_pair(draw, kernel, square),
+                  stride=None if stride is None else common.maybe_pair(draw, stride, square),
+                  padding=common.maybe_pair(draw, pad, square), alpha=_alpha(draw, max_alpha),
                   count_include_pad=flag)
     return Case("depthaware_avg_pool2d", tensors, params, seed)
 
@@ -343,18 +317,23 @@ def depthaware_avg_pool2d_needs(case: Case) -> dict:
 # ----------------------------------------------------------------------------- samples
 
 
+def _sample_depth(rng, smooth):
+    """``[2, 1, 7, 6]`` depths on a grid of quarters (ties), or with ``smooth`` distinct
+    values 0.1 apart."""
+    shape = (2, 1, 7, 6)
+    if smooth:
+        return 0.5 + 0.1 * np.stack([rng.permutation(42) for _ in range(2)]).reshape(shape)
+    return rng.integers(0, 8, shape) * 0.25
+
+
 def depthaware_conv2d_sample(dtype="float64", seed=0, smooth=False) -> Case:
     """An even kernel with padding and dilation (centres outside the image, a centre
     that is no tap); depth on a grid of quarters (ties), or with ``smooth`` distinct
     values 0.1 apart (no tie for finite differences to cross)."""
     rng = np.random.default_rng(seed)
-    shape = (2, 1, 7, 6)
-    if smooth:
-        depth = 0.5 + 0.1 * np.stack([rng.permutation(42) for _ in range(2)]).reshape(shape)
-    else:
-        depth = rng.integers(0, 8, shape) * 0.25
-    tensors = cast(dtype, input=rng.standard_normal((2, 3, 7, 6)), depth=depth,
-                   weight=rng.standard_normal((2, 3, 2, 3)), bias=rng.standard_normal(2))
+    depth = _sample_depth(rng, smooth)
+    tensors = common.cast(dtype, input=rng.standard_normal((2, 3, 7, 6)), depth=depth,
+                          weight=rng.standard_normal((2, 3, 2, 3)), bias=rng.standard_normal(2))
     return Case("depthaware_conv2d", tensors,
                 dict(stride=(1, 2), padding=(2, 1), dilation=(2, 1), alpha=1.5), seed)
 
@@ -363,12 +342,8 @@ def depthaware_avg_pool2d_sample(dtype="float64", seed=0, smooth=False) -> Case:
     """Overlapping windows with padding (border windows share centres); depth as in
     :func:`depthaware_conv2d_sample`."""
     rng = np.random.default_rng(seed)
-    shape = (2, 1, 7, 6)
-    if smooth:
-        depth = 0.5 + 0.1 * np.stack([rng.permutation(42) for _ in range(2)]).reshape(shape)
-    else:
-        depth = rng.integers(0, 8, shape) * 0.25
-    tensors = cast(dtype, input=rng.standard_normal((2, 3, 7, 6)), depth=depth)
+    depth = _sample_depth(rng, smooth)
+    tensors = common.cast(dtype, input=rng.standard_normal((2, 3, 7, 6)), depth=depth)
     return Case("depthaware_avg_pool2d", tensors,
                 dict(kernel_size=3, stride=2, padding=1, alpha=1.5, count_include_pad=False),
                 seed)

@@ -5,35 +5,16 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import strategies as st
 
-from . import Boundary, Case, Golden
-from .common import (
-    DTYPES,
-    LARGE,
-    PIN_DILATION,
-    PIN_PADDING,
-    SEED,
-    SMALL_BATCH,
-    SMALL_KERNEL,
-    cast,
-    draw_batch,
-    draw_kernel,
-    draw_long_axis,
-    draw_pair,
-    draw_sizes,
-    maybe_pair,
-    pixels,
-    sprinkle_nonfinite,
-    tier,
-)
+from . import Boundary, Case, Golden, common
 
 NAN, INF = np.nan, np.inf
 
 #: The options that keep each argument at its default (crossconv.strategy_options).
 PINS = {
-    "max_pool2d": {"stride": {"stride_none": True}, "padding": PIN_PADDING,
-                   "dilation": PIN_DILATION, "ceil_mode": {"ceil_mode": False},
+    "max_pool2d": {"stride": {"stride_none": True}, "padding": common.PIN_PADDING,
+                   "dilation": common.PIN_DILATION, "ceil_mode": {"ceil_mode": False},
                    "return_indices": {"return_indices": False}},
-    "avg_pool2d": {"stride": {"stride_none": True}, "padding": PIN_PADDING,
+    "avg_pool2d": {"stride": {"stride_none": True}, "padding": common.PIN_PADDING,
                    "ceil_mode": {"ceil_mode": False},
                    "count_include_pad": {"count_include_pad": True},
                    "divisor_override": {"divisor_override": False}},
@@ -47,20 +28,20 @@ def _pool_values(rng, shape, distinct, nonfinite, ties, image_like):
     """Pooling inputs: with ties (small integers) half the time if ``ties``."""
     if distinct:  # separated by 0.1: no ties for finite differences to cross
         return (rng.permutation(int(np.prod(shape))).reshape(shape) * 0.1 - 1.0)
-    values = pixels(rng, shape) if image_like else rng.standard_normal(shape)
+    values = common.pixels(rng, shape) if image_like else rng.standard_normal(shape)
     if ties and rng.integers(2):  # never all zero
         values = rng.choice([-2.0, -1.0, 1.0, 2.0], shape)
     if nonfinite:
-        sprinkle_nonfinite(rng, values, fraction=0.1)
+        common.sprinkle_nonfinite(rng, values, fraction=0.1)
     return values
 
 
 def _pool_window(draw, stress, max_kernel, max_stride, max_dilation, max_padding, max_extra,
                  max_out_size, stride_none, square):
-    kernel = draw_kernel(draw, stress, max_kernel, square)
+    kernel = common.draw_kernel(draw, stress, max_kernel, square)
     none = draw(st.booleans()) if stride_none is None else bool(stride_none)
-    stride = None if none else draw_pair(draw, 1, max_stride, square)
-    dilation = draw_pair(draw, 1, max_dilation, square)
+    stride = None if none else common.draw_pair(draw, 1, max_stride, square)
+    dilation = common.draw_pair(draw, 1, max_dilation, square)
     limits = [min(max_padding, k // 2) for k in kernel]
     if square:
         pad = (draw(st.integers(0, min(limits))),) * 2
@@ -68,8 +49,9 @@ def _pool_window(draw, stress, max_kernel, max_stride, max_dilation, max_padding
         pad = tuple(draw(st.integers(0, limit)) for limit in limits)
     # An input at least `dilation` long keeps every window, ceil-mode ones included, off
     # pure padding (a window starting in the left padding reads a cell before `dilation`).
-    size = draw_sizes(draw, kernel, dilation, pad, kernel if stride is None else stride, max_extra,
-                      draw_long_axis(draw, stress, max_out_size), first_read=tuple(d - 1 for d in dilation))
+    size = common.draw_sizes(draw, kernel, dilation, pad, kernel if stride is None else stride,
+                             max_extra, common.draw_long_axis(draw, stress, max_out_size),
+                             first_read=tuple(d - 1 for d in dilation))
     return kernel, stride, dilation, pad, size
 
 
@@ -79,33 +61,33 @@ def _choose(draw, value):
 
 
 def _pool_stresses(max_batch, max_out_size, max_kernel):
-    return ("batch" if max_batch > SMALL_BATCH else "", "size" if max_out_size > 32 else "",
-            "kernel" if max_kernel > SMALL_KERNEL else "")
+    return ("batch" if max_batch > common.SMALL_BATCH else "", "size" if max_out_size > 32 else "",
+            "kernel" if max_kernel > common.SMALL_KERNEL else "")
 
 
 @st.composite
-def max_pool2d_cases(draw, dtypes=DTYPES, max_batch=7, max_channels=2, max_kernel=7,
+def max_pool2d_cases(draw, dtypes=common.DTYPES, max_batch=7, max_channels=2, max_kernel=7,
                      max_stride=3, max_dilation=2, max_padding=3, max_extra=4, max_out_size=159,
                      square=False, stride_none=None, ceil_mode=None, return_indices=None,
-                     distinct=False, nonfinite=True, image_like=False, large=LARGE):
+                     distinct=False, nonfinite=True, image_like=False, large=common.LARGE):
     """Calls of ``max_pool2d``: ceil_mode, dilation, indices, ties; NaN/Inf unless
     ``nonfinite=False``; all-distinct values when ``distinct``. ``stride_none``,
     ``ceil_mode``, ``return_indices``: None draws both, True/False fixes them."""
     dtype = draw(st.sampled_from(dtypes))
-    stress = tier(draw, large, _pool_stresses(max_batch, max_out_size, max_kernel))
-    n, c = draw_batch(draw, stress, max_batch), draw(st.integers(1, max_channels))
+    stress = common.tier(draw, large, _pool_stresses(max_batch, max_out_size, max_kernel))
+    n, c = common.draw_batch(draw, stress, max_batch), draw(st.integers(1, max_channels))
     kernel, stride, dilation, pad, (h, w) = _pool_window(
         draw, stress, max_kernel, max_stride, max_dilation, max_padding, max_extra, max_out_size,
         stride_none, square,
     )
-    seed = draw(SEED)
+    seed = draw(common.SEED)
     rng = np.random.default_rng(seed)
-    tensors = cast(dtype, input=_pool_values(rng, (n, c, h, w), distinct, nonfinite, ties=True,
-                                             image_like=image_like))
-    params = dict(kernel_size=maybe_pair(draw, kernel, square),
-                  stride=None if stride is None else maybe_pair(draw, stride, square),
-                  padding=maybe_pair(draw, pad, square),
-                  dilation=maybe_pair(draw, dilation, square),
+    tensors = common.cast(dtype, input=_pool_values(rng, (n, c, h, w), distinct, nonfinite, ties=True,
+                                                    image_like=image_like))
+    params = dict(kernel_size=common.maybe_pair(draw, kernel, square),
+                  stride=None if stride is None else common.maybe_pair(draw, stride, square),
+                  padding=common.maybe_pair(draw, pad, square),
+                  dilation=common.maybe_pair(draw, dilation, square),
                   ceil_mode=_choose(draw, ceil_mode), return_indices=_choose(draw, return_indices))
     return Case("max_pool2d", tensors, params, seed)
 
@@ -114,26 +96,26 @@ DIVISOR_OVERRIDES = (None, None, 1, 2, 5, -3)
 
 
 @st.composite
-def avg_pool2d_cases(draw, dtypes=DTYPES, max_batch=7, max_channels=2, max_kernel=7,
+def avg_pool2d_cases(draw, dtypes=common.DTYPES, max_batch=7, max_channels=2, max_kernel=7,
                      max_stride=3, max_padding=3, max_extra=4, max_out_size=159, square=False,
                      stride_none=None, ceil_mode=None, count_include_pad=None,
-                     divisor_override=True, nonfinite=True, image_like=False, large=LARGE):
+                     divisor_override=True, nonfinite=True, image_like=False, large=common.LARGE):
     """Calls of ``avg_pool2d``: ceil_mode, count_include_pad, divisor_override
     (``divisor_override=False`` never passes one)."""
     dtype = draw(st.sampled_from(dtypes))
-    stress = tier(draw, large, _pool_stresses(max_batch, max_out_size, max_kernel))
-    n, c = draw_batch(draw, stress, max_batch), draw(st.integers(1, max_channels))
+    stress = common.tier(draw, large, _pool_stresses(max_batch, max_out_size, max_kernel))
+    n, c = common.draw_batch(draw, stress, max_batch), draw(st.integers(1, max_channels))
     kernel, stride, _, pad, (h, w) = _pool_window(
         draw, stress, max_kernel, max_stride, 1, max_padding, max_extra, max_out_size,
         stride_none, square,
     )
-    seed = draw(SEED)
+    seed = draw(common.SEED)
     rng = np.random.default_rng(seed)
-    tensors = cast(dtype, input=_pool_values(rng, (n, c, h, w), False, nonfinite, ties=False,
-                                             image_like=image_like))
-    params = dict(kernel_size=maybe_pair(draw, kernel, square),
-                  stride=None if stride is None else maybe_pair(draw, stride, square),
-                  padding=maybe_pair(draw, pad, square), ceil_mode=_choose(draw, ceil_mode),
+    tensors = common.cast(dtype, input=_pool_values(rng, (n, c, h, w), False, nonfinite, ties=False,
+                                                    image_like=image_like))
+    params = dict(kernel_size=common.maybe_pair(draw, kernel, square),
+                  stride=None if stride is None else common.maybe_pair(draw, stride, square),
+                  padding=common.maybe_pair(draw, pad, square), ceil_mode=_choose(draw, ceil_mode),
                   count_include_pad=_choose(draw, count_include_pad),
                   divisor_override=(draw(st.sampled_from(DIVISOR_OVERRIDES)) if divisor_override
                                     else None))
@@ -265,12 +247,12 @@ def max_pool2d_sample(dtype="float64", seed=0, smooth=False) -> Case:
         x = rng.permutation(2 * 3 * 7 * 6).reshape(2, 3, 7, 6) * 0.1
     else:
         x = rng.choice([-1.0, 0.0, 2.0], (2, 3, 7, 6))
-    return Case("max_pool2d", cast(dtype, input=x),
+    return Case("max_pool2d", common.cast(dtype, input=x),
                 dict(kernel_size=3, stride=2, padding=1, ceil_mode=True, return_indices=True), seed)
 
 
 def avg_pool2d_sample(dtype="float64", seed=0, smooth=False) -> Case:
     rng = np.random.default_rng(seed)
-    return Case("avg_pool2d", cast(dtype, input=rng.standard_normal((2, 3, 7, 6))),
+    return Case("avg_pool2d", common.cast(dtype, input=rng.standard_normal((2, 3, 7, 6))),
                 dict(kernel_size=(3, 2), stride=(2, 1), padding=1, ceil_mode=True,
                      count_include_pad=False, divisor_override=None), seed)

@@ -5,37 +5,14 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import strategies as st
 
-from . import Boundary, Case, Golden
-from .common import (
-    DTYPES,
-    LARGE,
-    PIN_BIAS,
-    PIN_DILATION,
-    PIN_PADDING,
-    PIN_STRIDE,
-    SEED,
-    SMALL_BATCH,
-    SMALL_KERNEL,
-    cast,
-    draw_batch,
-    draw_kernel,
-    draw_long_axis,
-    draw_optional,
-    draw_sizes,
-    draw_window,
-    maybe_pair,
-    output_sizes,
-    some_draws,
-    sprinkle_nonfinite,
-    tier,
-)
+from . import Boundary, Case, Golden, common
 
 NAN, INF = np.nan, np.inf
 
 #: The options that keep each argument at its default (crossconv.strategy_options).
 PINS = {
-    "tanprod_conv2d": {"bias": PIN_BIAS, "stride": PIN_STRIDE, "padding": PIN_PADDING,
-                       "dilation": PIN_DILATION},
+    "tanprod_conv2d": {"bias": common.PIN_BIAS, "stride": common.PIN_STRIDE, "padding": common.PIN_PADDING,
+                       "dilation": common.PIN_DILATION},
 }
 
 # ----------------------------------------------------------------------------- tanprod
@@ -55,10 +32,10 @@ def _plant_zero_factors(rng, x, w, stride, padding, dilation, out_size, count):
 
 
 @st.composite
-def tanprod_conv2d_cases(draw, dtypes=DTYPES, max_batch=7, max_channels=2, max_out_channels=2,
+def tanprod_conv2d_cases(draw, dtypes=common.DTYPES, max_batch=7, max_channels=2, max_out_channels=2,
                          max_kernel=7, max_stride=2, max_dilation=2, max_padding=1, max_extra=3,
                          max_out_size=159, square=False, square_kernel=False, bias=None,
-                         zero_factors=0, nonfinite=True, image_like=False, large=LARGE):
+                         zero_factors=0, nonfinite=True, image_like=False, large=common.LARGE):
     """Calls of ``tanprod_conv2d`` with ``|x + w| <= 1.2`` (tan is well conditioned there).
 
     ``zero_factors``: this many times, an input cell is set to ``-w`` of a tap that reads
@@ -67,28 +44,27 @@ def tanprod_conv2d_cases(draw, dtypes=DTYPES, max_batch=7, max_channels=2, max_o
     no meaning for a product of tangents and is ignored.
     """
     dtype = draw(st.sampled_from(dtypes))
-    stress = tier(draw, large, ("batch" if max_batch > SMALL_BATCH else "",
-                                "size" if max_out_size > 32 else "",
-                                "kernel" if max_kernel > SMALL_KERNEL else ""))
-    n = draw_batch(draw, stress, max_batch)
+    stress = common.tier(draw, large, ("batch" if max_batch > common.SMALL_BATCH else "",
+                                       "size" if max_out_size > 32 else "",
+                                       "kernel" if max_kernel > common.SMALL_KERNEL else ""))
+    n = common.draw_batch(draw, stress, max_batch)
     c = draw(st.integers(1, 1 if stress == "kernel" else max_channels))  # long products: 1 channel
     o = draw(st.integers(1, max_out_channels))
-    kernel = draw_kernel(draw, stress, max_kernel, square_kernel)
-    stride, dilation, pad = draw_window(draw, kernel, max_stride, max_dilation, max_padding, square)
-    h, w = draw_sizes(draw, kernel, dilation, pad, stride, max_extra,
-                      draw_long_axis(draw, stress, max_out_size))
-    seed = draw(SEED)
+    kernel = common.draw_kernel(draw, stress, max_kernel, square_kernel)
+    stride, dilation, pad = common.draw_window(draw, kernel, max_stride, max_dilation, max_padding, square)
+    h, w = common.draw_sizes(draw, kernel, dilation, pad, stride, max_extra,
+                             common.draw_long_axis(draw, stress, max_out_size))
+    seed = draw(common.SEED)
     rng = np.random.default_rng(seed)
     x = rng.uniform(-0.6, 0.6, (n, c, h, w)).astype(dtype)
     weight = rng.uniform(-0.6, 0.6, (o, c, *kernel)).astype(dtype)
-    out_size = output_sizes((h, w), kernel, stride, pad, dilation)
+    out_size = common.output_sizes((h, w), kernel, stride, pad, dilation)
     _plant_zero_factors(rng, x, weight, stride, pad, dilation, out_size, zero_factors)
-    b = rng.standard_normal(o) if draw_optional(draw, bias) else None
-    tensors = cast(dtype, input=x, weight=weight, bias=b)
-    params = dict(stride=maybe_pair(draw, stride, square), padding=maybe_pair(draw, pad, square),
-                  dilation=maybe_pair(draw, dilation, square))
-    if nonfinite and some_draws(draw):
-        sprinkle_nonfinite(rng, tensors["input"])
+    b = rng.standard_normal(o) if common.draw_optional(draw, bias) else None
+    tensors = common.cast(dtype, input=x, weight=weight, bias=b)
+    params = common.window_params(draw, stride, pad, dilation, square)
+    if nonfinite and common.some_draws(draw):
+        common.sprinkle_nonfinite(rng, tensors["input"])
     return Case("tanprod_conv2d", tensors, params, seed)
 
 
@@ -159,5 +135,5 @@ def tanprod_conv2d_sample(dtype="float64", seed=0, smooth=False) -> Case:
     x = rng.uniform(-0.6, 0.6, (2, 2, 6, 5))
     w = rng.uniform(-0.6, 0.6, (3, 2, 2, 3))
     x[1, 0, 2, 3] = -w[2, 0, 1, 1]  # a zero factor: tan(x + w) = 0 at output (1, 2, ., .)
-    tensors = cast(dtype, input=x, weight=w, bias=rng.standard_normal(3))
+    tensors = common.cast(dtype, input=x, weight=w, bias=rng.standard_normal(3))
     return Case("tanprod_conv2d", tensors, dict(stride=1, padding=1, dilation=(2, 1)), seed)
