@@ -42,7 +42,7 @@ class Op:
     ``<op>_cases`` (the Hypothesis strategy; its keyword options narrow the draw),
     ``<op>_boundary`` (boundary cases, run by crosscheck and verify on every
     implementation whose limits admit them), ``<op>_goldens`` and ``<op>_needs`` (both
-    optional), ``<op>_sample`` and the op's entry in ``PINS``.
+    optional), ``<op>_sample``, ``<op>_reduction`` and the op's entry in ``PINS``.
 
     Attributes:
         name: the function name in every backend.
@@ -133,6 +133,13 @@ class Op:
         """What a case of the op needs of its strategy's own options
         (:func:`crossconv.boundary.implied_needs` adds the shared ones)."""
         return getattr(self.case_file, f"{self.name}_needs", lambda case: {})
+
+    @property
+    def reduction(self) -> Callable[..., int]:
+        """``reduction(case, check, out_shape)``: how many terms are summed into one element
+        of output ``check`` ("forward", "d/d<argument>"), the K of verify's half-precision
+        tolerance."""
+        return getattr(self.case_file, f"{self.name}_reduction")
 
     @property
     def pins(self) -> dict[str, dict[str, Any]]:

@@ -186,3 +186,24 @@ def weights(rng, shape, image_like, reduction):
     values = rng.standard_normal(shape)
     return values / np.sqrt(reduction) if image_like else values
 
+
+# ----------------------------------------------------------------------------- reductions
+# ``<op>_reduction(case, check, out_shape)``: how many terms are summed into one element
+# of output ``check`` ("forward" or "d/d<argument>"): the K of verify's half-precision
+# tolerance.
+
+
+def kernel_taps(weight) -> int:
+    """``kh * kw`` of a weight ``[..., kh, kw]``."""
+    return int(weight.shape[-1] * weight.shape[-2])
+
+
+def over_positions(out_shape) -> int:
+    """A parameter's gradient sums over every sample and output position."""
+    return int(out_shape[0] * out_shape[-1] * out_shape[-2])
+
+
+def window_size(kernel_size) -> int:
+    """``kh * kw`` of a pooling ``kernel_size`` (an int or a pair)."""
+    kh, kw = (kernel_size, kernel_size) if np.ndim(kernel_size) == 0 else (tuple(kernel_size) * 2)[:2]
+    return int(kh * kw)

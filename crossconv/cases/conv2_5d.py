@@ -191,6 +191,18 @@ def conv2_5d_goldens() -> list[Golden]:
     return [_half_open_bins(), _constant_depth()]
 
 
+# ----------------------------------------------------------------------------- reductions
+
+
+def conv2_5d_reduction(case: Case, check: str, out_shape) -> int:
+    weight = case.tensors["weight"]  # [B, O, C, kh, kw]
+    if check == "forward":
+        return weight.shape[0] * weight.shape[2] * common.kernel_taps(weight) + 1
+    if check in ("d/dweight", "d/dbias"):
+        return common.over_positions(out_shape)
+    return weight.shape[1] * common.kernel_taps(weight) * weight.shape[0]
+
+
 # ----------------------------------------------------------------------------- sample
 
 

@@ -291,6 +291,31 @@ def xcorr2d_goldens() -> list[Golden]:
     ]
 
 
+# ----------------------------------------------------------------------------- reductions
+
+
+def conv2d_reduction(case: Case, check: str, out_shape) -> int:
+    weight = case.tensors["weight"]
+    if check == "forward":
+        return weight.shape[1] * common.kernel_taps(weight) + 1
+    if check in ("d/dweight", "d/dbias"):
+        return common.over_positions(out_shape)
+    return weight.shape[0] * common.kernel_taps(weight)
+
+
+def xcorr2d_reduction(case: Case, check: str, out_shape) -> int:
+    template = case.tensors["template"]
+    channels = template.shape[1] if case.op == "xcorr2d" else 1
+    if check == "forward":
+        return channels * common.kernel_taps(template)
+    if check == "d/dtemplate":
+        return int(out_shape[-1] * out_shape[-2])
+    return common.kernel_taps(template)
+
+
+xcorr2d_depthwise_reduction = xcorr2d_reduction
+
+
 # ----------------------------------------------------------------------------- samples
 
 

@@ -239,6 +239,19 @@ def deform_conv2d_goldens() -> list[Golden]:
                    case, SEED_DEFORM_OUTPUT)]
 
 
+# ----------------------------------------------------------------------------- reductions
+
+
+def deform_conv2d_reduction(case: Case, check: str, out_shape) -> int:
+    weight = case.tensors["weight"]
+    forward = weight.shape[1] * common.kernel_taps(weight) * 4 + 1  # four corners a tap
+    if check in ("d/dweight", "d/dbias"):
+        return common.over_positions(out_shape)
+    if check == "d/dinput":
+        return weight.shape[0] * common.kernel_taps(weight)
+    return forward
+
+
 # ----------------------------------------------------------------------------- sample
 
 

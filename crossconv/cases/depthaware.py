@@ -314,6 +314,28 @@ def depthaware_avg_pool2d_needs(case: Case) -> dict:
             "count_include_pad": bool(case.params.get("count_include_pad", True))}
 
 
+# ----------------------------------------------------------------------------- reductions
+
+
+def depthaware_conv2d_reduction(case: Case, check: str, out_shape) -> int:
+    weight = case.tensors["weight"]
+    taps = common.kernel_taps(weight)
+    if check == "forward":
+        return weight.shape[1] * taps + 1
+    if check in ("d/dweight", "d/dbias"):
+        return common.over_positions(out_shape)
+    if check == "d/ddepth":  # dL/dF sums over output and input channels, per tap of a window
+        return (weight.shape[0] * weight.shape[1] + 1) * taps
+    return weight.shape[0] * taps
+
+
+def depthaware_avg_pool2d_reduction(case: Case, check: str, out_shape) -> int:
+    window = common.window_size(case.params["kernel_size"])
+    if check == "d/ddepth":
+        return case.tensors["input"].shape[1] * window
+    return window
+
+
 # ----------------------------------------------------------------------------- samples
 
 

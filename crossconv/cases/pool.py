@@ -236,6 +236,16 @@ def avg_pool2d_goldens() -> list[Golden]:
                    np.array([[[[3.5, 5.5], [11.5, 13.5]]]]))]
 
 
+# ----------------------------------------------------------------------------- reductions
+
+
+def max_pool2d_reduction(case: Case, check: str, out_shape) -> int:
+    return common.window_size(case.params["kernel_size"])
+
+
+avg_pool2d_reduction = max_pool2d_reduction
+
+
 # ----------------------------------------------------------------------------- samples
 
 

@@ -126,6 +126,18 @@ def tanprod_conv2d_goldens() -> list[Golden]:
                    seed_customconv_2d(x, w, kernel="tan")[None, None])]
 
 
+# ----------------------------------------------------------------------------- reductions
+
+
+def tanprod_conv2d_reduction(case: Case, check: str, out_shape) -> int:
+    weight = case.tensors["weight"]
+    if check == "forward":
+        return weight.shape[1] * common.kernel_taps(weight) + 1
+    if check in ("d/dweight", "d/dbias"):
+        return common.over_positions(out_shape)
+    return weight.shape[0] * common.kernel_taps(weight)
+
+
 # ----------------------------------------------------------------------------- sample
 
 
