@@ -54,7 +54,8 @@ OPTIONS: dict[str, str] = {
     "nonfinite": "True: NaN/+inf/-inf input (and depth) cells in half the draws; False: finite only",
     "nonfinite_offsets": "True: NaN/+inf/-inf offset coordinates in half the draws (torchvision "
                          "crashes on a NaN one)",
-    "max_alpha": "largest depth-similarity scale alpha drawn (from 0, 0.25, 1, 3; 0: depth off)",
+    "alpha": "None: the depth-similarity scale drawn from 0, 0.25, 1, 3 (0: depth off); a "
+             "number fixes it",
     "tied_depths": "True: depths on a grid (ties) or uniform; False: distinct depths 0.1 apart "
                    "(no tap at its centre's depth, for finite differences)",
     "image_like": "True: pixel-valued input (0..255) over reductions of 27 terms or more",

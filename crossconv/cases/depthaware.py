@@ -29,15 +29,18 @@ NAN, INF = np.nan, np.inf
 
 #: The options that keep each argument at its default (crossconv.strategy_options).
 PINS = {
-    "depthaware_conv2d": {"bias": common.PIN_BIAS, "stride": common.PIN_STRIDE, "padding": common.PIN_PADDING,
-                          "dilation": common.PIN_DILATION},
+    "depthaware_conv2d": {"bias": common.PIN_BIAS, "stride": common.PIN_STRIDE,
+                          "padding": common.PIN_PADDING, "dilation": common.PIN_DILATION,
+                          "alpha": {"alpha": 1.0}},
     "depthaware_avg_pool2d": {"stride": {"stride_none": True}, "padding": common.PIN_PADDING,
+                              "alpha": {"alpha": 1.0},
                               "count_include_pad": {"count_include_pad": True}},
 }
 
 
-def _alpha(draw, max_alpha):
-    return draw(st.sampled_from([a for a in ALPHAS if a <= max_alpha]))
+def _alpha(draw, alpha):
+    """``alpha``: None draws one of :data:`ALPHAS`, a number fixes it."""
+    return draw(st.sampled_from(ALPHAS)) if alpha is None else float(alpha)
 
 
 def _depth(draw, rng, shape, tied_depths):
@@ -70,7 +73,7 @@ def _stresses(max_batch, max_out_size, max_kernel):
 def depthaware_conv2d_cases(draw, dtypes=common.DTYPES, max_batch=7, max_channels=3,
                             max_out_channels=2, max_kernel=7, max_stride=2, max_dilation=2,
                             max_padding=2, max_extra=3, max_out_size=159, square=False,
-                            square_kernel=False, bias=None, max_alpha=3.0, tied_depths=True,
+                            square_kernel=False, bias=None, alpha=None, tied_depths=True,
                             nonfinite=True, image_like=False, large=common.LARGE):
     """Calls of ``depthaware_conv2d``: odd and even kernels, padding up to ``(k-1)*d``
     (so some window centres lie outside the image), bias or not. ``nonfinite``: NaN/Inf
@@ -97,7 +100,7 @@ def depthaware_conv2d_cases(draw, dtypes=common.DTYPES, max_batch=7, max_channel
     if nonfinite and common.some_draws(draw):
         _sprinkle_nan(rng, tensors["input"])
         common.sprinkle_nonfinite(rng, tensors["depth"], fraction=0.08)
-    params = dict(**common.window_params(draw, stride, pad, dilation, square), alpha=_alpha(draw, max_alpha))
+    params = dict(**common.window_params(draw, stride, pad, dilation, square), alpha=_alpha(draw, alpha))
     return Case("depthaware_conv2d", tensors, params, seed)
 
 
@@ -105,7 +108,7 @@ def depthaware_conv2d_cases(draw, dtypes=common.DTYPES, max_batch=7, max_channel
 def depthaware_avg_pool2d_cases(draw, dtypes=common.DTYPES, max_batch=7, max_channels=2, max_kernel=7,
                                 max_stride=3, max_padding=3, max_extra=4, max_out_size=159,
                                 square=False, stride_none=None, count_include_pad=None,
-                                max_alpha=3.0, tied_depths=True, nonfinite=True,
+                                alpha=None, tied_depths=True, nonfinite=True,
                                 image_like=False, large=common.LARGE):
     """Calls of ``depthaware_avg_pool2d``: stride None or drawn, padding up to half the
     kernel, both ``count_include_pad``. ``nonfinite``: NaN/Inf depth and input cells in
@@ -134,7 +137,7 @@ def depthaware_avg_pool2d_cases(draw, dtypes=common.DTYPES, max_batch=7, max_cha
     flag = draw(st.booleans()) if count_include_pad is None else bool(count_include_pad)
     params = dict(kernel_size=common.maybe_pair(draw, kernel, square),
                   stride=None if stride is None else common.maybe_pair(draw, stride, square),
-                  padding=common.maybe_pair(draw, pad, square), alpha=_alpha(draw, max_alpha),
+                  padding=common.maybe_pair(draw, pad, square), alpha=_alpha(draw, alpha),
                   count_include_pad=flag)
     return Case("depthaware_avg_pool2d", tensors, params, seed)
 
@@ -308,9 +311,15 @@ GOLDEN_CONV_DEPTH_GRADIENT = LN2 * np.array([[0.0, -1.0, 0.0],
                                              [0.0, -1.0, 0.0]]).reshape(1, 1, 3, 3)
 
 
+def depthaware_conv2d_needs(case: Case) -> dict:
+    """The strategy options a configuration needs beyond the shared ones: its alpha."""
+    return {"alpha": float(case.params.get("alpha", 1.0))}
+
+
 def depthaware_avg_pool2d_needs(case: Case) -> dict:
     """The strategy options a pooling configuration needs beyond the shared ones."""
     return {"stride_none": case.params.get("stride") in (None, ()),
+            "alpha": float(case.params.get("alpha", 1.0)),
             "count_include_pad": bool(case.params.get("count_include_pad", True))}
 
 

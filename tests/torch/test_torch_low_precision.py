@@ -50,7 +50,8 @@ def _check(op_name, case, dtype):
     grads = torch.autograd.grad(actual[0], [inputs[n] for n in wrt], grad)
     for name, g in zip(wrt, grads):
         assert g.dtype == dtype, f"{what}: d/d{name} is {g.dtype}"
-        assert_nontrivial(expected_grads[name], f"{what}, d/d{name}")
+        if name not in op.vanishing:
+            assert_nontrivial(expected_grads[name], f"{what}, d/d{name}")
         assert_close(g.double().numpy(), expected_grads[name], tol, f"{what}, d/d{name}")
 
 
