@@ -190,8 +190,6 @@ def depthaware_conv2d_boundary() -> list[Boundary]:
               TIED_DEPTH, kernel=(4, 4), padding=1),
         _conv("kernel 2x3, dilation 2: the centre row lies between two taps", 3, TIED_DEPTH,
               kernel=(2, 3), dilation=2, padding=1),
-        _conv("kernel 3x3, padding 2: the border windows' centres lie outside", 4,
-              TIED_DEPTH, padding=2),
         _conv("kernel 3x2, padding (2, 1), stride 2: centres outside on one axis", 5,
               TIED_DEPTH, kernel=(3, 2), padding=(2, 1), stride=2),
         _conv("tied depths, 3x3, padding 1, a batch of 3: sign(0) = 0 decides the depth "
@@ -201,13 +199,12 @@ def depthaware_conv2d_boundary() -> list[Boundary]:
         _conv("alpha = 0 with NaN and inf depth: equals conv2d", 8,
               _with(_with(TIED_DEPTH, 2, 2, NAN), 1, 3, INF), padding=1, alpha=0.0,
               needs=nonfinite),
-        _conv("a NaN tap depth: every window reading it is NaN", 9,
-              _with(TIED_DEPTH, 2, 3, NAN), padding=1, needs=nonfinite),
-        _conv("an inf tap depth: F = 0 there, NaN where it is the centre", 10,
-              _with(TIED_DEPTH, 1, 1, INF), padding=1, needs=nonfinite),
-        _conv("a -inf corner depth, padding 2: NaN where it is the centre, unread where the "
-              "centre is outside", 11,
-              _with(TIED_DEPTH, 0, 0, -INF), padding=2, needs=nonfinite),
+        _conv("a NaN tap depth and an inf tap depth: every window reading the NaN is NaN, "
+              "F = 0 at the inf, NaN where it is the centre", 9,
+              _with(_with(TIED_DEPTH, 2, 3, NAN), 1, 1, INF), padding=1, needs=nonfinite),
+        _conv("a -inf corner depth, padding 2: the border windows' centres lie outside, NaN "
+              "where the corner is the centre", 11, _with(TIED_DEPTH, 0, 0, -INF), padding=2,
+              needs=nonfinite),
         _conv("alpha = 2000: F underflows to 0 (float64 too) off the centre's depth", 12,
               TIED_DEPTH, padding=1, alpha=2000.0),
         _conv("an output row of 33: one past a 32-wide tile", 14,
@@ -229,30 +226,23 @@ def _pool(name, seed, depth, channels=2, needs=None, batch=1, **params):
 def depthaware_avg_pool2d_boundary() -> list[Boundary]:
     """Edges of ``depthaware_avg_pool2d``'s definition (one sample each, float64)."""
     nonfinite = {"nonfinite": True}
-    cases = []
-    for count_include_pad in (True, False):
-        tag = f"count_include_pad={count_include_pad}"
-        cases += [
-            _pool(f"2x2 windows: the centre is the lower-right of four, {tag}", 21, TIED_DEPTH,
-                  kernel_size=2, count_include_pad=count_include_pad),
-            _pool(f"3x3, stride 1, padding 1: border windows share centres, {tag}", 22,
-                  TIED_DEPTH, kernel_size=3, stride=1, padding=1,
-                  count_include_pad=count_include_pad),
-            _pool(f"(3, 2) kernel, stride (2, 1), padding (1, 1), {tag}", 23, TIED_DEPTH,
-                  kernel_size=(3, 2), stride=(2, 1), padding=1,
-                  count_include_pad=count_include_pad),
-            _pool(f"constant depth: equals avg_pool2d, {tag}", 24, np.full((5, 6), 2.5),
-                  kernel_size=3, stride=2, padding=1, count_include_pad=count_include_pad),
-        ]
-    return cases + [
+    return [
+        _pool("2x2 windows: the centre is the lower-right of four", 21, TIED_DEPTH,
+              kernel_size=2),
+        *(_pool(f"3x3, stride 1, padding 1: border windows share centres, "
+                f"count_include_pad={count_include_pad}", 22, TIED_DEPTH, kernel_size=3,
+                stride=1, padding=1, count_include_pad=count_include_pad)
+          for count_include_pad in (True, False)),
+        _pool("(3, 2) kernel, stride (2, 1), padding (1, 1), count_include_pad=False", 23,
+              TIED_DEPTH, kernel_size=(3, 2), stride=(2, 1), padding=1, count_include_pad=False),
+        _pool("constant depth: equals avg_pool2d", 24, np.full((5, 6), 2.5), kernel_size=3,
+              stride=2, padding=1),
         _pool("alpha = 0 with NaN and inf depth: equals avg_pool2d", 25,
               _with(_with(TIED_DEPTH, 2, 2, NAN), 0, 5, -INF), kernel_size=3, stride=1,
               padding=1, alpha=0.0, needs=nonfinite),
-        _pool("a NaN depth: every window reading it is NaN", 26, _with(TIED_DEPTH, 3, 1, NAN),
-              kernel_size=2, stride=1, padding=1, needs=nonfinite),
-        _pool("an inf depth: F = 0 there, NaN where it is the centre", 27,
-              _with(TIED_DEPTH, 2, 4, INF), kernel_size=3, stride=1, padding=1,
-              count_include_pad=False, needs=nonfinite),
+        _pool("a NaN depth and an inf depth: every window reading the NaN is NaN, F = 0 at the "
+              "inf, NaN where it is the centre", 26, _with(_with(TIED_DEPTH, 3, 1, NAN), 2, 4, INF),
+              kernel_size=3, stride=1, padding=1, count_include_pad=False, needs=nonfinite),
         _pool("alpha = 2000, a batch of 3: only the taps at the centre's depth count", 28,
               TIED_DEPTH, kernel_size=3, stride=1, padding=1, alpha=2000.0,
               count_include_pad=False, batch=3),

@@ -16,6 +16,7 @@ from crossconv import oracles
 from crossconv.cases import Case
 from crossconv.cases.depthaware import (
     GOLDEN_CONV_DEPTH_GRADIENT,
+    TIED_DEPTH,
     depthaware_avg_pool2d_boundary,
     depthaware_avg_pool2d_cases,
     depthaware_conv2d_boundary,
@@ -108,8 +109,24 @@ def test_boundary_cases_that_equal_the_plain_op(name):
 # ----------------------------------------------------------------------------- edges, stated directly
 
 
+def _conv_case(depth, **params):
+    """A 3x3 depth-aware convolution over ``depth [H, W]``, two channels in and out."""
+    rng = np.random.default_rng(0)
+    h, w = depth.shape
+    tensors = {"input": rng.standard_normal((1, 2, h, w)), "depth": depth[None, None],
+               "weight": rng.standard_normal((2, 2, 3, 3)), "bias": rng.standard_normal(2)}
+    return Case(CONV, tensors, {"stride": 1, "padding": 0, "dilation": 1, "alpha": 1.0,
+                                **params})
+
+
+def _tied_with(row, col, value):
+    depth = TIED_DEPTH.copy()
+    depth[row, col] = value
+    return depth
+
+
 def test_a_nan_depth_makes_exactly_the_windows_that_read_it_nan():
-    case = BY_NAME["a NaN tap depth: every window reading it is NaN"]  # NaN at (2, 3), 3x3, pad 1
+    case = _conv_case(_tied_with(2, 3, np.nan), padding=1)
     with np.errstate(invalid="ignore"):
         out = case.call(reference.depthaware_conv2d)
     rows, cols = np.nonzero(np.isnan(out[0]).any(axis=0))
@@ -118,7 +135,7 @@ def test_a_nan_depth_makes_exactly_the_windows_that_read_it_nan():
 
 
 def test_an_inf_tap_depth_drops_that_tap_and_a_window_centred_on_it_is_nan():
-    case = BY_NAME["an inf tap depth: F = 0 there, NaN where it is the centre"]  # inf at (1, 1)
+    case = _conv_case(_tied_with(1, 1, np.inf), padding=1)
     with np.errstate(invalid="ignore"):
         out = case.call(reference.depthaware_conv2d)
         zeroed = case.tensors["input"].copy()
@@ -130,7 +147,7 @@ def test_an_inf_tap_depth_drops_that_tap_and_a_window_centred_on_it_is_nan():
 
 
 def test_a_window_whose_centre_is_outside_is_a_plain_convolution_window():
-    case = BY_NAME["kernel 3x3, padding 2: the border windows' centres lie outside"]
+    case = _conv_case(TIED_DEPTH, padding=2)
     tensors, params = _plain(case)
     out = case.call(reference.depthaware_conv2d)
     plain = reference.conv2d(**tensors, **params)
