@@ -90,15 +90,17 @@ class Section:
 
 
 def side_by_side(candidates: dict[str, Callable[[], object]], repeats: int = 5,
-                 warmup: int = 1) -> dict[str, float]:
+                 warmup: int = 1, clock: Callable[[], float] = time.perf_counter) -> dict[str, float]:
     """Median seconds of each candidate, timed round-robin so that load on the machine
-    hits every candidate alike. ``warmup`` untimed rounds come first (caches, JIT)."""
+    hits every candidate alike. ``warmup`` untimed rounds come first (caches, JIT).
+    ``clock``: wall time by default; ``time.process_time`` counts only this process's
+    CPU time, the steadier figure on a busy machine for single-threaded candidates."""
     times: dict[str, list[float]] = {name: [] for name in candidates}
     for round_ in range(warmup + repeats):
         for name, fn in candidates.items():
-            start = time.perf_counter()
+            start = clock()
             fn()
-            elapsed = time.perf_counter() - start
+            elapsed = clock() - start
             if round_ >= warmup:
                 times[name].append(elapsed)
     return {name: statistics.median(ts) for name, ts in times.items()}

@@ -49,10 +49,10 @@ class _Bins:
         edges = geo.bin_edges(centre, geo.bin_steps(bins, depth.dtype), focal, pixel_size)
         self.lower, self.upper = edges[..., :-1], edges[..., 1:]
 
-    def masks(self, t):
-        """``[N, oh, ow, B]``: is tap ``t``'s depth in bin l (0 or 1, the input's dtype)?"""
+    def open(self, t):
+        """``[N, oh, ow, B]`` booleans: is tap ``t``'s depth in bin l?"""
         tap_depth = geo.tap(self.depth_pad, self.geometry, t)
-        return ((self.lower <= tap_depth) & (tap_depth < self.upper)).astype(tap_depth.dtype)
+        return (self.lower <= tap_depth) & (tap_depth < self.upper)
 
 
 def _dot(a, b, a_axis, b_axis):
@@ -77,8 +77,11 @@ def forward(input, depth, weight, geometry, focal, pixel_size):
         t, w_tap = tap
         cols = geo.tap(xpad, geometry, t).reshape(n * oh * ow, c)
         per_bin = _dot(cols, w_tap, 1, 0).reshape(n, oh, ow, b, o)
-        # masks * (x @ W) = (masks * x) @ W: also Inf * 0 = NaN in a closed bin.
-        return out + jnp.sum(bins.masks(t)[..., None] * per_bin, axis=3), None
+        # masks * (x @ W) = (masks * x) @ W, with NaN and Inf * 0 = NaN in a closed bin.
+        # Written as a select of x or x * 0: XLA turns a product with a converted 0/1
+        # mask into a select that drops the NaN (float64 on the CPU).
+        closed = per_bin * 0
+        return out + jnp.sum(jnp.where(bins.open(t)[..., None], per_bin, closed), axis=3), None
 
     out = jnp.zeros((n, oh, ow, o), input.dtype)
     out, _ = lax.scan(step, out, (geo.tap_indices(geometry), weights))
@@ -98,7 +101,8 @@ def backward(grad_out, input, depth, weight, geometry, focal, pixel_size):
         t, w_tap = tap
         # The output gradient per bin, masked, [N*oh*ow, B*O]: both products read it.
         # (An Inf gradient in a closed bin gives Inf * 0 = NaN, as the reference's sum.)
-        masked = (bins.masks(t)[..., None] * gout.reshape(n, oh, ow, 1, o)).reshape(-1, b * o)
+        g = gout.reshape(n, oh, ow, 1, o)
+        masked = jnp.where(bins.open(t)[..., None], g, g * 0).reshape(-1, b * o)
         cols = geo.tap(xpad, geometry, t).reshape(n * oh * ow, c)
         grad_w = _dot(cols, masked, 0, 0)  # [C, B*O]: XLA:CPU is slower at [B*O, C]
         grad_cols = _dot(masked, w_tap, 1, 0).reshape(n, oh, ow, c)

@@ -304,16 +304,13 @@ def backward(grad_out, input, offset, weight, mask, geometry, groups, offset_gro
         # Input: each corner's share, to its write row.
         grad_table = _scatter_add(grad_table, points,
                                   points.weight[..., None] * grad_sample[:, :, None])
-        # Offsets and mask: the bilinear weights' derivatives times each corner's channel
-        # sum, sum_c grad_cols * value (no whole-sample early-out: torchvision's rule).
-        along = [_channel_dot(grad_cols, value) for value in values]
-        grad_offset = jnp.stack([_weighted(points, "d_dy", along),
-                                 _weighted(points, "d_dx", along)], axis=2)
-        grad_mask = None
+        # Offsets and mask (no whole-sample early-out: torchvision's rule).
+        finite = jnp.isfinite(grad_cols).all()
         if mask_k is not None:
-            grad_offset = grad_offset * mask_k[:, :, None]
-            grad_mask = jnp.where(points.outside, jnp.zeros((), input.dtype),
-                                  _weighted(points, "weight", along))
+            finite = finite & jnp.isfinite(mask_k).all()
+        grad_offset, grad_mask = lax.cond(
+            finite, _offset_and_mask_grads, _exact_offset_and_mask_grads,
+            points, values, sample, grad_cols, mask_k)
         return grad_table, (grad_offset, grad_w, grad_mask)
 
     grad_table, (grad_offset, grad_w, grad_mask) = _tap_loop(
@@ -322,6 +319,35 @@ def backward(grad_out, input, offset, weight, mask, geometry, groups, offset_gro
     return (layout.untable(grad_table), layout.offset_from_taps(grad_offset),
             layout.weight_from_taps(grad_w),
             None if mask is None else layout.mask_from_taps(grad_mask))
+
+
+def _offset_and_mask_grads(points, values, sample, grad_cols, mask):
+    """One tap's offset gradient ``[N, Go, 2, P]`` and mask gradient ``[N, Go, P]`` (None
+    without a mask) for finite column gradients and mask: the bilinear weights'
+    derivatives times each corner's channel sum ``sum_c grad_cols * value``."""
+    along = [_channel_dot(grad_cols, value) for value in values]
+    grad_offset = jnp.stack([_weighted(points, "d_dy", along),
+                             _weighted(points, "d_dx", along)], axis=2)
+    if mask is None:
+        return grad_offset, None
+    grad_mask = jnp.where(points.outside, jnp.zeros((), sample.dtype),
+                          _weighted(points, "weight", along))
+    return grad_offset * mask[:, :, None], grad_mask
+
+
+def _exact_offset_and_mask_grads(points, values, sample, grad_cols, mask):
+    """:func:`_offset_and_mask_grads` where the column gradients or the mask are not all
+    finite, in the reference's order: per channel the corners' weighted sum first (finite
+    for finite data), then its product with the column gradient times the mask, then the
+    sum over channels. The channel sums per corner would turn an infinite column
+    gradient into differences of infinities (NaN where the reference has inf), meet zero
+    corner weights in the mask gradient, and put an infinite mask on the channels' sum
+    rather than on each channel's term."""
+    grad_sample = grad_cols if mask is None else grad_cols * mask[..., None]
+    grad_offset = jnp.stack([_channel_dot(grad_sample, _weighted(points, "d_dy", values)),
+                             _channel_dot(grad_sample, _weighted(points, "d_dx", values))],
+                            axis=2)
+    return grad_offset, None if mask is None else _channel_dot(grad_cols, sample)
 
 
 # ----------------------------------------------------------------------------- the op

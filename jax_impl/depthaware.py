@@ -74,10 +74,19 @@ class _Depth:
         self.centre = depth[:, 0][:, self.rows][:, :, self.cols]  # [N, oh, ow]
         self.shape = self.centre.shape
 
-    def formed(self):
-        """``[K, oh, ow]`` static: tap in the image and centre in the image."""
+    def formed(self, taps=None):
+        """``[K, oh, ow]`` static: tap in the image and centre in the image, for ``taps``
+        (default: every tap of the window)."""
         return np.stack([self.geometry.in_input(i, j) & self.centre_inside
-                         for i, j in self.geometry.taps()])
+                         for i, j in (self.geometry.taps() if taps is None else taps)])
+
+    def pool_taps(self):
+        """Pooling's scan over taps: ``(t [K'], formed [K', oh, ow])`` for the taps that
+        read the image in some window (the others add nothing), so a window far larger
+        than the image costs what the image allows."""
+        taps = list(self.geometry.input_taps())
+        kw = self.geometry.kernel[1]
+        return jnp.asarray([i * kw + j for i, j in taps], jnp.int32), self.formed(taps)
 
     def tap(self, t, formed):
         """``(F, slope)`` of tap ``t`` ``[N, oh, ow]``: 1 and 0 where not ``formed``."""
@@ -186,7 +195,7 @@ def _pool_parts(input, depth, geometry, alpha, count_include_pad):
         return (num, divisor), None
 
     start = (jnp.zeros((n, oh, ow, c), input.dtype), divisor)
-    (num, divisor), _ = lax.scan(step, start, (geo.tap_indices(geometry), sim.formed()))
+    (num, divisor), _ = lax.scan(step, start, sim.pool_taps())
     return num / divisor[..., None], divisor, xpad, sim
 
 
@@ -217,8 +226,7 @@ def pool_backward(grad_out, input, depth, geometry, alpha, count_include_pad):
         return (grad_xpad, grad_depth_pad, grad_centre), None
 
     start = (jnp.zeros_like(xpad), jnp.zeros_like(sim.depth_pad), jnp.zeros_like(divisor))
-    (grad_xpad, grad_depth_pad, grad_centre), _ = lax.scan(
-        step, start, (geo.tap_indices(geometry), sim.formed()))
+    (grad_xpad, grad_depth_pad, grad_centre), _ = lax.scan(step, start, sim.pool_taps())
     grad_input = common.to_channels_first(geo.unpad_hw(grad_xpad, geometry))
     return grad_input, sim.gradient(grad_depth_pad, grad_centre)
 

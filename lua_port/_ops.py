@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reference.common import check_float_dtypes, check_grad_output, check_shape
+from reference.common import check_arrays, check_float_dtypes, check_grad_output
 from reference.conv2d import conv2d_signature
 from reference.tanprod import tanprod_conv2d_signature as tanprod_signature
 
@@ -55,18 +55,6 @@ class Call:
     geometry: object
     out_shape: tuple
     dtype: np.dtype
-
-
-def as_array(value, name: str, op: str) -> np.ndarray:
-    """``value`` as an array, without copying one; ``TypeError`` naming ``name`` for None
-    and for what NumPy cannot read as an array (ragged lists)."""
-    if value is None:
-        raise TypeError(f"{op}: {name} must be an array, got None")
-    try:
-        return np.asarray(value)
-    except (ValueError, TypeError) as error:
-        raise TypeError(f"{op}: {name} must be an array of numbers, got a {type(value).__name__} "
-                        f"NumPy cannot read as one ({error})") from None
 
 
 def available_memory() -> int | None:
@@ -126,12 +114,12 @@ def check_lua_sizes(op: str, input_shape: tuple, weight_shape: tuple, out_shape:
 
 def check_call(op: str, input, weight, bias, stride, padding, dilation, groups=1, *, runtime=None,
                backward: bool = False) -> Call:
-    """Check a call (shapes and values first, then sizes), then copy the arrays to float64."""
-    arrays = {name: None if a is None and name == "bias" else as_array(a, name, op)
-              for name, a in (("input", input), ("weight", weight), ("bias", bias))}
-    dtype = check_float_dtypes(op, {name: a.dtype for name, a in arrays.items() if a is not None},
-                               same=True)
-    x, w, b = arrays.values()
+    """Check a call (the tensors' kinds, shapes and values first, then sizes), then copy
+    the arrays to float64. Tensors are NumPy arrays of float32 or float64, one dtype
+    (reference.common's :func:`check_arrays`: nothing is converted before the checks)."""
+    x, w, b = check_arrays(op, input=input, weight=weight, bias=bias)
+    dtype = check_float_dtypes(op, {"input": x.dtype, "weight": w.dtype,
+                                    "bias": None if b is None else b.dtype}, same=True)
     shapes = (x.shape, w.shape, None if b is None else b.shape, stride, padding, dilation)
     signature = MODULES[op][1]
     sig = signature(*shapes, groups) if op == "conv2d" else signature(*shapes)
@@ -189,10 +177,7 @@ def forward(call: Call, runtime) -> np.ndarray:
 def vjp(call: Call, grad_output, runtime) -> dict[str, np.ndarray]:
     """Gradients through the module's Torch7 protocol: zeroGradParameters, forward, then
     backward(input, gradOutput, 1) (updateGradInput + accGradParameters)."""
-    grad = as_array(grad_output, "grad_output", call.op)
-    check_float_dtypes(call.op, {"grad_output": grad.dtype})
-    check_shape(grad.shape, "grad_output", call.out_shape, call.op, "the forward output's shape")
-    grad = check_grad_output(grad, call.out_shape, call.op)
+    grad = check_grad_output(grad_output, call.out_shape, call.op)
     lua = trusted(runtime)
     module = build_module(lua, call)
     lua.method(module, "zeroGradParameters")

@@ -13,7 +13,7 @@ import numpy as np
 
 from reference.common import (
     as_float_array,
-    check_float_dtypes,
+    check_arrays,
     check_grad_output,
     check_shape,
     nonnegative_pair,
@@ -22,7 +22,7 @@ from reference.common import (
 from reference.conv2d import conv2d_signature
 from reference.tanprod import tanprod_conv2d_signature
 
-from ._ops import as_array, check_lua_sizes
+from ._ops import check_lua_sizes
 from .runtimes import trusted
 
 KERNELS = ("tanprod", "linear")
@@ -137,8 +137,7 @@ class CustomConv:
     def _check_input(self, input) -> tuple[np.ndarray, tuple]:
         """``input`` as float64 and the call's output shape; shared argument checks."""
         op = "CustomConv"
-        x = as_array(input, "input", op)
-        check_float_dtypes(op, {"input": x.dtype})
+        (x,) = check_arrays(op, input=input)
         allowed = (2, 3, 4) if self.map_mode else (3, 4)
         if x.ndim not in allowed:
             layouts = "[H, W], [1, H, W] or [N, 1, H, W]" if self.map_mode else "[C, H, W] or [N, C, H, W]"

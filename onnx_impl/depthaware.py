@@ -88,9 +88,10 @@ class Similarity:
 
 
 def _sized(shape) -> tuple:
-    """A shape for the reference's checks: a symbolic batch (None) as 1."""
+    """A shape for the reference's checks: a symbolic batch (None) as 1 (a 0-d shape
+    as it is, for the checks to refuse)."""
     shape = tuple(shape)
-    return (1 if shape[0] is None else shape[0], *shape[1:])
+    return (1 if shape[0] is None else shape[0], *shape[1:]) if shape else shape
 
 
 # ----------------------------------------------------------------------------- conv
@@ -199,7 +200,7 @@ def depthaware_pool_graph(g, input, depth, geometry: Geometry, alpha: float,
     similarity = Similarity(g, depth, geometry, True, alpha)
     xpad = G.pad_spatial(g, input, geometry.pad_before, geometry.pad_after)
     num = weights = None
-    for i, j in geometry.taps():
+    for i, j in geometry.input_taps():  # the others read padding in every window
         f = similarity.tap(i, j, elsewhere=0.0)  # [N, 1, oh, ow]; every centre is inside
         if f is None:  # the tap reads padding in every window
             continue

@@ -1,7 +1,9 @@
 """``max_pool2d`` and ``avg_pool2d`` (torch semantics exactly) as ONNX graphs.
 
 Both are composite, tap by tap over the window (a strided ``Slice`` of the padded input
-per tap, held one at a time), because ONNX's pooling ops differ from the definition:
+per tap, held one at a time; only the taps that read the input in some window, so a
+window far larger than the input costs what the input allows), because ONNX's pooling
+ops differ from the definition:
 
 - ``MaxPool``: in onnxruntime a NaN never wins (in torch it does), its ``Indices`` are
   flat over the whole ``N*C*H*W`` tensor (torch's are per plane, ``h*W + w``), and ONNX's
@@ -56,7 +58,7 @@ def max_pool_graph(g, input, geometry: Geometry, with_indices: bool = True):
     width = geometry.in_size[1]
     taps = [(i, j, geometry.in_input(i, j),
              (geometry.positions(0, i)[:, None] * width + geometry.positions(1, j)[None, :]))
-            for i, j in geometry.taps()]
+            for i, j in geometry.input_taps()]  # the others never land inside
     first = np.full(geometry.out_size, -1, dtype=np.int64)  # each window's first inside tap
     for _, _, inside, flat in taps:
         first = np.where(inside & (first < 0), flat, first)
@@ -133,7 +135,9 @@ class AvgPoolSpec(Spec):
 def avg_pool_graph(g, input, geometry: Geometry, count_include_pad: bool, divisor_override):
     xpad = G.pad_spatial(g, input, geometry.pad_before, geometry.pad_after)
     total = None
-    for i, j in geometry.taps():
+    # Only the taps that read the input somewhere (the others add zeros everywhere): a
+    # window far larger than the input makes a graph of the input's size.
+    for i, j in geometry.input_taps():
         total = G.accumulate(g, total, G.tap(g, xpad, geometry, i, j))
     return g.op("Div", total, g.const(avg_divisor(geometry, count_include_pad, divisor_override)))
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import onnx
 
-from reference.common import check_float_dtypes
+from reference.common import REFERENCE_KIND, check_float_dtypes, check_tensor_types
 
 from .graph import BATCH, Graph
 
@@ -77,22 +77,15 @@ def check_runtime(op: str, runtime) -> str:
 
 
 def arrays(op: str, **tensors) -> tuple[dict[str, np.ndarray | None], str]:
-    """Every tensor argument as a NumPy array (None stays None) and their common dtype:
-    float32 or float64, the same for all (nothing is cast); ``TypeError`` naming the
-    argument otherwise."""
-    converted = {}
-    for name, value in tensors.items():
-        if value is None:
-            converted[name] = None
-            continue
-        try:
-            converted[name] = value if isinstance(value, np.ndarray) else np.asarray(value)
-        except (TypeError, ValueError, RuntimeError) as error:
-            raise TypeError(f"{op}: {name} must be an array, got {type(value).__name__} "
-                            f"({error})") from None
+    """The tensor arguments (None stays None) as given, nothing copied, and their common
+    dtype: NumPy arrays of float32 or float64, the same for all (nothing is cast).
+    ``TypeError`` naming the argument otherwise (the reference's rule,
+    ``reference.common.check_arrays``): a list, a torch tensor or a scalar is not
+    converted (``np.asarray`` it first), a required tensor may not be None."""
+    check_tensor_types(op, np.ndarray, REFERENCE_KIND, tensors)
     dtype = check_float_dtypes(op, {k: None if v is None else v.dtype
-                                    for k, v in converted.items()}, DTYPES, same=True)
-    return converted, dtype
+                                    for k, v in tensors.items()}, DTYPES, same=True)
+    return dict(tensors), dtype
 
 
 def batched(shape) -> tuple:

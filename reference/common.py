@@ -252,7 +252,10 @@ def check_ndim(shape, name: str, ndim: int, layout: str, op: str, batch: bool = 
         try:
             if isinstance(size, (bool, np.bool_)):
                 raise TypeError
-            size = operator.index(size)
+            # int() for an int: Dynamo presents a symbolic batch as one, and keeps it
+            # symbolic through int() where operator.index() would pin it. Other sizes with
+            # __index__ (a torch.SymInt outside Dynamo) are pinned, as they must be.
+            size = int(size) if is_int(size) else operator.index(size)
         except TypeError:
             raise TypeError(f"{op}: {name} has a size that is not an int: shape {dims}") from None
         if size < 0:
@@ -346,7 +349,9 @@ def positive_finite_float(value, name: str, op: str) -> float:
         number = float(value)
     except OverflowError:  # an int beyond float range
         number = math.inf
-    if not (math.isfinite(number) and number > 0):
+    # Comparisons only (a NaN fails them): under torch.compile with dynamic shapes Dynamo
+    # hands a float argument over as a symbolic float, which math.isfinite cannot take.
+    if not 0 < number < math.inf:
         raise ValueError(f"{op}: {name} must be finite and > 0, got {name}={value!r}")
     return number
 
@@ -460,6 +465,18 @@ class Geometry:
         first = np.maximum(0, -(start // d))  # ceil(-start / d)
         last = np.minimum(k - 1, (n - 1 - start) // d)
         return first, last
+
+    def input_tap_range(self, axis: int) -> tuple[int, int]:
+        """Closed form: the first and last tap along ``axis`` that reads the input at one
+        output position at least (``first > last``: none does). Every such tap lies in
+        between, so a kernel that loops over this range (the Triton pooling kernels)
+        visits at most ``(2*n + stride) / dilation + 2`` taps along an axis of ``n``
+        cells, however large the window: the first window starts at ``-pad``, the last
+        at ``(out - 1) * stride - pad``."""
+        n, k, d = self.in_size[axis], self.kernel[axis], self.dilation[axis]
+        first_start = -self.pad_before[axis]
+        last_start = (self.out_size[axis] - 1) * self.stride[axis] - self.pad_before[axis]
+        return max(0, -(last_start // d)), min(k - 1, (n - 1 - first_start) // d)
 
     def _axis_input_taps(self, axis: int) -> list[int]:
         """The taps along ``axis`` that read the input at some output position: the union

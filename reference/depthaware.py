@@ -49,33 +49,36 @@ tap's depth and the centre's depth through the line above, summed over every win
 Taps outside the image and windows whose centre is outside pass no depth gradient;
 ``alpha = 0`` passes none at all.
 
-Each op loops over the ``kh*kw`` taps with whole-array work on ``[N, C, oh, ow]``; no
-unfolded ``kh*kw``-times copy of the input (or of the depth) is made.
+Each op loops over the ``kh*kw`` taps (pooling: only those that read the image in some
+window, :meth:`Geometry.input_taps`; the others add nothing) with whole-array work on
+``[N, C, oh, ow]``; no unfolded ``kh*kw``-times copy of the input (or of the depth) is
+made.
 """
 
 from __future__ import annotations
 
 import math
 import numbers
+import sys
 from dataclasses import dataclass
 
 import numpy as np
 
 from .common import (
-    KERNEL,
     Geometry,
     avg_divisor,
+    check_arrays,
     check_bias,
     check_flag,
     check_grad_output,
     check_ndim,
     check_shape,
-    conv_geometry,
-    float_arrays,
+    conv_window,
     grouped_tap_product,
     grouped_tap_product_vjp,
     pool_geometry,
     shape_of,
+    to_float64,
 )
 
 CONV = "depthaware_conv2d"
@@ -99,7 +102,9 @@ def similarity_alpha(value, op: str) -> float:
     """``alpha`` as a float: a real number, finite and >= 0 (0 turns depth off)."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{op}: alpha must be a real number, got alpha={value!r}")
-    if not (math.isfinite(value) and value >= 0):
+    if isinstance(value, numbers.Integral) and value > sys.float_info.max:
+        value = math.inf  # an int beyond float range
+    if not 0 <= value < math.inf:  # comparisons only (a NaN fails them): see positive_finite_float
         raise ValueError(f"{op}: alpha must be finite and >= 0, got alpha={value!r}")
     return float(value)
 
@@ -116,13 +121,13 @@ def depthaware_conv2d_signature(input, depth, weight, bias=None, stride=1, paddi
     """Check a call of ``depthaware_conv2d`` (shapes ``input [N,C,H,W]``, ``depth
     [N,1,H,W]``, ``weight [O,C,kh,kw]``, ``bias [O]``)."""
     x = _input_and_depth(input, depth, CONV)
-    w = check_ndim(weight, "weight", 4, "[O, C, kh, kw]", CONV)
+    w = check_ndim(weight, "weight", 4, "[O, C, kh, kw]", CONV, batch=False)
     if x[1] != w[1]:
         raise ValueError(f"{CONV}: input has {x[1]} channels but weight {w} expects {w[1]} "
                          f"(no groups)")
     check_bias(bias, w[0], CONV)
     alpha = similarity_alpha(alpha, CONV)
-    geometry = conv_geometry(CONV, x, w[2:], stride, padding, dilation, kernel_name=KERNEL)
+    geometry = conv_window(CONV, x, w[2:], w[0], stride, padding, dilation)
     return DepthAwareSignature(geometry, (x[0], w[0], *geometry.out_size), alpha)
 
 
@@ -212,9 +217,10 @@ class _Similarity:
 
 
 def _conv_args(input, depth, weight, bias, stride, padding, dilation, alpha):
-    x, z, w, b = float_arrays(CONV, input=input, depth=depth, weight=weight, bias=bias)
+    x, z, w, b = check_arrays(CONV, input=input, depth=depth, weight=weight, bias=bias)
     sig = depthaware_conv2d_signature(x.shape, z.shape, w.shape, shape_of(b), stride, padding,
                                       dilation, alpha)
+    x, z, w, b = to_float64(x, z, w, b)
     similarity = _Similarity(sig.geometry, z, False, sig.alpha)
     return x, w, b, sig, similarity
 
@@ -285,9 +291,10 @@ def depthaware_conv2d_vjp(grad_output, input, depth, weight, bias=None, stride=1
 
 
 def _pool_args(input, depth, kernel_size, stride, padding, alpha, count_include_pad):
-    x, z = float_arrays(POOL, input=input, depth=depth)
+    x, z = check_arrays(POOL, input=input, depth=depth)
     sig = depthaware_avg_pool2d_signature(x.shape, z.shape, kernel_size, stride, padding, alpha,
                                           count_include_pad)
+    x, z = to_float64(x, z)
     similarity = _Similarity(sig.geometry, z, True, sig.alpha)
     return x, sig, similarity
 
@@ -302,7 +309,7 @@ def _pool_forward(x, sig, similarity):
     else:
         divisor = np.zeros(similarity.centre.shape)
     with np.errstate(invalid="ignore"):  # inf + -inf is NaN, as in avg_pool2d
-        for i, j in geometry.taps():
+        for i, j in geometry.input_taps():  # the others read padding in every window
             f, _, inside = similarity.tap(i, j)  # the centre is always inside: inside = tap in image
             num += geometry.tap(xpad, i, j) * np.where(inside, f, 0.0)[:, None]
             if sig.count_include_pad:
@@ -349,7 +356,7 @@ def depthaware_avg_pool2d_vjp(grad_output, input, depth, kernel_size, stride=Non
     grad_depth_pad = np.zeros(xpad[:, 0].shape)
     grad_centre = np.zeros(divisor.shape)
     with np.errstate(invalid="ignore"):
-        for i, j in geometry.taps():
+        for i, j in geometry.input_taps():
             f, slope, inside = similarity.tap(i, j)
             geometry.add_to_tap(grad_xpad, i, j, share * np.where(inside, f, 0.0)[:, None])
             if sig.alpha:

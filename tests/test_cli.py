@@ -56,12 +56,12 @@ def test_the_installed_command_and_its_counterexample_run_outside_the_repository
     (tmp_path / "my_kernels.py").write_text(USER_KERNEL)
     code, out = run([str(script), "verify", "my_kernels:max_pool2d", "--op", "max_pool2d",
                      "--examples", "5"], tmp_path)
-    assert code == 1 and out.startswith("FAIL"), out
-    snippet = out[out.index("# crossconv verify"):]
-    (tmp_path / "counterexample.py").write_text(snippet)
+    assert code == 1 and out.startswith("# FAIL my_kernels:max_pool2d"), out
+    (tmp_path / "counterexample.py").write_text(out)  # the report is the runnable test
     code, printed = run([sys.executable, "counterexample.py"], tmp_path)
-    assert code == 0, printed
-    assert re.search(r"expected float64 \(\d+, \d+, \d+, \d+\) actual float64", printed), printed
+    assert code == 1 and printed.startswith("still differs: shape"), printed
+    assert re.search(r"shape \(\d+, \d+, \d+, \d+\) != expected \(\d+, \d+, \d+, \d+\)",
+                     printed), printed
 
 
 def test_version(capsys):

@@ -14,9 +14,10 @@ Where ``F.conv2d`` departs from the contract, ``conv2d`` steps around it (docs/t
   reduction over the weights), and always when it cannot read the weights (under
   ``torch.compile``, ``torch.export``, ``torch.jit.trace``, the ``torch.func`` transforms
   and on fake or meta tensors).
-- No input channels: every output is an empty sum, i.e. the bias (zeros without one), as
-  in the reference; torch returns an output with no channels at all (and raises for no
-  output channels, or per-sample correlations of no channels).
+- No input channels: a ``ValueError`` naming the tensor, as in every backend (the shared
+  checks refuse an empty axis other than the batch); torch returns an output with no
+  channels at all (and raises for no output channels, or per-sample correlations of no
+  channels).
 - float16/bfloat16 on the CPU are convolved in float32 and rounded once: oneDNN's
   bfloat16 convolution returns wrong values for some strided windows on CPUs with
   bfloat16 instructions.
@@ -64,16 +65,13 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
 
     Returns:
         ``[N, O, oh, ow]`` in the input dtype. A NaN or inf weight that meets zero
-        padding gives NaN there (``0 * inf`` is NaN); no input channels give the bias.
+        padding gives NaN there (``0 * inf`` is NaN).
     """
     check_tensors("conv2d", input=input, weight=weight, bias=bias)
     weight_shape = shape(weight)
     sig = conv2d_signature(shape(input), weight_shape, shape(bias), stride, padding, dilation,
                            groups)
     g = sig.geometry
-    if 0 in weight_shape[:2]:  # no input or no output channels: empty sums (torch raises)
-        out = empty_sums(sig.out_shape, input, weight)
-        return out if bias is None else out + bias.view(1, -1, 1, 1)
     pads = (*g.pad_before, *g.pad_after)
     # "same" with an even span pads unevenly, which F.conv2d cannot; a non-finite weight
     # must meet the padding's zeros, which F.conv2d skips.
@@ -90,7 +88,7 @@ def _correlate(search, template, op, per_channel):
     search_shape = shape(search)
     out_shape = xcorr_signature(search_shape, shape(template), op)
     n, c, h, w = search_shape
-    if n == 0 or c == 0:  # no groups to form: empty sums
+    if n == 0:  # an empty batch: no groups to form, empty sums
         return empty_sums(out_shape, search, template)
     if per_channel:
         kernels = template.reshape(n * c, 1, *shape(template)[2:])

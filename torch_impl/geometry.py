@@ -62,18 +62,21 @@ def taps(xpad: torch.Tensor, geometry) -> torch.Tensor:
 
 
 def add_to_taps(grad_pad: torch.Tensor, values: torch.Tensor, geometry,
-                rows: slice = slice(None), weights: torch.Tensor | None = None) -> None:
+                rows: slice = slice(None), weights: torch.Tensor | None = None,
+                first: tuple[int, int] = (0, 0)) -> None:
     """The adjoint of :func:`taps`: ``grad_pad [..., Hp, Wp] += values [..., kh, kw, r,
     ow]`` (times ``weights``, broadcast like ``values``, if given) at the cells each tap
     reads; one add per tap, so a cell read by several taps gets every share. ``rows``:
-    the output rows ``values`` holds (default: all)."""
-    for i in range(geometry.kernel[0]):
-        for j in range(geometry.kernel[1]):
-            view = tap(grad_pad, geometry, i, j)[..., rows, :]
+    the output rows ``values`` holds (default: all); ``first``: the tap ``values[...,
+    0, 0, :, :]`` holds, when ``values`` holds a block of the window's taps (default:
+    all of them, from ``(0, 0)``)."""
+    for a in range(values.shape[-4]):
+        for b in range(values.shape[-3]):
+            view = tap(grad_pad, geometry, first[0] + a, first[1] + b)[..., rows, :]
             if weights is None:
-                view.add_(values[..., i, j, :, :])
+                view.add_(values[..., a, b, :, :])
             else:
-                view.addcmul_(values[..., i, j, :, :], weights[..., i, j, :, :])
+                view.addcmul_(values[..., a, b, :, :], weights[..., a, b, :, :])
 
 
 def in_input(geometry, device=None) -> torch.Tensor:

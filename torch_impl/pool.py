@@ -18,7 +18,6 @@ from reference.pool import max_pool2d_signature as max_pool_signature
 from .common import (
     check_impl,
     check_tensors,
-    empty_sums,
     int_list,
     kernel_module,
     resolve_impl,
@@ -120,15 +119,14 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     x = shape(input)
     g = max_pool_signature(x, kernel_size, stride, padding, dilation, ceil_mode,
                            return_indices)
+    # The flags as Python bools: the checks accept numpy.bool_, which torch's pooling refuses.
+    ceil_mode, return_indices = bool(ceil_mode), bool(return_indices)
     kernels = _implementation("max_pool2d", impl, input.device)
-    if x[1] == 0:  # no channels: torch's pooling raises
-        out = empty_sums((*x[:2], *g.out_size), input)
-        return (out, out.long()) if return_indices else out
     if kernels is None:
         return F.max_pool2d(input, g.kernel, g.stride, g.pad_before, g.dilation,
                             ceil_mode=ceil_mode, return_indices=return_indices)
     out, indices = max_pool2d_op(input, int_list(g.kernel), int_list(g.stride),
-                                 int_list(g.pad_before), int_list(g.dilation), bool(ceil_mode))
+                                 int_list(g.pad_before), int_list(g.dilation), ceil_mode)
     return (out, indices) if return_indices else out
 
 
@@ -155,12 +153,12 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
     x = shape(input)
     g = avg_pool_signature(x, kernel_size, stride, padding, ceil_mode, count_include_pad,
                            divisor_override)
+    ceil_mode, count_include_pad = bool(ceil_mode), bool(count_include_pad)  # numpy.bool_ too
+    divisor_override = None if divisor_override is None else int(divisor_override)
     kernels = _implementation("avg_pool2d", impl, input.device)
-    if x[1] == 0:  # no channels: torch's pooling raises
-        return empty_sums((*x[:2], *g.out_size), input)
     if kernels is None:
         return F.avg_pool2d(input, g.kernel, g.stride, g.pad_before, ceil_mode=ceil_mode,
                             count_include_pad=count_include_pad,
                             divisor_override=divisor_override)
     return avg_pool2d_op(input, int_list(g.kernel), int_list(g.stride), int_list(g.pad_before),
-                         bool(ceil_mode), bool(count_include_pad), divisor_override)
+                         ceil_mode, count_include_pad, divisor_override)

@@ -17,6 +17,26 @@ import numpy as np
 from .frameworks import FRAMEWORKS
 from .plan import Check, Outcome, Plan
 
+# A hung call ends the snippet with exit 1, as verify reported it. A timer signal's handler
+# exits in Python code; faulthandler exits too when the call is stuck in compiled code that
+# never gives the handler a turn. faulthandler is not the first resort: it reads the main
+# thread's frames while that thread runs, and can crash doing so (exit -11, not 1).
+GIVE_UP_HELPER = """
+def _give_up_after(seconds):
+    \"\"\"Exit 1, as verify did, if the call has not returned within ``seconds``.\"\"\"
+    import faulthandler
+    import os
+    import signal
+
+    def give_up(*_):
+        print(f"still differs: did not return within {seconds:g} s", flush=True)
+        os._exit(1)
+
+    signal.signal(signal.SIGALRM, give_up)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    faulthandler.dump_traceback_later(seconds + 30, exit=True)
+"""
+
 LAYOUT_HELPER = {
     "torch": '''
 def tensor(array, layout="contiguous", requires_grad=False):
@@ -169,6 +189,8 @@ class Snippet:
         lines += [f"DTYPE = {dtype_literal}", *helper.rstrip().splitlines()]
         lines += ["", "", "def as_numpy(value):",
                   f"    return {fw.to_numpy}"]
+        if self._failed("timed out"):
+            lines += ["", "", *GIVE_UP_HELPER.rstrip().splitlines()]
         return [line for line in lines if line is not None]
 
     def _failed(self, check: str) -> bool:
@@ -197,10 +219,7 @@ class Snippet:
         if check.check in ("crashed", "timed out", "interrupted"):
             lines.append(f"    # verify saw this call: {check.comparison.describe()}")
         if check.check == "timed out":
-            lines += ["    import faulthandler",
-                      "",
-                      f"    # verify gave up on this call after {self.timeout:g} s: exit 1 the same way",
-                      f"    faulthandler.dump_traceback_later({self.timeout:g}, exit=True)"]
+            lines += self._give_up_call()
         lines.append(f"    result = implementation({self._arguments(layout)})")
         if n_out == 2:
             lines += ["    assert isinstance(result, tuple) and len(result) == 2, "
@@ -253,6 +272,10 @@ class Snippet:
         return [f"    grads = implementation_vjp(tensor(grad_output, {layout!r}), "
                 f"{self._arguments(layout, (), suffix)})",
                 "    grads = {k: None if g is None else np.asarray(g) for k, g in grads.items()}"]
+
+    def _give_up_call(self) -> list[str]:
+        return [f"    # verify gave up on this call after {self.timeout:g} s: exit 1 the same way",
+                f"    _give_up_after({self.timeout:g})"]
 
     def _gradient_body(self, check: Check) -> list[str]:
         layout = self._layout_of(check.call)
@@ -326,8 +349,7 @@ class Snippet:
             if check.check in ("crashed", "timed out"):
                 lines += [f"    # verify saw this call: {check.comparison.describe()}"]
                 if check.check == "timed out":
-                    lines += ["    import faulthandler",
-                              f"    faulthandler.dump_traceback_later({self.timeout:g}, exit=True)"]
+                    lines += self._give_up_call()
             lines += self._gradient_body(check)
         else:
             lines += self._forward_body(check)

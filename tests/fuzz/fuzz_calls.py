@@ -136,8 +136,21 @@ OPS = {
             "padding": ("padding", 1), "ceil_mode": ("flag", False),
             "count_include_pad": ("flag", True), "divisor_override": ("divisor", None)},
            ("input",)),
+        Op("depthaware_conv2d",
+           {"input": T((2, 3, 5, 5)), "depth": T((2, 1, 5, 5), 0.5, 1.0),
+            "weight": T((4, 3, 3, 3), 0.5), "bias": T((4,))},
+           {"stride": ("stride", 1), "padding": ("padding", 1), "dilation": ("dilation", 1),
+            "alpha": ("alpha", 1.5)},
+           ("input", "depth", "weight", "bias"), ("input", "depth")),
+        Op("depthaware_avg_pool2d", {"input": T((2, 3, 6, 5)), "depth": T((2, 1, 6, 5), 0.5, 1.0)},
+           {"kernel_size": ("kernel_size", 3), "stride": ("pool_stride", 2),
+            "padding": ("padding", 1), "alpha": ("alpha", 1.5),
+            "count_include_pad": ("flag", True)},
+           ("input", "depth"), ("input", "depth")),
     ]
 }
+#: The pooling ops (a kernel_size, padding at most half of it).
+POOLS = ("max_pool2d", "avg_pool2d", "depthaware_avg_pool2d")
 
 OPTIONAL = ("bias", "mask")
 
@@ -208,9 +221,19 @@ HOSTILE = {
         Hostile("10**400", 10**400, "error"), Hostile("[1.0]", [1.0], "error"),
         Hostile("1+0j", 1 + 0j, "error"), Hostile("np.float32(2)", np.float32(2.0), "ok"),
         Hostile("3", 3, "ok"), Hostile("1e-300", 1e-300, "same"), Hostile("1e300", 1e300, "same")],
+    "alpha": [  # finite and >= 0: 0 turns depth off
+        Hostile("-1.0", -1.0, "error"), Hostile("-1e-300", -1e-300, "error"),
+        Hostile("nan", NAN, "error"), Hostile("inf", INF, "error"), Hostile("-inf", -INF, "error"),
+        Hostile("True", True, "error"), Hostile("'1.0'", "1.0", "error"),
+        Hostile("None", None, "error"), Hostile("10**400", 10**400, "error"),
+        Hostile("[1.0]", [1.0], "error"), Hostile("1+0j", 1 + 0j, "error"),
+        Hostile("0.0", 0.0, "ok"), Hostile("-0.0", -0.0, "ok"), Hostile("0", 0, "ok"),
+        Hostile("np.float32(2)", np.float32(2.0), "ok"), Hostile("3", 3, "ok"),
+        Hostile("1e-300", 1e-300, "same"), Hostile("1e300", 1e300, "same")],
 }
 
-#: Backends' ``impl`` switch (not the reference's).
+#: Backends' implementation switch (not the reference's): torch's and JAX's ``impl``,
+#: onnx_impl's ``runtime``.
 HOSTILE_IMPL = [Hostile("'cuda'", "cuda", "error"), Hostile("''", "", "error"),
                 Hostile("None", None, "error"), Hostile("1", 1, "error"),
                 Hostile("'NATIVE'", "NATIVE", "error")]
@@ -260,13 +283,16 @@ def data_calls(op: Op) -> list[tuple[tuple, dict, str, str]]:
         single[name] = replace(single[name], nonfinite=((1, NAN), (-2, INF), (7, -INF)))
         calls.append(((), single, f"NaN/inf in {name}, float32", "ok"))
     x4 = T((1, 2, 4, 4))
-    if op.name in ("max_pool2d", "avg_pool2d"):
+    if op.name in POOLS:
+        sized = {"input": x4}
+        if "depth" in op.tensors:
+            sized["depth"] = replace(op.tensors["depth"], shape=(1, 1, 4, 4))
         calls += [
             (("kernel_size", "padding"),
-             {"input": x4, "kernel_size": 2 * 10**9, "stride": 1, "padding": 10**9},
+             {**sized, "kernel_size": 2 * 10**9, "stride": 1, "padding": 10**9},
              "kernel 2*10**9, padding 10**9", "error"),
             (("kernel_size", "padding"),
-             {"input": x4, "kernel_size": (2**16, 1), "stride": 1, "padding": (2**15, 0)},
+             {**sized, "kernel_size": (2**16, 1), "stride": 1, "padding": (2**15, 0)},
              "kernel (2**16, 1), padding (2**15, 0)", "ok"),
         ]
     if op.name == "max_pool2d":
@@ -279,7 +305,7 @@ def data_calls(op: Op) -> list[tuple[tuple, dict, str, str]]:
             weight = T((1, 1, 3, 3), 0.0, 1.0, dtype, nonfinite=((0, bad),))
             calls.append(((), {"input": ones, "bias": None, "weight": weight},
                           f"weight {bad} on zero padding, batch 2, {dtype}", "ok"))
-    if "padding" in op.params and op.name not in ("max_pool2d", "avg_pool2d"):
+    if "padding" in op.params and op.name not in POOLS:
         calls.append((("padding",), {"padding": 10**9}, "padding 10**9", "error"))
         calls.append((("padding",), {"padding": 2**63 - 1}, "padding 2**63-1", "error"))
     return calls
@@ -292,7 +318,8 @@ INT_GRAD = T(None, dtype="int64")
 # ----------------------------------------------------------------------------- calls
 
 #: Where the op reads the output channels off the weight.
-_OUT_CHANNELS = {"conv2d": 0, "tanprod_conv2d": 0, "conv2_5d": 1, "deform_conv2d": 0}
+_OUT_CHANNELS = {"conv2d": 0, "tanprod_conv2d": 0, "conv2_5d": 1, "deform_conv2d": 0,
+                 "depthaware_conv2d": 0}
 
 
 def consistent(op: Op, arguments: dict, mutated: tuple) -> dict:
@@ -351,10 +378,11 @@ class Call:
         return f"{self.op} {path} [{', '.join(self.mutated) or 'data'}: {self.label}]"
 
 
-def all_calls(ops=None, impl_switch: bool = False, grad_output: bool = False) -> list[Call]:
-    """Every call of the fuzz, forward and VJP, for ``ops`` (default: all).
-    ``impl_switch``: also hostile ``impl`` values; ``grad_output``: also hostile
-    ``grad_output`` values (backends whose VJP takes one)."""
+def all_calls(ops=None, switch: str | None = None, grad_output: bool = False,
+              vjp: bool = True) -> list[Call]:
+    """Every call of the fuzz, forward and VJP (``vjp``), for ``ops`` (default: all).
+    ``switch``: also hostile values of this argument (``"impl"``, ``"runtime"``);
+    ``grad_output``: also hostile ``grad_output`` values (backends whose VJP takes one)."""
     calls = []
     for op in (OPS[name] for name in (ops or OPS)):
         base = op.base()
@@ -367,13 +395,13 @@ def all_calls(ops=None, impl_switch: bool = False, grad_output: bool = False) ->
                 variants.append(((name,), {**base, name: h.value}, h.label, h.expect))
         for mutated, changes, label, expect in data_calls(op):
             variants.append((mutated, {**base, **changes}, label, expect))
-        if impl_switch:
+        if switch:
             for h in HOSTILE_IMPL:
-                variants.append((("impl",), {**base, "impl": h.value}, h.label, h.expect))
+                variants.append(((switch,), {**base, switch: h.value}, h.label, h.expect))
         for mutated, arguments, label, expect in variants:
             arguments = consistent(op, arguments, mutated)
-            for vjp in (False, True):
-                calls.append(Call(op.name, arguments, mutated, label, expect, vjp))
+            for path in (False, True) if vjp else (False,):
+                calls.append(Call(op.name, arguments, mutated, label, expect, path))
         if grad_output:
             for label, value in (("None", None), ("list", [[0.0]]),
                                  ("wrong shape", T((1, 1, 1, 1))), ("int64", INT_GRAD)):

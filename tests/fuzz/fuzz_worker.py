@@ -4,11 +4,11 @@
 stdin and answers each with a pickled ``{"reference": outcome, "backend": outcome}``:
 the call's tensors built from their specs, run through the reference and through the
 column's backend (forward, or the gradient path: the reference's ``<op>_vjp``, torch
-autograd, ``jax.vjp``, lua_port's ``<op>_vjp``). An outcome is ``("ok", result)`` with
-NumPy arrays or ``("error", mro_names, message)``. The answers go through a copy of the
-original stdout; fd 1 itself then points at stderr, so nothing a library prints can
-corrupt them. A crash or a hang ends the process: the parent sees that and starts
-another.
+autograd, ``jax.vjp``, lua_port's ``<op>_vjp``; onnx_impl is forward only). An outcome
+is ``("ok", result)`` with NumPy arrays or ``("error", mro_names, message)``. The
+answers go through a copy of the original stdout; fd 1 itself then points at stderr, so
+nothing a library prints can corrupt them. A crash or a hang ends the process: the
+parent sees that and starts another.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ COLUMNS = {
     "jax-pallas": ("jax", {"impl": "pallas"}),
     "lua-luajit": ("lua", {"runtime": "luajit"}),
     "lua-5.4": ("lua", {"runtime": "5.4"}),
+    "onnx": ("onnx", {"runtime": "onnxruntime"}),
 }
 
 
@@ -99,7 +100,8 @@ class Backend:
     def __init__(self, column):
         self.kind, self.extra = COLUMNS[column]
         self.module = __import__({"reference": "reference", "torch": "torch_impl",
-                                  "jax": "jax_impl", "lua": "lua_port"}[self.kind])
+                                  "jax": "jax_impl", "lua": "lua_port",
+                                  "onnx": "onnx_impl"}[self.kind])
         if self.kind == "jax":
             import jax
 

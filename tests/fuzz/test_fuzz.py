@@ -1,6 +1,7 @@
 """A seeded fuzz of every op of every backend: hostile arguments, huge integers, wrong
-kinds, empty sizes, non-finite data, forward and gradient paths, each column in a child
-process so that a crash or a hang is a finding, not the end of the test run.
+kinds, empty sizes, non-finite data, forward and gradient paths (onnx_impl: forward only),
+each column in a child process so that a crash or a hang is a finding, not the end of the
+test run.
 
 Asserted per call (:func:`fuzz_runner.judge`): no crash, no hang, no invalid call
 accepted, every error a ``ValueError``/``TypeError`` (``MemoryError`` for a call too
@@ -10,7 +11,8 @@ data, huge windows, ...) give the reference's result.
 Bounded by default (``make test``): a seeded sample of each column's calls (:data:`PLAN`).
 ``CROSSCONV_PROFILE=thorough`` runs every call; ``CROSSCONV_FUZZ_SEED`` draws another
 sample; ``CROSSCONV_FUZZ_TIMEOUT`` is the seconds a call may take before it counts as a
-hang; ``CROSSCONV_FUZZ_REPORT=<file>`` appends each column's counts there as JSON lines.
+hang; ``CROSSCONV_FUZZ_REPORT=<file>`` appends each column's counts there as JSON lines;
+``CROSSCONV_FUZZ_LOG=<file>`` appends one line per call (its time and outcome).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import collections
 import importlib.util
 import json
 import os
+from dataclasses import dataclass
 
 import pytest
 from fuzz_calls import OPS, all_calls, computes, sample
@@ -28,16 +31,31 @@ THOROUGH = os.environ.get("CROSSCONV_PROFILE") == "thorough"
 SEED = int(os.environ.get("CROSSCONV_FUZZ_SEED", "0"))
 TIMEOUT = float(os.environ.get("CROSSCONV_FUZZ_TIMEOUT", "60"))
 
-KERNEL_OPS = ("tanprod_conv2d", "conv2_5d", "deform_conv2d", "max_pool2d", "avg_pool2d")
-#: column -> (ops, hostile impl values, hostile grad_output values, module it needs)
+KERNEL_OPS = ("tanprod_conv2d", "conv2_5d", "deform_conv2d", "max_pool2d", "avg_pool2d",
+              "depthaware_conv2d", "depthaware_avg_pool2d")
+LUA_OPS = ("conv2d", "tanprod_conv2d")
+
+
+@dataclass(frozen=True)
+class Column:
+    """One backend (and implementation) the fuzz runs: ``fuzz_worker.COLUMNS`` builds it."""
+
+    ops: tuple
+    module: str  # what it needs installed
+    switch: str | None = None  # the argument choosing the implementation: hostile values
+    grad_output: bool = False  # hostile grad_output values (a VJP that takes one)
+    vjp: bool = True  # a gradient path
+
+
 COLUMNS = {
-    "reference": (tuple(OPS), False, True, "numpy"),
-    "torch-native": (tuple(OPS), True, False, "torch"),
-    "torch-triton": (KERNEL_OPS, False, False, "triton"),
-    "jax-native": (tuple(OPS), True, False, "jax"),
-    "jax-pallas": (KERNEL_OPS, False, False, "jax"),
-    "lua-luajit": (("conv2d", "tanprod_conv2d"), False, True, "lupa"),
-    "lua-5.4": (("conv2d", "tanprod_conv2d"), False, True, "lupa"),
+    "reference": Column(tuple(OPS), "numpy", grad_output=True),
+    "torch-native": Column(tuple(OPS), "torch", switch="impl"),
+    "torch-triton": Column(KERNEL_OPS, "triton"),
+    "jax-native": Column(tuple(OPS), "jax", switch="impl"),
+    "jax-pallas": Column(KERNEL_OPS, "jax"),
+    "lua-luajit": Column(LUA_OPS, "lupa", grad_output=True),
+    "lua-5.4": Column(LUA_OPS, "lupa", grad_output=True),
+    "onnx": Column(tuple(OPS), "onnxruntime", switch="runtime", vjp=False),
 }
 #: The bounded run: per column, how many calls that compute and how many that must fail
 #: (None: all). Computing calls cost a compile in JAX and an interpreted kernel in
@@ -50,58 +68,18 @@ PLAN = {
     "jax-pallas": (20, 300),
     "lua-luajit": (None, None),
     "lua-5.4": (None, None),
+    "onnx": (None, None),
 }
 
-_TENSORS = ("input", "weight", "offset", "depth", "search", "template")
 #: Problems this fuzz finds in code that other parts of the project own, expected to be
 #: fixed there (remove an entry once its fix is in). Keys: see ``fuzz_runner.known``.
 #: Matching problems are printed, not failed; ``skip`` entries (hangs) are not run
-#: outside the thorough run.
-KNOWN_ELSEWHERE: list[dict] = [
-    {"column": "torch-*", "mutated": _TENSORS, "label": "None", "problem": "unclear",
-     "why": "torch_impl/common.py check_tensors lets a required tensor be None: "
-            "AttributeError (pools: StopIteration) instead of a TypeError naming it"},
-    {"column": "torch-native", "mutated": ("ceil_mode", "count_include_pad"),
-     "label": "np.bool_(*)", "problem": "refused",
-     "why": "torch_impl/pool.py hands the unchecked flag to F.max_pool2d / F.avg_pool2d, "
-            "which refuse numpy.bool_; the shared check accepts it (pass its result on)"},
-    {"column": "torch-native", "op": "conv2d", "label": "weight * on zero padding*float32",
-     "vjp": False, "problem": "differs",
-     "why": "torch_impl/conv2d.py inherits F.conv2d: a NaN/inf weight on zero padding gives "
-            "a number for batches >= 2 in float32 (pad explicitly when the weight is not "
-            "all finite)"},
-    {"column": "torch-native", "op": "conv2d", "label": "NaN/inf in weight, float32",
-     "vjp": False, "problem": "differs", "why": "the same F.conv2d padding case"},
-    {"column": "torch-native", "op": "deform_conv2d", "label": "*", "vjp": False,
-     "problem": "output 0: differs",
-     "why": "torch_impl/native/deform.py folds the mask into the bilinear corner weights: an "
-            "infinite mask meets a zero corner weight (inf * 0 = NaN) where docs/deform.md "
-            "multiplies the mask by the sample"},
-    {"column": "torch-native", "op": "deform_conv2d", "vjp": True, "problem": "d/doffset",
-     "why": "torch_impl/native/deform.py backward: with an infinite weight the offset "
-            "gradient multiplies each corner by the infinite column gradient before summing "
-            "the corners (NaN where the reference's sum over corners first gives inf)"},
-    {"column": "jax-native", "op": "deform_conv2d", "vjp": True, "problem": "d/doffset",
-     "why": "jax_impl/deform.py backward (numerics, not argument handling): the same corner "
-            "order as torch_impl's native backward"},
-    {"column": "torch-triton", "op": "conv2_5d", "vjp": True, "problem": "d/dinput",
-     "why": "torch_impl/kernels/conv2_5d.py backward: a NaN/inf weight's input gradient "
-            "(the NaN/inf pattern differs from the reference's)"},
-    {"column": "torch-triton", "op": "*", "label": "kernel (2**16, 1)*", "skip": True,
-     "why": "torch_impl/kernels/pool.py loops over every tap of a window (65536 per "
-            "output in Triton's interpreter); reference.common.Geometry.input_taps gives "
-            "the few that read the input"},
-    {"column": "lua-*", "mutated": _TENSORS + ("bias",),
-     "label": ("nested list", "ragged list", "other framework's tensor", "None"),
-     "why": "lua_port/_ops.py check_call converts tensors with np.asarray before the "
-            "checks: lists and other frameworks' tensors are accepted, None is an "
-            "AttributeError, a ragged list NumPy's ValueError (and a float32 input is "
-            "copied to float64 before the arguments are checked)"},
-]
+#: outside the thorough run. Empty: every column holds to the reference.
+KNOWN_ELSEWHERE: list[dict] = []
 
 
 def _available(column) -> str | None:
-    module = COLUMNS[column][3]
+    module = COLUMNS[column].module
     if importlib.util.find_spec(module) is None:
         return f"{module} is not installed"
     if column.startswith("lua-"):
@@ -113,8 +91,8 @@ def _available(column) -> str | None:
 
 
 def plan(column):
-    ops, impl_switch, grad_output, _ = COLUMNS[column]
-    calls = all_calls(ops, impl_switch=impl_switch, grad_output=grad_output)
+    c = COLUMNS[column]
+    calls = all_calls(c.ops, switch=c.switch, grad_output=c.grad_output, vjp=c.vjp)
     if THOROUGH:
         return calls
     computing, failing = PLAN[column]

@@ -344,3 +344,50 @@ def test_a_non_finite_kernel_leaves_the_other_input_gradients_finite(op, bad):
         assert mismatch(grad_x, expected[first], Tolerance(rtol=1e-4, atol=1e-4)) <= 1
         second = "weight" if op == "conv2d" else "template"
         assert mismatch(grad_k, expected[second], Tolerance(rtol=1e-4, atol=1e-4)) <= 1
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_conv2_5d_keeps_a_non_finite_input_in_a_closed_bin(dtype, bad):
+    """A NaN or inf input tap whose depth opens no bin still meets its weights times 0:
+    NaN, as the reference's sum. XLA turns a product with a converted 0/1 mask into a
+    select that dropped it (float64), so the forward and the backward select x or x * 0."""
+    rng = np.random.default_rng(5)
+    x, w = rng.standard_normal((1, 1, 4, 5)), rng.standard_normal((1, 1, 1, 3, 3))
+    depth = np.full((1, 1, 4, 5), 2.0)
+    depth[0, 0, 0, 1] = 9.0  # far from every centre: in no bin of any window
+    x[0, 0, 0, 1] = bad
+    params = dict(padding=1, focal=4.0)
+    x, depth, w = (a.astype(dtype) for a in (x, depth, w))
+    expected = reference.conv2_5d(x, depth, w, **params)
+    assert np.isnan(expected).any()
+    g = np.ones(expected.shape, dtype)
+    g[0, 0, 0, 0] = bad
+    expected_weight = reference.conv2_5d_vjp(g, x, depth, w, **params)["weight"]
+
+    def op(a, b):
+        return jax_impl.conv2_5d(a, depth, b, **params)
+
+    with jax.enable_x64(dtype == np.float64):
+        for fn in (op, quick_jit(op)):
+            np.testing.assert_array_equal(np.isnan(np.asarray(fn(x, w))), np.isnan(expected))
+        grad_weight = jax.vjp(op, x, w)[1](g)[1]
+    np.testing.assert_array_equal(np.isnan(np.asarray(grad_weight)), np.isnan(expected_weight))
+@pytest.mark.parametrize("bad", ["weight", "mask"])
+def test_deform_offset_and_mask_gradients_of_an_infinite_weight_or_mask(bad):
+    """An infinite weight (infinite column gradients) or mask: the offset and mask
+    gradients are the reference's, inf where its per-channel corner sums are finite,
+    not the NaN of inf - inf that summing the channels per corner first gives."""
+    rng = np.random.default_rng(5)
+    args = {"input": rng.uniform(-1, 1, (2, 4, 5, 5)), "offset": rng.uniform(-1.5, 1.5, (2, 18, 5, 5)),
+            "weight": rng.uniform(-0.5, 0.5, (3, 4, 3, 3)), "mask": rng.uniform(0, 1, (2, 9, 5, 5))}
+    args[bad].reshape(-1)[7] = np.inf
+    args = {k: v.astype(np.float32) for k, v in args.items()}
+    out = reference.deform_conv2d(**args, padding=1)
+    g = np.cos(np.arange(out.size)).reshape(out.shape).astype(np.float32)
+    expected = reference.deform_conv2d_vjp(g, **args, padding=1)
+    assert not np.isfinite(expected["offset"]).all()
+    grads = jax.vjp(lambda a: jax_impl.deform_conv2d(**a, padding=1, impl="native"), args)[1](g)[0]
+    for name in ("offset", "mask", "input", "weight"):
+        assert mismatch(grads[name], expected[name], Tolerance(rtol=1e-4, atol=1e-4)) <= 1, name

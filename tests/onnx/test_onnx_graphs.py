@@ -154,8 +154,11 @@ def test_bad_arguments_are_clear_errors_before_any_work():
         onnx_impl.tanprod_conv2d(x, np.ones((1, 2, 1, 1), np.float32), stride=0)
     with pytest.raises(ValueError, match="runtime must be one of 'onnxruntime', 'reference'"):
         onnx_impl.avg_pool2d(x, 2, runtime="tensorrt")
-    with pytest.raises(TypeError, match="xcorr2d: search must be a float32 or float64 .* object"):
+    with pytest.raises(TypeError, match="xcorr2d: search must be a numpy.ndarray of float32 or "
+                                        "float64, got object"):
         onnx_impl.xcorr2d(object(), x)
+    with pytest.raises(TypeError, match="conv2d: weight must be a numpy.ndarray .* got list"):
+        onnx_impl.conv2d(x, [[[[1.0]], [[1.0]]]])  # nothing is converted
 
 
 def test_backend_modules_do_not_import_torch_or_the_harness():

@@ -22,6 +22,7 @@ from crossconv.cases import Case
 from crossconv.cases.depthaware import (
     depthaware_avg_pool2d_boundary,
     depthaware_conv2d_boundary,
+    depthaware_conv2d_cases,
 )
 from crossconv.compare import assert_close
 from crossconv.registry import OPS
@@ -130,6 +131,46 @@ def test_every_chunk_and_block_size(op, chunk, block, monkeypatch):
         check(case)
 
     run()
+
+
+@pytest.fixture
+def conv_tasks_on_two_threads(monkeypatch):
+    """The convolution's worker path: one sample per task, rows in chunks of one or two,
+    on two threads."""
+    monkeypatch.setattr(native, "TASK", 1)
+    monkeypatch.setattr(native, "CHUNK", 60)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_conv_tasks_on_worker_threads_match_the_reference(conv_tasks_on_two_threads):
+    @settings(max_examples=12)
+    @given(depthaware_conv2d_cases(max_batch=4, max_channels=3, nonfinite=True))
+    def run(case):
+        check(case)
+
+    run()
+
+
+def test_conv_tasks_on_worker_threads_give_the_one_thread_result_bitwise(
+        conv_tasks_on_two_threads):
+    g = torch.Generator().manual_seed(4)
+    x = torch.randn(5, 3, 7, 6, generator=g, requires_grad=True)
+    depth = (torch.rand(5, 1, 7, 6, generator=g) * 3).requires_grad_()
+    w = torch.randn(4, 3, 3, 3, generator=g, requires_grad=True)
+
+    def run(threads):
+        torch.set_num_threads(threads)
+        for t in (x, depth, w):
+            t.grad = None
+        out = torch_impl.depthaware_conv2d(x, depth, w, padding=1, impl="native")
+        out.backward(torch.cos(out))
+        return [out.detach()] + [t.grad for t in (x, depth, w)]
+
+    one, two, again = run(1), run(2), run(2)
+    assert all(torch.equal(a, b) and torch.equal(b, c) for a, b, c in zip(one, two, again))
 
 
 @pytest.mark.parametrize("op", [CONV, POOL])

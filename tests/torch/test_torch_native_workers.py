@@ -52,7 +52,8 @@ def test_conv2_5d_chunks_on_workers_match_the_reference(monkeypatch, two_threads
 
 
 def test_tanprod_blocks_on_workers_match_the_reference(monkeypatch, two_threads):
-    monkeypatch.setattr(native_tanprod, "BLOCK_FACTORS", 40)
+    for name in ("FORWARD_FACTORS", "BLOCK_FACTORS", "TILE_FACTORS"):
+        monkeypatch.setattr(native_tanprod, name, 40)
 
     @settings(max_examples=15)
     @given(strategies.tanprod_conv2d_cases(max_batch=3, max_out_channels=3, nonfinite=True))

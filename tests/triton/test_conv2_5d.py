@@ -63,6 +63,20 @@ def test_an_infinite_input_in_a_closed_bin_is_nan_as_in_the_reference():
     check_case(case)
 
 
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("bad", [np.inf, np.nan])
+def test_a_non_finite_weight_reaches_only_the_cells_its_tap_reads(stride, bad):
+    """The input gradient of a cell no output reads through the bad tap (the border
+    below and right of it, the cells a stride skips) stays finite, as in the reference;
+    the gathered product must not form 0 * inf there."""
+    case = random_case("conv2_5d", {"input": (1, 2, 5, 5), "depth": (1, 1, 5, 5),
+                                    "weight": (3, 2, 2, 3, 3)}, low=0.5, high=1.5, seed=3,
+                       padding=1, stride=stride)
+    case.tensors["weight"][1, 0, 1, 0, 0] = bad
+    grads = check_case(case)
+    assert np.isnan(grads["input"]).any() and np.isfinite(grads["input"]).any()
+
+
 @pytest.mark.parametrize("what,size", [
     ("positions", conv2_5d.POSITIONS[0][1] - 1), ("positions", conv2_5d.POSITIONS[0][1] + 1),
     ("out", conv2_5d.OUT_CHANNELS[0][1] - 1), ("out", conv2_5d.OUT_CHANNELS[0][1] + 1),

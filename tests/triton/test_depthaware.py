@@ -77,6 +77,16 @@ def test_pool_block_edges():
                   stride=1, padding=(0, 1), alpha=1.0, count_include_pad=False))
 
 
+@pytest.mark.parametrize("count_include_pad", [True, False])
+def test_pool_window_far_larger_than_the_image(count_include_pad):
+    """65536 x 3 taps over a 4x5 image: the kernels visit the block of rows and columns
+    that read the image (a loop over every tap runs for minutes here), the others count
+    in the divisor only."""
+    check(_random(POOL, {"input": (1, 2, 4, 5), "depth": (1, 1, 4, 5)}, seed=4,
+                  kernel_size=(2**16, 3), stride=(1, 2), padding=(2**15, 1), alpha=1.5,
+                  count_include_pad=count_include_pad))
+
+
 def test_weight_gradient_split_over_positions(monkeypatch):
     """The GPU splits the weight gradient's reduction over positions into partial sums;
     the interpreter does not by itself, so force small blocks and three splits (the last

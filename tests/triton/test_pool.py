@@ -54,6 +54,17 @@ def test_block_boundaries(op, size):
 
 
 @pytest.mark.parametrize("op", ["max_pool2d", "avg_pool2d"])
+@pytest.mark.parametrize("window", [
+    {"kernel_size": (2**16, 1), "stride": 1, "padding": (2**15, 0)},
+    {"kernel_size": (3, 2**16), "stride": (1, 2**20), "padding": (1, 2**15), "ceil_mode": True},
+])
+def test_a_window_far_larger_than_the_input_visits_only_the_taps_that_read_it(op, window):
+    """65536 taps per window over a 4x5 input: the kernels loop over the few rows and
+    columns that read the input (a loop over every tap runs for minutes here)."""
+    check_case(random_case(op, {"input": (1, 2, 4, 5)}, seed=3, **window))
+
+
+@pytest.mark.parametrize("op", ["max_pool2d", "avg_pool2d"])
 def test_empty_batch(op):
     forward, backward = contract(random_case(op, {"input": (0, 2, 5, 5)}, kernel_size=2))
     out = forward()

@@ -20,7 +20,8 @@
 # backward input (gather, deterministic), grid (cdiv(N*H*W, BM), cdiv(C, BC)): one program
 #   owns BM input cells x BC channels; per tap it finds the output position reading each
 #   cell (stride divisibility), loads that position's centre depth and the cell's own
-#   depth, and accumulates tl.dot(grad_out-per-bin [BM, BB*BO], W [BB*BO, BC]).
+#   depth, and accumulates tl.dot(grad_out-per-bin [BM, BB*BO], W [BB*BO, BC]) per tap,
+#   added where an output reads the cell (a non-finite weight must not reach the others).
 #   2*B*O*K FLOPs per input gradient element.
 # backward weight, grid (cdiv(O, BO) * cdiv(C, BC), S): one program owns a BO x BC weight
 #   tile for every bin and 1/S of the positions; per tap it accumulates
@@ -167,6 +168,7 @@ def _input_grad_kernel(g_ptr, d_ptr, w_ptr, par_ptr, gx_ptr,
         centre, s = _grid_size(d_ptr, par_ptr, n, oy, ox, read, H, W, SH, SW, PH, PW, DH, DW,
                                KH, KW)
         masks = _bin_masks(centre, s, cell_depth, BINS, BB)
+        tap = tl.full((BM, BC), 0.0, ACC)
         for o0 in range(0, O, BO):
             o = o0 + tl.arange(0, BO)
             g = tl.load(g_ptr + ((n[:, None] * O + o[None, :]) * OH + oy[:, None]) * OW + ox[:, None],
@@ -174,8 +176,11 @@ def _input_grad_kernel(g_ptr, d_ptr, w_ptr, par_ptr, gx_ptr,
             q_o = o0 + q % BO
             wt = tl.load(w_ptr + ((q_bin[:, None] * O + q_o[:, None]) * C + c[None, :]) * K + k,
                          mask=((q_bin < BINS) & (q_o < O))[:, None] & c_ok[None, :], other=0.0)
-            acc = tl.dot(_per_bin(g, masks, BM, BB, BO), wt, acc, input_precision=DOT_PRECISION,
+            tap = tl.dot(_per_bin(g, masks, BM, BB, BO), wt, tap, input_precision=DOT_PRECISION,
                          out_dtype=ACC)
+        # A cell no output reads through tap k gets nothing from it: its zero rows would
+        # still meet an infinite or NaN weight (0 * inf = NaN) in the product.
+        acc += tl.where(read[:, None], tap, 0.0)
     gx = gx_ptr + ((n[:, None] * C + c[None, :]) * H + h[:, None]) * W + w[:, None]
     tl.store(gx, acc, mask=e_ok[:, None] & c_ok[None, :])
 

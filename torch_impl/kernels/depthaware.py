@@ -34,6 +34,10 @@
 #   grad_cols); 4*K bytes per position written. torch then adds each tap's push at the
 #   cell it reads and minus the window's total at its centre (torch_impl.geometry:
 #   add_to_taps, add_to_centres; index_add_, deterministic in torch's deterministic mode).
+# pool kernels: K is the taps they visit, the block of rows and columns of the window
+#   that read the image in some window (Geometry.input_tap_range, on the host; the other
+#   taps read padding everywhere and only count in the divisor): kh*kw for an ordinary
+#   window, a few times the image's size for one far larger than the image.
 # pool forward, grid (cdiv(M, BM), cdiv(C, BC)): a program owns BM positions x BC
 #   channels; per tap it forms F once per position and accumulates F * x and the divisor
 #   (kh*kw - #taps in the image + sum F, or sum F). K loads + 2K FLOPs + K/BC exps per
@@ -109,11 +113,11 @@ def _positions(m, OH, OW):
 
 
 @triton.jit
-def _reader(h, w, k, OH, OW, SH, SW, PH, PW, DH, DW, KW):
-    """The output (row, col) whose window reads input cell (h, w) at tap k, and whether
-    there is one."""
-    ty = h + PH - (k // KW) * DH
-    tx = w + PW - (k % KW) * DW
+def _reader(h, w, i, j, OH, OW, SH, SW, PH, PW, DH, DW):
+    """The output (row, col) whose window reads input cell (h, w) at tap (i, j), and
+    whether there is one."""
+    ty = h + PH - i * DH
+    tx = w + PW - j * DW
     oy = ty // SH
     ox = tx // SW
     read = (ty >= 0) & (tx >= 0) & (ty == oy * SH) & (tx == ox * SW) & (oy < OH) & (ox < OW)
@@ -172,7 +176,7 @@ def _conv_input_grad_kernel(g_ptr, d_ptr, w_ptr, crow_ptr, ccol_ptr, alpha_ptr, 
     K = KH * KW
     acc = tl.full((BM, BC), 0.0, ACC)
     for k in range(K):
-        oy, ox, read = _reader(h, w, k, OH, OW, SH, SW, PH, PW, DH, DW, KW)
+        oy, ox, read = _reader(h, w, k // KW, k % KW, OH, OW, SH, SW, PH, PW, DH, DW)
         read = e_ok & read
         f, _, _ = _similarity(d_ptr, crow_ptr, ccol_ptr, alpha, n, oy, ox, h, w, read, H, W,
                            1.0, ACC)
@@ -268,15 +272,17 @@ def _conv_depth_kernel(x_ptr, d_ptr, g_ptr, w_ptr, crow_ptr, ccol_ptr, alpha_ptr
 
 @triton.jit
 def _pool_window(x_ptr, d_ptr, crow_ptr, ccol_ptr, alpha, n, oy, ox, c, m_ok, C, H, W,
-                 SH, SW, PH, PW, KH, KW, INCLUDE_PAD, ACC: tl.constexpr, BM: tl.constexpr,
-                 BC: tl.constexpr):
-    """``(out [BM, BC], divisor [BM])`` of the windows at (oy, ox) of sample n, channels c."""
+                 SH, SW, PH, PW, I0, J0, RH, RW, PADDED, INCLUDE_PAD, ACC: tl.constexpr,
+                 BM: tl.constexpr, BC: tl.constexpr):
+    """``(out [BM, BC], divisor [BM])`` of the windows at (oy, ox) of sample n, channels c.
+    The taps visited are rows I0.. and columns J0.. of the window, RH x RW of them; the
+    window's PADDED other taps read padding in every window."""
     num = tl.full((BM, BC), 0.0, ACC)
     weight = tl.full((BM,), 0.0, ACC)
-    outside = tl.full((BM,), 0.0, ACC)
-    for k in range(KH * KW):
-        row = oy * SH - PH + k // KW
-        col = ox * SW - PW + k % KW
+    outside = tl.full((BM,), 0.0, ACC) + PADDED
+    for k in range(RH * RW):
+        row = oy * SH - PH + I0 + k // RW
+        col = ox * SW - PW + J0 + k % RW
         inside = m_ok & (row >= 0) & (row < H) & (col >= 0) & (col < W)
         f, _, _ = _similarity(d_ptr, crow_ptr, ccol_ptr, alpha, n, oy, ox, row, col, m_ok, H, W,
                            0.0, ACC)
@@ -295,7 +301,7 @@ def _pool_window(x_ptr, d_ptr, crow_ptr, ccol_ptr, alpha, n, oy, ox, c, m_ok, C,
 @triton.jit
 def _pool_forward_kernel(x_ptr, d_ptr, crow_ptr, ccol_ptr, alpha_ptr, out_ptr,
                          C, H, W, OH, OW, M, INCLUDE_PAD,
-                         SH, SW, PH, PW, KH, KW,
+                         SH, SW, PH, PW, I0, J0, RH, RW, PADDED,
                          ACC: tl.constexpr, BM: tl.constexpr, BC: tl.constexpr,
                          IDX: tl.constexpr):
     m = (tl.program_id(0) * BM + tl.arange(0, BM)).to(IDX)
@@ -304,7 +310,7 @@ def _pool_forward_kernel(x_ptr, d_ptr, crow_ptr, ccol_ptr, alpha_ptr, out_ptr,
     n, oy, ox = _positions(m, OH, OW)
     alpha = tl.load(alpha_ptr)
     out, _ = _pool_window(x_ptr, d_ptr, crow_ptr, ccol_ptr, alpha, n, oy, ox, c, m_ok, C, H, W,
-                          SH, SW, PH, PW, KH, KW, INCLUDE_PAD, ACC, BM, BC)
+                          SH, SW, PH, PW, I0, J0, RH, RW, PADDED, INCLUDE_PAD, ACC, BM, BC)
     dst = out_ptr + (n[:, None] * C + c[None, :]) * (OH * OW) + (oy * OW + ox)[:, None]
     tl.store(dst, out.to(out_ptr.dtype.element_ty), mask=m_ok[:, None] & (c < C)[None, :])
 
@@ -312,7 +318,7 @@ def _pool_forward_kernel(x_ptr, d_ptr, crow_ptr, ccol_ptr, alpha_ptr, out_ptr,
 @triton.jit
 def _pool_depth_kernel(x_ptr, d_ptr, g_ptr, crow_ptr, ccol_ptr, alpha_ptr, div_ptr, push_ptr,
                        C, H, W, OH, OW, M, INCLUDE_PAD,
-                       SH, SW, PH, PW, KH, KW,
+                       SH, SW, PH, PW, I0, J0, RH, RW, PADDED,
                        ACC: tl.constexpr, BM: tl.constexpr, BC: tl.constexpr,
                        KB: tl.constexpr, IDX: tl.constexpr):
     m = (tl.program_id(0) * BM + tl.arange(0, BM)).to(IDX)
@@ -325,34 +331,35 @@ def _pool_depth_kernel(x_ptr, d_ptr, g_ptr, crow_ptr, ccol_ptr, alpha_ptr, div_p
     for c0 in range(0, C, BC):
         c = c0 + tl.arange(0, BC)
         out, divisor = _pool_window(x_ptr, d_ptr, crow_ptr, ccol_ptr, alpha, n, oy, ox, c, m_ok,
-                                    C, H, W, SH, SW, PH, PW, KH, KW, INCLUDE_PAD, ACC, BM, BC)
+                                    C, H, W, SH, SW, PH, PW, I0, J0, RH, RW, PADDED,
+                                    INCLUDE_PAD, ACC, BM, BC)
         g = tl.load(g_ptr + (n[:, None] * C + c[None, :]) * (OH * OW) + (oy * OW + ox)[:, None],
                     mask=m_ok[:, None] & (c < C)[None, :], other=0.0).to(ACC)
         share = divide(g, divisor[:, None])
         c_ok = (c < C)[None, :]
-        for k in range(KH * KW):
-            row = oy * SH - PH + k // KW
-            col = ox * SW - PW + k % KW
+        for k in range(RH * RW):
+            row = oy * SH - PH + I0 + k // RW
+            col = ox * SW - PW + J0 + k % RW
             inside = m_ok & (row >= 0) & (row < H) & (col >= 0) & (col < W)
             x = tl.load(x_ptr + ((n[:, None] * C + c[None, :]) * H + row[:, None]) * W
                         + col[:, None], mask=inside[:, None] & (c < C)[None, :], other=0.0)
             part = tl.reduce(tl.where(c_ok, share * (x.to(ACC) - out), 0.0), 1, ADD)
             grad_f += tl.where(taps[None, :] == k, part[:, None], 0.0)
     tl.store(div_ptr + m, divisor, mask=m_ok)
-    for k in range(KH * KW):
-        row = oy * SH - PH + k // KW
-        col = ox * SW - PW + k % KW
+    for k in range(RH * RW):
+        row = oy * SH - PH + I0 + k // RW
+        col = ox * SW - PW + J0 + k % RW
         f, direction, active = _similarity(d_ptr, crow_ptr, ccol_ptr, alpha, n, oy, ox, row,
                                            col, m_ok, H, W, 0.0, ACC)
         tap_grad = tl.reduce(tl.where(taps[None, :] == k, grad_f, 0.0), 1, ADD)
         push = tl.where(active, tap_grad * f * direction, 0.0)
-        tl.store(push_ptr + (n * (KH * KW) + k) * (OH * OW) + oy * OW + ox, push, mask=m_ok)
+        tl.store(push_ptr + (n * (RH * RW) + k) * (OH * OW) + oy * OW + ox, push, mask=m_ok)
 
 
 @triton.jit
 def _pool_input_grad_kernel(g_ptr, d_ptr, crow_ptr, ccol_ptr, alpha_ptr, div_ptr, gx_ptr,
                             C, H, W, OH, OW, TOTAL,
-                            SH, SW, PH, PW, KH, KW,
+                            SH, SW, PH, PW, I0, J0, RH, RW, PADDED,
                             ACC: tl.constexpr, BM: tl.constexpr, BC: tl.constexpr,
                             IDX: tl.constexpr):
     e = (tl.program_id(0) * BM + tl.arange(0, BM)).to(IDX)  # input cells (n, h, w)
@@ -364,8 +371,8 @@ def _pool_input_grad_kernel(g_ptr, d_ptr, crow_ptr, ccol_ptr, alpha_ptr, div_ptr
     n = e // (H * W)
     alpha = tl.load(alpha_ptr)
     acc = tl.full((BM, BC), 0.0, ACC)
-    for k in range(KH * KW):
-        oy, ox, read = _reader(h, w, k, OH, OW, SH, SW, PH, PW, 1, 1, KW)
+    for k in range(RH * RW):
+        oy, ox, read = _reader(h, w, I0 + k // RW, J0 + k % RW, OH, OW, SH, SW, PH, PW, 1, 1)
         read = e_ok & read
         f, _, _ = _similarity(d_ptr, crow_ptr, ccol_ptr, alpha, n, oy, ox, h, w, read, H, W,
                            0.0, ACC)
@@ -389,12 +396,14 @@ def _tables(geometry, centres, alpha: float, device):
             torch.tensor([alpha], dtype=torch.float64, device=device))
 
 
-def _depth_gradient(push, depth, geometry, centres) -> torch.Tensor:
+def _depth_gradient(push, depth, geometry, centres, first=(0, 0), taps=None) -> torch.Tensor:
     """``[N, 1, H, W]`` from ``push [N, K, oh, ow]``: each tap's push at the cell it reads,
-    minus each window's total at its centre."""
+    minus each window's total at its centre. ``first``, ``taps``: the block of the
+    window's taps ``push`` holds (default: the whole kernel)."""
     n = push.shape[0]
     grad_pad = torch.zeros((n, *geo.padded_size(geometry)), dtype=push.dtype, device=push.device)
-    geo.add_to_taps(grad_pad, push.view(n, *geometry.kernel, *geometry.out_size), geometry)
+    geo.add_to_taps(grad_pad, push.view(n, *(taps or geometry.kernel), *geometry.out_size),
+                    geometry, first=first)
     grad = geo.unpad(grad_pad, geometry).contiguous()
     geo.add_to_centres(grad, -push.sum(1), geometry, centres(geometry, push.device))
     return grad[:, None].to(depth.dtype)
@@ -480,10 +489,19 @@ def conv_backward(grad_out, input, depth, weight, geometry, alpha: float):
             partial.sum(dim=0).to(dtype))
 
 
+def _pool_taps(geometry):
+    """``((I0, J0), (RH, RW))``: the block of the window's taps that read the image in some
+    window (Geometry.input_tap_range, closed form); the others read padding everywhere."""
+    (i0, i1), (j0, j1) = geometry.input_tap_range(0), geometry.input_tap_range(1)
+    return (i0, j0), (max(0, i1 - i0 + 1), max(0, j1 - j0 + 1))
+
+
 def _pool_args(geometry):
-    """Pooling's window scalars (no dilation): stride, padding before, kernel size."""
+    """Pooling's window scalars (no dilation): stride, padding before, the block of taps
+    the kernels visit and how many other taps the window has."""
     (sh, sw), (ph, pw), (kh, kw) = geometry.stride, geometry.pad_before, geometry.kernel
-    return sh, sw, ph, pw, kh, kw
+    (i0, j0), (rh, rw) = _pool_taps(geometry)
+    return sh, sw, ph, pw, i0, j0, rh, rw, kh * kw - rh * rw
 
 
 @bfloat16_in_float32
@@ -513,7 +531,7 @@ def pool_backward(grad_out, input, depth, geometry, alpha: float, count_include_
     dtype = check_tensors(grad_out, input, depth)
     g, x, d = (t.contiguous() for t in (grad_out, input, depth))
     n, c, h, w = x.shape
-    kh, kw = geometry.kernel
+    first, (rh, rw) = _pool_taps(geometry)
     oh, ow = geometry.out_size
     work = acc_dtype(dtype)
     m = n * oh * ow
@@ -522,11 +540,11 @@ def pool_backward(grad_out, input, depth, geometry, alpha: float, count_include_
     tables = _tables(geometry, geo.pool_centres, alpha, x.device)
     bm, bc = block(m, *POSITIONS), block(c, *IN_CHANNELS)
     divisor = torch.empty((n, oh, ow), dtype=work, device=x.device)
-    push = torch.empty((n, kh * kw, oh, ow), dtype=work, device=x.device)
+    push = torch.empty((n, rh * rw, oh, ow), dtype=work, device=x.device)
     launch(_pool_depth_kernel, (triton.cdiv(m, bm),),
            x, d, g, *tables, divisor, push, c, h, w, oh, ow, m, int(count_include_pad),
            *_pool_args(geometry), ACC=acc_type(dtype), BM=bm, BC=bc,
-           KB=triton.next_power_of_2(kh * kw), IDX=index_type(x, g, push))
+           KB=triton.next_power_of_2(max(rh * rw, 1)), IDX=index_type(x, g, push))
 
     grad_x = torch.empty(x.shape, dtype=work, device=x.device)
     cells = n * h * w
@@ -534,4 +552,5 @@ def pool_backward(grad_out, input, depth, geometry, alpha: float, count_include_
     launch(_pool_input_grad_kernel, (triton.cdiv(cells, bi), triton.cdiv(c, bc)),
            g, d, *tables, divisor, grad_x, c, h, w, oh, ow, cells, *_pool_args(geometry),
            ACC=acc_type(dtype), BM=bi, BC=bc, IDX=index_type(g, grad_x))
-    return grad_x.to(dtype), _depth_gradient(push, d, geometry, geo.pool_centres)
+    return grad_x.to(dtype), _depth_gradient(push, d, geometry, geo.pool_centres, first,
+                                             (rh, rw))

@@ -2,8 +2,12 @@
 #
 # Notation: P = N*C*oh*ow output cells, E = N*C*H*W input cells, K = kh*kw taps. Every
 # kernel is elementwise over a flat index: grid (cdiv(P or E, BLOCK),), one program owns
-# BLOCK cells and loops over the K taps, so nothing is scattered and no atomics are used:
-# every result is deterministic.
+# BLOCK cells and loops over the taps, so nothing is scattered and no atomics are used:
+# every result is deterministic. The loops visit only the rows I0..I1 and columns J0..J1
+# of the window that read the input at some output (Geometry.input_tap_range, closed
+# form on the host): the other taps read padding everywhere, and skipping them keeps
+# the row-major order of the rest. K below is the taps visited: kh*kw for an ordinary
+# window, at most about (2H + sh)(2W + sw) for one far larger than the input.
 #
 # max forward: one program = BLOCK outputs; visits the window's taps in row-major order
 #   from best = -inf, index = first tap inside the input, and takes a tap when
@@ -44,8 +48,11 @@ CELLS = ((16, 4096), (16, 1024))
 
 
 def _geometry_args(geometry):
+    """Sizes, the window's scalars and the ranges of its rows and columns that read the
+    input (the loops' bounds, inclusive)."""
     (h, w), (oh, ow) = geometry.in_size, geometry.out_size
-    return (h, w, oh, ow, *window_args(geometry))
+    return (h, w, oh, ow, *window_args(geometry), *geometry.input_tap_range(0),
+            *geometry.input_tap_range(1))
 
 
 def _blocks(count: int) -> int:
@@ -65,11 +72,11 @@ def _input_cells(e, H, W):
 
 
 @triton.jit
-def _reader(h, w, k, OH, OW, SH, SW, PH, PW, DH, DW, KW):
-    """The output (row, col) whose window reads input cell (h, w) at tap k, and whether
-    there is one."""
-    ty = h + PH - (k // KW) * DH
-    tx = w + PW - (k % KW) * DW
+def _reader(h, w, i, j, OH, OW, SH, SW, PH, PW, DH, DW):
+    """The output (row, col) whose window reads input cell (h, w) at tap (i, j), and
+    whether there is one."""
+    ty = h + PH - i * DH
+    tx = w + PW - j * DW
     oy = ty // SH
     ox = tx // SW
     read = (ty >= 0) & (tx >= 0) & (ty == oy * SH) & (tx == ox * SW) & (oy < OH) & (ox < OW)
@@ -78,40 +85,42 @@ def _reader(h, w, k, OH, OW, SH, SW, PH, PW, DH, DW, KW):
 
 @triton.jit
 def _max_forward_kernel(x_ptr, out_ptr, idx_ptr, TOTAL,
-                        H, W, OH, OW, SH, SW, PH, PW, DH, DW, KH, KW,
+                        H, W, OH, OW, SH, SW, PH, PW, DH, DW, KH, KW, I0, I1, J0, J1,
                         BLOCK: tl.constexpr, IDX: tl.constexpr):
     e = (tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)).to(IDX)
     ok = e < TOTAL
     plane, oy, ox = _output_cells(e, OH, OW)
     best = tl.full((BLOCK,), float("-inf"), x_ptr.dtype.element_ty)
     index = tl.full((BLOCK,), -1, tl.int64)
-    for k in range(KH * KW):
-        row = oy * SH - PH + (k // KW) * DH
-        col = ox * SW - PW + (k % KW) * DW
-        inside = ok & (row >= 0) & (row < H) & (col >= 0) & (col < W)
-        flat = row * W + col
-        v = tl.load(x_ptr + plane * (H * W) + flat, mask=inside, other=float("-inf"))
-        index = tl.where(inside & (index < 0), flat, index)
-        better = inside & ((v > best) | (v != v))
-        best = tl.where(better, v, best)
-        index = tl.where(better, flat, index)
+    for i in range(I0, I1 + 1):
+        for j in range(J0, J1 + 1):
+            row = oy * SH - PH + i * DH
+            col = ox * SW - PW + j * DW
+            inside = ok & (row >= 0) & (row < H) & (col >= 0) & (col < W)
+            flat = row * W + col
+            v = tl.load(x_ptr + plane * (H * W) + flat, mask=inside, other=float("-inf"))
+            index = tl.where(inside & (index < 0), flat, index)
+            better = inside & ((v > best) | (v != v))
+            best = tl.where(better, v, best)
+            index = tl.where(better, flat, index)
     tl.store(out_ptr + e, best, mask=ok)
     tl.store(idx_ptr + e, index, mask=ok)
 
 
 @triton.jit
 def _max_backward_kernel(g_ptr, idx_ptr, gx_ptr, TOTAL,
-                         H, W, OH, OW, SH, SW, PH, PW, DH, DW, KH, KW,
+                         H, W, OH, OW, SH, SW, PH, PW, DH, DW, KH, KW, I0, I1, J0, J1,
                          ACC: tl.constexpr, BLOCK: tl.constexpr, IDX: tl.constexpr):
     e = (tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)).to(IDX)
     ok = e < TOTAL
     plane, h, w = _input_cells(e, H, W)
     acc = tl.full((BLOCK,), 0.0, ACC)
-    for k in range(KH * KW):
-        oy, ox, read = _reader(h, w, k, OH, OW, SH, SW, PH, PW, DH, DW, KW)
-        out = (plane * OH + oy) * OW + ox
-        chosen = tl.load(idx_ptr + out, mask=ok & read, other=-1) == h * W + w
-        acc += tl.load(g_ptr + out, mask=ok & read & chosen, other=0.0).to(ACC)
+    for i in range(I0, I1 + 1):
+        for j in range(J0, J1 + 1):
+            oy, ox, read = _reader(h, w, i, j, OH, OW, SH, SW, PH, PW, DH, DW)
+            out = (plane * OH + oy) * OW + ox
+            chosen = tl.load(idx_ptr + out, mask=ok & read, other=-1) == h * W + w
+            acc += tl.load(g_ptr + out, mask=ok & read & chosen, other=0.0).to(ACC)
     tl.store(gx_ptr + e, acc.to(gx_ptr.dtype.element_ty), mask=ok)
 
 
@@ -133,34 +142,36 @@ def _divisor(oy, ox, H, W, SH, SW, PH, PW, KH, KW, INCLUDE_PAD, OVERRIDE):
 
 @triton.jit
 def _avg_forward_kernel(x_ptr, out_ptr, TOTAL, INCLUDE_PAD, OVERRIDE,
-                        H, W, OH, OW, SH, SW, PH, PW, DH, DW, KH, KW,
+                        H, W, OH, OW, SH, SW, PH, PW, DH, DW, KH, KW, I0, I1, J0, J1,
                         ACC: tl.constexpr, BLOCK: tl.constexpr, IDX: tl.constexpr):
     e = (tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)).to(IDX)
     ok = e < TOTAL
     plane, oy, ox = _output_cells(e, OH, OW)
     total = tl.full((BLOCK,), 0.0, ACC)
-    for k in range(KH * KW):
-        row = oy * SH - PH + (k // KW) * DH
-        col = ox * SW - PW + (k % KW) * DW
-        inside = ok & (row >= 0) & (row < H) & (col >= 0) & (col < W)
-        total += tl.load(x_ptr + (plane * H + row) * W + col, mask=inside, other=0.0).to(ACC)
+    for i in range(I0, I1 + 1):
+        for j in range(J0, J1 + 1):
+            row = oy * SH - PH + i * DH
+            col = ox * SW - PW + j * DW
+            inside = ok & (row >= 0) & (row < H) & (col >= 0) & (col < W)
+            total += tl.load(x_ptr + (plane * H + row) * W + col, mask=inside, other=0.0).to(ACC)
     divisor = _divisor(oy, ox, H, W, SH, SW, PH, PW, KH, KW, INCLUDE_PAD, OVERRIDE)
     tl.store(out_ptr + e, divide(total, divisor.to(ACC)).to(out_ptr.dtype.element_ty), mask=ok)
 
 
 @triton.jit
 def _avg_backward_kernel(g_ptr, gx_ptr, TOTAL, INCLUDE_PAD, OVERRIDE,
-                         H, W, OH, OW, SH, SW, PH, PW, DH, DW, KH, KW,
+                         H, W, OH, OW, SH, SW, PH, PW, DH, DW, KH, KW, I0, I1, J0, J1,
                          ACC: tl.constexpr, BLOCK: tl.constexpr, IDX: tl.constexpr):
     e = (tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)).to(IDX)
     ok = e < TOTAL
     plane, h, w = _input_cells(e, H, W)
     acc = tl.full((BLOCK,), 0.0, ACC)
-    for k in range(KH * KW):
-        oy, ox, read = _reader(h, w, k, OH, OW, SH, SW, PH, PW, DH, DW, KW)
-        g = tl.load(g_ptr + (plane * OH + oy) * OW + ox, mask=ok & read, other=0.0).to(ACC)
-        divisor = _divisor(oy, ox, H, W, SH, SW, PH, PW, KH, KW, INCLUDE_PAD, OVERRIDE)
-        acc += tl.where(ok & read, divide(g, divisor.to(ACC)), 0.0)
+    for i in range(I0, I1 + 1):
+        for j in range(J0, J1 + 1):
+            oy, ox, read = _reader(h, w, i, j, OH, OW, SH, SW, PH, PW, DH, DW)
+            g = tl.load(g_ptr + (plane * OH + oy) * OW + ox, mask=ok & read, other=0.0).to(ACC)
+            divisor = _divisor(oy, ox, H, W, SH, SW, PH, PW, KH, KW, INCLUDE_PAD, OVERRIDE)
+            acc += tl.where(ok & read, divide(g, divisor.to(ACC)), 0.0)
     tl.store(gx_ptr + e, acc.to(gx_ptr.dtype.element_ty), mask=ok)
 
 

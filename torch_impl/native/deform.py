@@ -6,7 +6,7 @@
 not included (the op adds it). Semantics and gradient conventions are torchvision's, as
 ``docs/deform.md`` and ``reference/deform.py`` state them.
 
-How it runs, per chunk of samples (:func:`_chunks`):
+How it runs, per chunk of samples (``_Plan.chunks``):
 
 - The chunk's input is stored channels-last with a zero border of two cells
   (:meth:`_Plan.rows`): row ``(plane, r, c)`` holds the ``C/Go`` channels of one cell of
@@ -17,12 +17,14 @@ How it runs, per chunk of samples (:func:`_chunks`):
 - Gather: ``F.embedding_bag`` with one bag of four corners per (sample, position, tap)
   and the bilinear weights times the mask as per-sample weights writes torchvision's
   "columns" ``[n, oh*ow, K*C]``; the output is one matrix product per sample with the
-  weight as ``[O, K*C]``, so the multiply-adds run in the BLAS as in a convolution.
+  weight as ``[O, K*C]``, so the multiply-adds run in the BLAS as in a convolution. The
+  forward gathers and multiplies the positions in blocks (:data:`COLUMN_FLOATS`) written
+  straight into the output, so the columns stay in cache and their memory is bounded.
 - Backward: the column gradient ``grad_out^T @ W`` and the weight gradient
   ``grad_out @ columns`` are matrix products (the columns are gathered again);
   ``E[q, corner] = grad_cols[q] . corner row`` (aten's gradient of an embedding bag
-  w.r.t. its per-sample weights) gives the offset and mask gradients with the float64
-  bilinear weights and their derivatives; the input gradient, the transpose of the
+  w.r.t. its per-sample weights) gives the offset and mask gradients with the bilinear
+  weights and their derivatives; the input gradient, the transpose of the
   gather, is a gather too: points sorted by their top-left cell (a stable sort, so each
   sum has a fixed order and the result is deterministic), one ``embedding_bag`` sums per
   cell each corner's weighted column gradients (four planes), and the planes, shifted by
@@ -33,20 +35,24 @@ them: no torch parallel region, so nothing stalls at a barrier when other proces
 compete for the cores; the chunk order fixes every sum, so results do not depend on the
 schedule.
 
-Coordinates, bilinear weights and their derivatives are computed in float64 from the
-offsets, so floors and border tests agree with the reference whatever the input dtype;
-bulk work runs in the input dtype (float32 for float16/bfloat16). Non-finite data takes
+Floors, border tests and zero fractions agree with the reference exactly whatever the
+input dtype (:meth:`_Plan.points`): float64 offsets are added to the base coordinates in
+float64 as the reference does; float32 ones (and float16/bfloat16, converted exactly) are
+clamped and floored on their own, ``floor(base + dy) = base + floor(dy)``, which needs no
+float64; fractions are then rounded once. Bulk work runs in the input dtype (float32 for
+float16/bfloat16). Non-finite data takes
 exact detours, chosen per chunk from cheap sums: a NaN or infinite input cell could
 leak through a zero weight into a point the border rule zeroes (those points are zeroed
 after the gather), a non-finite mask is applied after sampling instead of folded into
 the weights, and column gradients that may be non-finite go only to the corners whose
 two weight factors are > 0 (``index_add_``, as the reference). Memory per chunk in
-flight: the padded input, the ``[n, oh*ow, K*C]`` columns and their gradient, and the
-float64 geometry of the chunk's points.
+flight: the padded input, the ``[n, oh*ow, K*C]`` columns and their gradient (the
+forward: one block of them), and the geometry of the chunk's points.
 """
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import torch
@@ -66,21 +72,25 @@ RADIX_KEYS = 1 << 15
 #: Border of zero cells around each plane (clamped points reach two cells out).
 BORDER = 2
 
+#: Floats of the forward's columns per block of positions (2 MiB in float32): gathered
+#: and multiplied while they are in a core's cache, and bounded whatever the image size.
+COLUMN_FLOATS = 1 << 19
+
 
 # ----------------------------------------------------------------------------- geometry
 
 
 @dataclass
 class _Points:
-    """The sample points of a chunk, ``Q = n * Go * oh*ow * K`` of them in that order.
-
-    Geometry is kept row-wise (``[2, Q]``: y then x; ``[2, 2, Q]``: ``1 - frac`` then
-    ``frac`` of y then x), so every elementwise step runs over contiguous rows."""
+    """The sample points of a chunk, ``Q = n * Go * P * K`` of them in that order (``P``
+    the chunk's positions). Geometry is kept row-wise (``[2, Q]``: y then x; ``[2, 2,
+    Q]``: ``1 - frac`` then ``frac`` of y then x), so every elementwise step runs over
+    contiguous rows. ``floors`` are offsets from ``base`` (see :meth:`_Plan.points`)."""
 
     corners: torch.Tensor  # [Q, 4] int64 rows of the chunk's rows read by each point
-    coords: torch.Tensor  # [2, Q] float64 clamped coordinates
-    floors: torch.Tensor  # [2, Q] float64 their floors
-    fractions: torch.Tensor  # [2, 2, Q] float64 (1 - frac, frac) x (y, x)
+    floor_offsets: torch.Tensor  # [2, Q] floors of the coordinates minus ``base``
+    base: torch.Tensor  # [2, 1, P, K] (or 0) broadcasting against ``floor_offsets.view(2, n*Go, P, K)``
+    fractions: torch.Tensor  # [2, 2, Q] (1 - frac, frac) x (y, x)
     not_a_point: torch.Tensor | None  # [Q] bool, a NaN coordinate (None: offsets finite)
 
     @property
@@ -88,8 +98,17 @@ class _Points:
         """``[Q]`` top-left corner rows."""
         return self.corners[:, 0]
 
+    @property
+    def floors(self):
+        """``[2, Q]``: floors of the (clamped) coordinates."""
+        if self.base.dim() == 0:
+            return self.floor_offsets
+        p, k = self.base.shape[-2:]
+        return (self.floor_offsets.view(2, -1, p, k) + self.base).view(2, -1)
+
     def weights(self):
-        """``[4, Q]`` float64 bilinear weights of the corners (NaN for NaN points)."""
+        """``[4, Q]`` bilinear weights of the corners (y0, x0), (y0, x0+1), (y0+1, x0),
+        (y0+1, x0+1) (NaN for NaN points)."""
         f = self.fractions
         weights = (f[:, 0, None] * f[None, :, 1]).view(4, -1)  # (hy, ly) x (hx, lx)
         if self.not_a_point is not None:
@@ -97,9 +116,12 @@ class _Points:
         return weights
 
     def outside(self, size):
-        """``[Q]`` bool: the sample is 0 by the border rule (NaN points excluded)."""
-        (y, x), (h, w) = self.coords, size
-        out = (y <= -1) | (y >= h) | (x <= -1) | (x >= w)
+        """``[Q]`` bool: the sample is 0 by the border rule, ``y <= -1 or y >= H or x <= -1
+        or x >= W`` (NaN points excluded): from the floors and fractions, exactly."""
+        (y0, x0), (h, w) = self.floors, size
+        ly, lx = self.fractions[1]
+        out = (y0 <= -2) | ((y0 == -1) & (ly == 0)) | (y0 >= h)
+        out |= (x0 <= -2) | ((x0 == -1) & (lx == 0)) | (x0 >= w)
         return out if self.not_a_point is None else out & ~self.not_a_point
 
     def contributes(self, size):
@@ -120,7 +142,6 @@ class _Weight:
         self.groups, self.k, self.shape = groups, kh * kw, weight.shape
         matrix = weight.to(dtype).view(groups, o // groups, cg, kh * kw)
         self.matrix = matrix.transpose(2, 3).reshape(groups, o // groups, kh * kw * cg)
-        self.transposed = self.matrix[0].t().contiguous() if groups == 1 else None
 
     def _grouped(self, cols):
         """``[n, P, K*C]`` -> ``[G, n*P, K*C/G]``."""
@@ -131,10 +152,8 @@ class _Weight:
     def apply(self, cols, out):
         """``out [n, O, P] = W @ cols[n]^T`` for ``cols [n, P, K*C]``."""
         if self.groups == 1:
-            # cols @ W^T with both operands row-major, then transposed into place: the
-            # BLAS runs this form ~10% faster than W @ cols^T at the benchmark's shape
             for s in range(cols.shape[0]):
-                out[s].copy_(torch.mm(cols[s], self.transposed).t())
+                torch.mm(self.matrix[0], cols[s].t(), out=out[s])
             return
         grouped = torch.bmm(self.matrix, self._grouped(cols).transpose(1, 2))  # [G, O/G, n*P]
         out.copy_(grouped.view(out.shape[1], out.shape[0], -1).transpose(0, 1))
@@ -184,25 +203,65 @@ class _Plan:
         taps_j = torch.arange(kw, device=device, dtype=f64).repeat(kh)
         out_y = torch.arange(oh, device=device, dtype=f64) * geometry.stride[0] - geometry.pad_before[0]
         out_x = torch.arange(ow, device=device, dtype=f64) * geometry.stride[1] - geometry.pad_before[1]
-        #: [2, 1, 1, oh*ow, K]: unshifted y and x of every (position, tap)
-        self.base = torch.stack((
+        #: [2, oh*ow, K]: unshifted y and x of every (position, tap), integers
+        base = torch.stack((
             (out_y[:, None, None] + taps_i * geometry.dilation[0]).expand(oh, ow, self.k),
             (out_x[None, :, None] + taps_j * geometry.dilation[1]).expand(oh, ow, self.k),
-        )).reshape(2, 1, 1, self.positions, self.k)
-        #: Clamping bounds: a point at or beyond them samples 0 and has no derivative.
-        self.lower = torch.full((1, 1), -2.0, device=device, dtype=f64)
-        self.upper = torch.tensor((h, w), device=device, dtype=f64).view(2, 1)
-        self.shifts = torch.tensor(self.corners, device=device, dtype=f64).view(4, 1)
+        )).reshape(2, self.positions, self.k)
+        # Coordinates are y = base + dy clamped to [-2, H] (x alike): a point at or beyond
+        # the bounds samples 0 and has no derivative. The reference computes y in float64.
+        # float32 offsets (also float16/bfloat16 ones, exactly converted) give the same
+        # floors, border tests and zero fractions without float64: floor(base + dy) =
+        # base + floor(dy) exactly, dy is clamped to [-2 - base, H - base] exactly, and
+        # the fractions dy - floor(dy), floor(dy) + 1 - dy are rounded once (0 exactly
+        # when they are 0). float64 offsets are added to base first, as the reference does.
+        self.points_dtype = f64 if self.dtype == f64 else torch.float32
+        limits = torch.tensor((h, w), device=device, dtype=f64).view(2, 1, 1)
+        self.shift_base = self.dtype != f64
+        self.base = base.to(self.points_dtype)
+        zero = torch.zeros_like(base)
+        offset_base = base if self.shift_base else zero
+        self.lower = (-2.0 - offset_base).to(self.points_dtype)
+        self.upper = (limits - offset_base).to(self.points_dtype)
+        #: [oh*ow, K] row of a point's top-left corner in its plane, less the floors'
+        #: contribution (border included)
+        cell_base = (offset_base[0] + BORDER) * self.width + offset_base[1] + BORDER
+        self.cell_base = cell_base.to(torch.int64)
+        self.cell_tables = {}
+        self.floor_base = self.base if self.shift_base else torch.zeros((), device=device,
+                                                                      dtype=self.points_dtype)
+        self.shifts = torch.tensor(self.corners, device=device, dtype=torch.int64)
         per_sample = offset_groups * self.positions * self.k
         step = max(1, POINTS_PER_CHUNK // max(per_sample, 1))
         self.chunks = [(n0, min(n0 + step, n)) for n0 in range(0, n, step)]
+        #: Index dtype of the forward's gather: int32 (half the bytes) when a chunk's rows fit.
+        self.index_dtype = torch.int32 if step * offset_groups * self.plane_rows < 2**31 else torch.int64
+        #: Positions per block of the forward: the block's columns fit in a core's cache.
+        self.block = max(1, COLUMN_FLOATS // (step * self.k * c))
+        self.local = threading.local()
+
+    def buffer(self, name, shape, dtype):
+        """A buffer of this thread reused by its chunks (contents undefined)."""
+        key = (name, shape, dtype)
+        buffers = getattr(self.local, "buffers", None)
+        if buffers is None:
+            buffers = self.local.buffers = {}
+        if key not in buffers:
+            buffers[key] = torch.empty(shape, dtype=dtype, device=self.device)
+        return buffers[key]
 
     def rows(self, input, n0, n1):
-        """Samples ``n0:n1`` as rows ``[n*Go*(H+4)*(W+4), C/Go]`` with a zero border."""
+        """Samples ``n0:n1`` as rows ``[n*Go*(H+4)*(W+4), C/Go]`` with a zero border (a
+        buffer of this thread: its border is zeroed once)."""
         n, c, h, w = input[n0:n1].shape
         go = self.offset_groups
-        rows = torch.zeros((n, go, h + 2 * BORDER, self.width, c // go), dtype=self.dtype,
-                           device=self.device)
+        shape = (n, go, h + 2 * BORDER, self.width, c // go)
+        buffers = getattr(self.local, "rows", None)
+        if buffers is None:
+            buffers = self.local.rows = {}
+        rows = buffers.get(shape)
+        if rows is None:
+            rows = buffers[shape] = torch.zeros(shape, dtype=self.dtype, device=self.device)
         self.interior(rows).copy_(input[n0:n1].view(n, go, c // go, h, w).permute(0, 1, 3, 4, 2))
         return rows.view(-1, c // go)
 
@@ -211,40 +270,64 @@ class _Plan:
         h, w = self.size
         return rows[:, :, BORDER : BORDER + h, BORDER : BORDER + w]
 
-    def points(self, offset, n0, n1) -> _Points:
-        """Sample points of samples ``n0:n1``, computed in float64."""
-        n, go, k, p = n1 - n0, self.offset_groups, self.k, self.positions
-        coords = torch.empty((2, n, go, p, k), dtype=torch.float64, device=offset.device)
-        coords.copy_(offset[n0:n1].view(n, go, k, 2, p).permute(3, 0, 1, 4, 2)).add_(self.base)
-        coords = coords.view(2, -1)
-        not_a_point = None
-        if not _finite(coords):
-            not_a_point = torch.isnan(coords).any(0)
-            coords = torch.nan_to_num(coords, nan=-2.0)  # a NaN point reads the zero border
-        coords = torch.clamp(coords, min=self.lower, max=self.upper)
-        floors = torch.floor(coords)
-        fractions = torch.empty((2, *coords.shape), dtype=torch.float64, device=coords.device)
-        torch.sub(coords, floors, out=fractions[1])
-        torch.sub(1, fractions[1], out=fractions[0])
-        # Top-left corner row in the chunk's rows: plane (n, g), border included.
-        planes = torch.arange(n * go, device=coords.device, dtype=torch.float64)
-        first_cell = planes * self.plane_rows + BORDER * self.width + BORDER
-        cell = torch.add(floors[1], floors[0], alpha=self.width)
-        cell = cell.view(n * go, -1).add_(first_cell[:, None]).view(-1)
-        corners = torch.empty((cell.shape[0], 4), dtype=torch.int64, device=cell.device)
-        corners.copy_((cell + self.shifts).t())
-        return _Points(corners, coords, floors, fractions, not_a_point)
+    def cell_table(self, planes):
+        """``[planes, P, K]`` int64: the part of each point's top-left corner row that
+        does not depend on its offset (plane, border, and ``base`` when shifted)."""
+        table = self.cell_tables.get(planes)
+        if table is None:
+            first = torch.arange(planes, device=self.device, dtype=torch.int64) * self.plane_rows
+            table = self.cell_tables[planes] = self.cell_base + first[:, None, None]
+        return table
 
-    def modulation(self, mask, n0, n1):
-        """``[Q]`` mask values in point order, or None."""
+    def points(self, offset, n0, n1, p0=0, p1=None, finite=None, index_dtype=torch.int64) -> _Points:
+        """Sample points of samples ``n0:n1``, positions ``p0:p1``: floors and border
+        tests exactly as the reference's (see ``__init__``). ``finite``: whether the
+        offsets are known to be finite (None: find out); ``index_dtype``: of the corner rows."""
+        p1 = self.positions if p1 is None else p1
+        n, go, k, p = n1 - n0, self.offset_groups, self.k, p1 - p0
+        q = n * go * p * k
+        dtype = self.points_dtype
+        z = self.buffer("z", (2, n, go, p, k), dtype)
+        z.copy_(offset[n0:n1].view(n, go, k, 2, self.positions)[..., p0:p1].permute(3, 0, 1, 4, 2))
+        grid = z.view(2, n * go, p * k)  # rows of contiguous (position, tap) runs
+        lower = self.lower[:, p0:p1].reshape(2, 1, p * k)
+        upper = self.upper[:, p0:p1].reshape(2, 1, p * k)
+        if not self.shift_base:
+            grid.add_(self.base[:, p0:p1].reshape(2, 1, p * k))
+        z = z.view(2, q)
+        not_a_point = None
+        if not (_finite(z) if finite is None else finite):
+            nan = torch.isnan(grid)
+            not_a_point = nan.any(0).view(q)
+            grid.copy_(torch.where(nan, lower, grid))  # a NaN point reads the zero border
+        torch.clamp(grid, min=lower, max=upper, out=grid)
+        floors = torch.floor(z, out=self.buffer("floors", (2, q), dtype))
+        fractions = self.buffer("fractions", (2, 2, q), dtype)
+        torch.sub(z, floors, out=fractions[1])
+        if self.shift_base:  # floor + 1 - z: 0 only where it is 0
+            torch.sub(floors, z, out=fractions[0]).add_(1)
+        else:  # as the reference
+            torch.sub(1, fractions[1], out=fractions[0])
+        # Top-left corner row in the chunk's rows: plane (n, g), border included.
+        cell = torch.add(floors[1], floors[0], alpha=self.width).to(index_dtype).view(n * go, p, k)
+        cell.add_(self.cell_table(n * go)[:, p0:p1])
+        corners = torch.add(cell.view(q, 1), self.shifts.to(index_dtype),
+                            out=self.buffer("corners", (q, 4), index_dtype))
+        base = self.floor_base[:, None, p0:p1] if self.shift_base else self.floor_base
+        return _Points(corners, floors, base, fractions, not_a_point)
+
+    def modulation(self, mask, n0, n1, p0=0, p1=None):
+        """``[n, Go, P, K]`` view of the mask values in point order, or None."""
         if mask is None:
             return None
-        n, go, k, p = n1 - n0, self.offset_groups, self.k, self.positions
-        return mask[n0:n1].view(n, go, k, p).transpose(2, 3).reshape(-1)
+        p1 = self.positions if p1 is None else p1
+        n, go, k = n1 - n0, self.offset_groups, self.k
+        return mask[n0:n1].view(n, go, k, self.positions)[..., p0:p1].transpose(2, 3)
 
     def columns(self, values, n):
         """``[n*Go*P*K, C/Go]`` (point order) -> ``[n, P, K*C]`` (torchvision's columns)."""
-        go, p, k, cg = self.offset_groups, self.positions, self.k, values.shape[-1]
+        go, k, cg = self.offset_groups, self.k, values.shape[-1]
+        p = values.shape[0] // (n * go * k)
         if go == 1:
             return values.view(n, p, k * cg)
         return values.view(n, go, p, k, cg).permute(0, 2, 3, 1, 4).reshape(n, p, k * go * cg).contiguous()
@@ -267,36 +350,77 @@ def _finite(t):
 # ----------------------------------------------------------------------------- data work
 
 
-def _sampled(rows, points, modulation, size):
-    """The chunk's samples times the mask, ``[Q, C/Go]`` in point order, and the corner
-    weights ``[4, Q]`` in float64 (bilinear times the mask; NaN for NaN points)."""
-    exact_mask = not _finite(modulation)
+def _corner_weights(points, modulation, exact_mask, dtype):
+    """``(weights [4, Q], per_point [Q, 4], mask [Q] or None)``: the corner weights
+    (bilinear times the mask unless ``exact_mask``, which leaves the mask to be applied to
+    the samples; NaN for NaN points), the same point-major in ``dtype`` for the gather,
+    and the mask in point order. ``modulation``: ``[n, Go, P, K]`` view or None."""
     weights = points.weights()
-    if modulation is not None and not exact_mask:
-        weights.mul_(modulation)
-    per_point = torch.empty((weights.shape[1], 4), dtype=rows.dtype, device=rows.device)
-    values = F.embedding_bag(points.corners, rows, mode="sum",
-                             per_sample_weights=per_point.copy_(weights.t()))
-    if not _finite(rows):  # a non-finite border cell must not leak into points outside
-        values.masked_fill_(points.outside(size)[:, None], 0.0)
+    by_point = None
+    if modulation is not None:
+        by_point = torch.empty(weights.shape[1], dtype=weights.dtype, device=weights.device)
+        by_point.view(modulation.shape).copy_(modulation)
+        if not exact_mask:
+            weights.mul_(by_point)
+    per_point = torch.empty((weights.shape[1], 4), dtype=dtype, device=weights.device)
+    return weights, per_point.copy_(weights.t()), by_point
+
+
+def _gather(rows, corners, per_point, outside, by_point):
+    """``[Q, C/Go]``: each point's corner rows weighted and summed (one embedding bag per
+    point); points ``outside`` (or None) give 0 whatever their corners hold, ``by_point``
+    (or None) multiplies the samples."""
+    values = F.embedding_bag(corners, rows, mode="sum", per_sample_weights=per_point)
+    if outside is not None:  # a non-finite border cell must not leak into points outside
+        values.masked_fill_(outside[:, None], 0.0)
+    if by_point is not None:
+        values.mul_(by_point[:, None].to(rows.dtype))
+    return values
+
+
+def _sampled(rows, points, modulation, size):
+    """The samples times the mask, ``[Q, C/Go]`` in point order, and the corner weights
+    ``[4, Q]`` (bilinear times the mask; NaN for NaN points). ``modulation``: ``[n, Go,
+    P, K]`` view or None."""
+    exact_mask = not _finite(modulation)
+    weights, per_point, by_point = _corner_weights(points, modulation, exact_mask, rows.dtype)
+    outside = points.outside(size) if not _finite(rows) else None
+    values = _gather(rows, points.corners, per_point, outside, by_point if exact_mask else None)
     if exact_mask:
-        values.mul_(modulation[:, None].to(rows.dtype))
-        weights.mul_(modulation)
+        weights.mul_(by_point)
     return values, weights
 
 
 def forward(input, offset, weight, mask, geometry, groups, offset_groups):
     """``[N, C, H, W]``, ``[N, 2*Go*K, oh, ow]``, ``[O, C/G, kh, kw]``, mask ``[N, Go*K,
-    oh, ow]`` or None -> ``[N, O, oh, ow]`` in the input dtype."""
+    oh, ow]`` or None -> ``[N, O, oh, ow]`` in the input dtype.
+
+    A chunk's sample points are computed at once; its positions are then gathered and
+    multiplied in blocks (:data:`COLUMN_FLOATS`), which bounds the columns' memory."""
     plan = _Plan(input, offset, weight, geometry, groups, offset_groups)
     n, o = input.shape[0], weight.shape[0]
     out = torch.empty((n, o, plan.positions), dtype=plan.dtype, device=input.device)
 
     def chunk(n0, n1):
-        points = plan.points(offset, n0, n1)
-        values, _ = _sampled(plan.rows(input, n0, n1), points, plan.modulation(mask, n0, n1),
-                             plan.size)
-        plan.kernel.apply(plan.columns(values, n1 - n0), out[n0:n1])
+        rows = plan.rows(input, n0, n1)
+        modulation = plan.modulation(mask, n0, n1)
+        exact_mask = not _finite(modulation)
+        points = plan.points(offset, n0, n1, index_dtype=plan.index_dtype)
+        _, per_point, by_point = _corner_weights(points, modulation, exact_mask, rows.dtype)
+        outside = points.outside(plan.size) if not _finite(rows) else None
+        planes, p_all, k = (n1 - n0) * plan.offset_groups, plan.positions, plan.k
+        for p0 in range(0, p_all, plan.block):
+            p1 = min(p0 + plan.block, p_all)
+
+            def block(t):  # the block's points of a point-major tensor
+                if p1 - p0 == p_all:
+                    return t
+                return t.view(planes, p_all, k, *t.shape[1:])[:, p0:p1].reshape(-1, *t.shape[1:])
+
+            values = _gather(rows, block(points.corners), block(per_point),
+                             None if outside is None else block(outside),
+                             block(by_point) if exact_mask else None)
+            plan.kernel.apply(plan.columns(values, n1 - n0), out[n0:n1, :, p0:p1])
 
     workers.run(chunk, plan.chunks, input.device)
     return out.view(n, o, *plan.out_size).to(input.dtype)
@@ -357,19 +481,26 @@ def backward(grad_out, input, offset, weight, mask, geometry, groups, offset_gro
         grad_cols, grad_matrix = plan.kernel.backward(grad, plan.columns(values, n1 - n0))
         point_grads = plan.point_rows(grad_cols)  # [Q, C/Go]
         q = point_grads.shape[0]
-        # E[corner, q] = grad_cols[q] . corner row (the mask is not in it)
-        products = torch.ops.aten._embedding_bag_per_sample_weights_backward(
-            point_grads, rows, points.corners.view(-1),
-            torch.arange(0, 4 * q, 4, device=rows.device),
-            torch.arange(q, device=rows.device).repeat_interleave(4), 0, -1,
-        )
-        products = torch.empty((4, q), dtype=torch.float64, device=rows.device).copy_(
-            products.view(q, 4).t())
-        _offset_and_mask_grads(points, products, modulation, not _finite(rows), plan,
-                               grad_offset[n0:n1], None if mask is None else grad_mask[n0:n1])
         # The column gradients are finite when |grad| * |weight| * O cannot overflow.
         bound = grad.abs().amax() * plan.kernel.matrix.abs().amax() if grad.numel() else 0.0
-        if bool(bound < limit) and _finite(modulation):
+        finite_grads_and_mask = bool(bound < limit) and _finite(modulation)
+        chunk_mask = None if mask is None else grad_mask[n0:n1]
+        flat_mask = None if modulation is None else modulation.reshape(-1)
+        if finite_grads_and_mask:
+            # E[corner, q] = grad_cols[q] . corner row (the mask is not in it)
+            products = torch.ops.aten._embedding_bag_per_sample_weights_backward(
+                point_grads, rows, points.corners.view(-1),
+                torch.arange(0, 4 * q, 4, device=rows.device),
+                torch.arange(q, device=rows.device).repeat_interleave(4), 0, -1,
+            )
+            products = torch.empty((4, q), dtype=points.fractions.dtype, device=rows.device).copy_(
+                products.view(q, 4).t())
+            _offset_and_mask_grads(points, products, flat_mask, not _finite(rows), plan,
+                                   grad_offset[n0:n1], chunk_mask)
+        else:
+            _exact_offset_and_mask_grads(point_grads, rows, points, flat_mask, plan,
+                                         grad_offset[n0:n1], chunk_mask)
+        if finite_grads_and_mask:
             # NaN points and zero-weight corners only reach the border, which is dropped
             grad_rows = _scatter_sorted(point_grads, points, weights, rows.shape[0], plan.width)
         else:
@@ -389,23 +520,69 @@ def backward(grad_out, input, offset, weight, mask, geometry, groups, offset_gro
 
 def _offset_and_mask_grads(points, corner_products, modulation, exact_input, plan, grad_offset,
                            grad_mask):
-    """Offset and mask gradients of a chunk from ``E[corner, q]`` (float64), written into
-    ``grad_offset [n, 2*Go*K, oh, ow]`` and ``grad_mask [n, Go*K, oh, ow]``."""
-    n, go, k, p = grad_offset.shape[0], plan.offset_groups, plan.k, plan.positions
+    """Offset and mask gradients of a chunk from ``E[corner, q]`` (in the points' dtype),
+    written into ``grad_offset [n, 2*Go*K, oh, ow]`` and ``grad_mask [n, Go*K, oh, ow]``."""
     e = corner_products.view(2, 2, -1)  # [corner row, corner column, Q]
     (hy, hx), (ly, lx) = points.fractions
     # d weight / dy of the corners: -hx, -lx, hx, lx; d / dx: -hy, hy, -ly, ly
-    d_both = torch.empty((2, e.shape[2]), dtype=torch.float64, device=e.device)  # [2, Q]
-    torch.mul(e[1, 0] - e[0, 0], hx, out=d_both[0]).addcmul_(e[1, 1] - e[0, 1], lx)
-    torch.mul(e[0, 1] - e[0, 0], hy, out=d_both[1]).addcmul_(e[1, 1] - e[1, 0], ly)
+    d_both = torch.empty((2, e.shape[2]), dtype=e.dtype, device=e.device)  # [2, Q]
+    torch.sub(e[1, 0], e[0, 0], out=d_both[0]).mul_(hx).addcmul_(e[1, 1] - e[0, 1], lx)
+    torch.sub(e[0, 1], e[0, 0], out=d_both[1]).mul_(hy).addcmul_(e[1, 1] - e[1, 0], ly)
     if modulation is not None:
         d_both.mul_(modulation)
+    sample_grad = None
+    if grad_mask is not None:
+        sample_grad = (points.weights() * corner_products).sum(0)  # sum_c grad_cols * sample
+        if exact_input:  # the sample of a point outside is 0, whatever its corners hold
+            sample_grad.masked_fill_(points.outside(plan.size), 0.0)
+    _write_offset_and_mask_grads(d_both, sample_grad, points, plan, grad_offset, grad_mask)
+
+
+def _write_offset_and_mask_grads(d_both, sample_grad, points, plan, grad_offset, grad_mask):
+    """``d_both [2, Q]`` (d/dy, d/dx) and ``sample_grad [Q]`` (float64, point order) into
+    ``grad_offset`` and ``grad_mask``; NaN offset gradients for NaN points."""
+    n, go, k, p = grad_offset.shape[0], plan.offset_groups, plan.k, plan.positions
     if points.not_a_point is not None:
         d_both.masked_fill_(points.not_a_point, torch.nan)
     grad_offset.view(n, go, k, 2, p).copy_(d_both.view(2, n, go, p, k).permute(1, 2, 4, 0, 3))
-    if grad_mask is None:
-        return
-    sample_grad = (points.weights() * corner_products).sum(0)  # sum_c grad_cols * sample
-    if exact_input:  # the sample of a point outside is 0, whatever its corners hold
-        sample_grad.masked_fill_(points.outside(plan.size), 0.0)
-    grad_mask.view(n, go, k, p).copy_(sample_grad.view(n, go, p, k).transpose(2, 3))
+    if grad_mask is not None:
+        grad_mask.view(n, go, k, p).copy_(sample_grad.view(n, go, p, k).transpose(2, 3))
+
+
+#: Points per step of :func:`_exact_offset_and_mask_grads` (its corner values are
+#: ``[points, 4, C/Go]`` float64).
+EXACT_POINTS = 1 << 12
+
+
+def _exact_offset_and_mask_grads(point_grads, rows, points, modulation, plan, grad_offset,
+                                 grad_mask):
+    """:func:`_offset_and_mask_grads` for column gradients or a mask that may be infinite
+    or NaN, in the reference's order: per channel the corners' weighted sum first (finite for finite
+    data), then its product with the column gradient (times the mask), then the sum over
+    channels. The fast form sums the channels per corner first, so an infinite column
+    gradient gives differences of infinities (NaN where the reference has inf), its mask
+    gradient meets zero corner weights, and an infinite mask multiplies the channels' sum
+    rather than each channel's term (inf where the reference has inf - inf)."""
+    q = point_grads.shape[0]
+    (hy, hx), (ly, lx) = points.fractions
+    weights = points.weights()  # [4, Q], NaN for NaN points
+    outside = points.outside(plan.size)
+    d_both = torch.empty((2, q), dtype=torch.float64, device=rows.device)
+    sample_grad = None if grad_mask is None else torch.empty_like(d_both[0])
+    for start in range(0, q, EXACT_POINTS):
+        s = slice(start, start + EXACT_POINTS)
+        v = rows[points.corners[s]].double()  # [q, 4, C/Go]: (y0, x0), (y0, x0+1), (y0+1, ...)
+        g = point_grads[s].double()
+        scaled = g if modulation is None else g * modulation[s, None].double()
+        # d weight / dy of the corners: -hx, -lx, hx, lx; d / dx: -hy, hy, -ly, ly
+        d_y = (-hx[s, None] * v[:, 0] - lx[s, None] * v[:, 1] + hx[s, None] * v[:, 2]
+               + lx[s, None] * v[:, 3])
+        d_x = (-hy[s, None] * v[:, 0] + hy[s, None] * v[:, 1] - ly[s, None] * v[:, 2]
+               + ly[s, None] * v[:, 3])
+        d_both[0, s] = (scaled * d_y).sum(1)
+        d_both[1, s] = (scaled * d_x).sum(1)
+        if sample_grad is not None:
+            sample = (weights[:, s].t()[:, :, None] * v).sum(1)  # [q, C/Go]
+            sample.masked_fill_(outside[s, None], 0.0)  # the border rule: 0 outside
+            sample_grad[s] = (g * sample).sum(1)
+    _write_offset_and_mask_grads(d_both, sample_grad, points, plan, grad_offset, grad_mask)

@@ -4,19 +4,36 @@
 geometry) -> (grad_input, grad_weight)``, no autograd inside, bias not included (the op
 adds it). ``out[n,o,y,x] = prod_{c,i,j} tan(xpad[n, c, y*sh + i*dh, x*sw + j*dw] + w[o,c,i,j])``.
 
-The factors are formed in blocks of samples and output channels, ``[C, K, M]`` (channel,
-tap, then the block's ``n*o*oh*ow`` outputs), at most :data:`BLOCK_FACTORS` at a time in
-buffers reused from block to block, so memory stays bounded whatever the shape and each
-channel's slice is contiguous for the sweeps below. The forward takes one tap at a time
-(``[C, M]``, small enough to stay in a core's cache through fill, tangent and product).
-Blocks run on single-threaded workers (:mod:`.workers`): each writes its own outputs or
-returns its gradient partials, added in block order (deterministic).
+The forward works in blocks of samples and output channels (at most
+:data:`FORWARD_FACTORS` factors), one tap at a time: one broadcast addition writes the
+tap's factors' arguments ``[C, n, o, P]`` into a buffer its thread reuses, ``tan_``
+makes them factors, their product over the channels multiplies the block's running
+product, kept in float64.
 
-The gradient is division-free: the product of the factors other than ``(c, t)`` is
-``prefix[c, t] * suffix[c, t]``, where the prefix runs over the channels of tap t and the
-suffix over the remaining channels times the products of the other taps (prefix/suffix
-products over taps), so a factor that is exactly 0 still gets its exact gradient.
-``d tan(u)/du = 1 + tan(u)^2`` enters as ``others * (1 + f^2) = others + all * f``.
+The backward views the ``F = C*kh*kw`` factors of an output as ``[B, A]`` (``B`` = the
+taps times a divisor of ``C``, ``A`` = the rest of the channels, both near ``sqrt(F)``)
+and works in tiles (one sample, a band of output rows; :class:`_Plan`). A tile copies
+the input under each tap once (``[B, A, P]`` for its ``P`` positions, at most
+:data:`TILE_FACTORS`), then takes its output channels a few at a time (at most
+:data:`BLOCK_FACTORS` factors): one broadcast addition and one ``tan_`` form the factors
+``[B, A, o, P]`` in a buffer (:class:`_Workspace`) reused from chunk to chunk, so it
+stays in the core's cache through the passes over it. Memory stays bounded whatever the
+shape. Blocks and tiles run on single-threaded workers (:mod:`.workers`); the
+backward's partial sums are added in tile order (deterministic).
+
+The gradient is division-free: ``d out / d u = (product of the other factors) * (1 +
+tan(u)^2)``, the leave-one-out products formed in two levels: prefix and suffix products
+over ``B`` (``B`` operations on contiguous ``[A, o, P]`` slices) and, across the ``A``
+group products, a product tree (:class:`_Tree`, ``2 log2(A)`` small operations), so a
+factor that is exactly 0 still gets its exact gradient and a chunk takes a few dozen
+torch calls, not one per factor. The output gradient rides down the tree and along the
+suffix products, and ``others * (1 + f^2) = others + all * f`` makes the derivative one
+fused multiply-add over the buffer.
+
+The forward's running product and the backward's products across groups are float64 for
+every input dtype: with many factors a float32 running product passes through float32's
+subnormal range, whose arithmetic is tens of times slower, or overflows where the result
+does not.
 """
 
 from __future__ import annotations
@@ -30,14 +47,160 @@ import torch.nn.functional as F
 from ..common import compute_dtype
 from . import workers
 
-#: Factors per block (16 MB per buffer in float32): large enough that per-op overhead stays
-#: small, small enough that a channel slice of a block stays in cache for the sweeps.
-BLOCK_FACTORS = 1 << 22
+#: Factors per chunk buffer (1 MiB in float32): large enough that each of a chunk's few
+#: dozen operations covers many elements, small enough that the buffers a chunk works on
+#: stay in or near a core's cache from one pass to the next.
+BLOCK_FACTORS = 1 << 18
+
+#: Factors of one output channel per tile (the input under every tap for its positions).
+TILE_FACTORS = 1 << 18
+
+#: Factors per block of the forward, which takes one tap's share of a block at a time.
+FORWARD_FACTORS = 1 << 22
+
+#: dtype of the products across the ``A`` groups of factors.
+WIDE = torch.float64
 
 
 def _padded(input, geometry, dtype):
     (top, left), (bottom, right) = geometry.pad_before, geometry.pad_after
     return F.pad(input.to(dtype), (left, right, top, bottom))
+
+
+def _split(channels, taps):
+    """``(A, B)``: ``B = taps * s`` for the divisor ``s`` of ``channels`` that brings
+    ``A = channels / s`` and ``B`` closest to each other."""
+    s = min((s for s in range(1, channels + 1) if channels % s == 0),
+            key=lambda s: abs(math.log(taps * s * s / channels)))
+    return channels // s, taps * s
+
+
+class _Tree:
+    """Leave-one-out products over the rows of ``values [R, M]`` by a binary tree, in
+    ``2 * log2(R)`` torch calls: row k pairs with row ``k + R // 2`` (contiguous halves;
+    an odd last row passes through), pair products go up to the root, and on the way
+    down each node's "product of everything else" times its sibling is its children's.
+    Exact where a value is 0 (no division); every result is a product of about
+    ``log2(R)`` partial products."""
+
+    def __init__(self, values, dtype, leaves=None):
+        rows, m = values.shape
+        self.up, self.down = [values], [torch.empty_like(values) if leaves is None else leaves]
+        while rows > 1:
+            rows = (rows + 1) // 2
+            self.up.append(values.new_empty((rows, m), dtype=dtype))
+            self.down.append(values.new_empty((rows, m), dtype=dtype))
+        self.steps = []
+        for level in range(len(self.up) - 1):
+            cur, nxt = self.up[level], self.up[level + 1]
+            below, above = self.down[level], self.down[level + 1]
+            n = cur.shape[0]
+            h = n // 2
+            odd = (cur[2 * h], nxt[h], above[h], below[2 * h]) if n % 2 else None
+            self.steps.append((cur[:h], cur[h : 2 * h], nxt[:h], above[:h], below[:h], below[h : 2 * h], odd))
+        self.root, self.seed = self.up[-1][0], self.down[-1][0]
+        self.total = torch.empty_like(self.root)
+
+    def run(self, seed, total=None):
+        """``out[r] = seed * prod_{r' != r} values[r']`` (``self.down[0]``: ``leaves``
+        when given, of any dtype), and ``seed * prod_r values[r]``, written into ``total``
+        when given (else a buffer reused by the next call) and returned."""
+        mul = torch.mul
+        for left, right, parent, _, _, _, odd in self.steps:
+            mul(left, right, out=parent)
+            if odd is not None:
+                odd[1].copy_(odd[0])
+        self.seed.copy_(seed)
+        for left, right, _, above, below_left, below_right, odd in reversed(self.steps):
+            mul(above, right, out=below_left)
+            mul(above, left, out=below_right)
+            if odd is not None:
+                odd[3].copy_(odd[2])
+        return torch.mul(self.seed, self.root, out=self.total if total is None else total)
+
+
+class _Workspace:
+    """One thread's buffers for chunks of shape ``[B, A, o, P]``, and their views, made
+    once: a chunk then runs a few dozen torch calls and nothing else."""
+
+    def __init__(self, shape, dtype, device):
+        b_all, a_all, o, p = shape
+        self.factors = torch.empty(shape, dtype=dtype, device=device)
+        self.out = torch.empty(shape, dtype=dtype, device=device)
+        self.partial = torch.empty((a_all, o * p), dtype=dtype, device=device)
+        self.partial_wide = torch.empty((a_all, o * p), dtype=WIDE, device=device)
+        self.others = torch.empty((a_all, o * p), dtype=dtype, device=device)
+        self.across = _Tree(self.partial_wide, WIDE, leaves=self.others)
+        self.product = torch.empty(o * p, dtype=WIDE, device=device)
+        self.grad_all = torch.empty((o, p), dtype=dtype, device=device)
+        flat = lambda t: [row.view(-1) for row in t]  # noqa: E731
+        self.f_rows, self.out_rows = flat(self.factors), flat(self.out)
+        self.partial_flat = self.partial.view(-1)
+        self.grad_all_4 = self.grad_all[None, None]
+
+
+class _Plan:
+    """The tiles ``(n, y0, y1)`` of one call, what they share, and per-thread buffers."""
+
+    def __init__(self, input, weight, geometry, dtype):
+        self.geometry = geometry
+        self.xpad = _padded(input, geometry, dtype)
+        o, c, kh, kw = weight.shape
+        self.taps = list(geometry.taps())
+        self.out_channels, self.channels = o, c
+        self.groups, self.group = _split(c, kh * kw)  # A, B
+        # factor (b, a) of output channel o: tap b // s, channel (b % s) * A + a
+        self.w = weight.to(dtype).reshape(o, c, kh * kw).permute(2, 1, 0)
+        self.w = self.w.reshape(self.group, self.groups, o).contiguous()  # [B, A, O]
+        oh, ow = geometry.out_size
+        row = c * kh * kw * ow  # factors of one output row and channel
+        rows = max(1, min(oh, TILE_FACTORS // row))
+        rows = math.ceil(oh / math.ceil(oh / rows))  # even bands
+        self.tiles = [(n, y0, min(y0 + rows, oh)) for n in range(input.shape[0])
+                      for y0 in range(0, oh, rows)]
+        count = math.ceil(o / max(1, BLOCK_FACTORS // (row * rows)))  # even chunks
+        self.chunks = [(o * k // count, o * (k + 1) // count) for k in range(count)]
+        self.local = threading.local()
+
+    def workspace(self, shape):
+        spaces = getattr(self.local, "spaces", None)
+        if spaces is None:
+            spaces = self.local.spaces = {}
+        if shape not in spaces:
+            spaces[shape] = _Workspace(shape, self.w.dtype, self.w.device)
+        return spaces[shape]
+
+    def _tap_rows(self, xpad, t, n, y0, y1):
+        """``[C, y1-y0, ow]`` view of what tap t reads for output rows ``y0:y1``."""
+        (sh, sw), (dh, dw), (_, ow) = self.geometry.stride, self.geometry.dilation, self.geometry.out_size
+        i, j = self.taps[t]
+        return xpad[n, :, i * dh + sh * y0 : i * dh + sh * (y1 - 1) + 1 : sh,
+                    j * dw : j * dw + sw * (ow - 1) + 1 : sw]
+
+    def columns(self, n, y0, y1):
+        """``[B, A, P]``: the input under every tap for the tile's positions."""
+        k, ow = len(self.taps), self.geometry.out_size[1]
+        cols = getattr(self.local, "columns", None)
+        if cols is None or cols.shape[2] != y1 - y0:
+            cols = self.local.columns = self.xpad.new_empty((k, self.channels, y1 - y0, ow))
+        for t in range(k):
+            cols[t].copy_(self._tap_rows(self.xpad, t, n, y0, y1))
+        return cols.view(self.group, self.groups, -1)
+
+    def fold(self, grad_xpad, n, y0, y1, grad_cols):
+        """Adjoint of :meth:`columns`: ``grad_cols [B, A, P]`` added under the taps."""
+        grad_cols = grad_cols.view(len(self.taps), self.channels, y1 - y0, -1)
+        for t in range(len(self.taps)):
+            self._tap_rows(grad_xpad, t, n, y0, y1).add_(grad_cols[t])
+
+    def factors(self, cols, o0, o1):
+        """The workspace of a chunk of output channels ``o0:o1``, its factors ``tan(x +
+        w)`` ``[B, A, o, P]`` in ``.factors``."""
+        b, a, p = cols.shape
+        space = self.workspace((b, a, o1 - o0, p))
+        torch.add(cols[:, :, None], self.w[:, :, o0:o1, None], out=space.factors)
+        space.factors.tan_()
+        return space
 
 
 def _tap(xpad, geometry, i, j):
@@ -47,141 +210,104 @@ def _tap(xpad, geometry, i, j):
                 j * dw : j * dw + sw * (ow - 1) + 1 : sw]
 
 
-def _blocks(batch, out_channels, factors_per_output):
-    """``(n0, n1, o0, o1)`` blocks of at most :data:`BLOCK_FACTORS` factors (one output
+def _forward_blocks(batch, out_channels, factors_per_output):
+    """``(n0, n1, o0, o1)`` blocks of at most :data:`FORWARD_FACTORS` factors (one output
     plane at least), output channels split evenly."""
     per_sample = out_channels * factors_per_output
-    if per_sample <= BLOCK_FACTORS:
-        step = max(1, BLOCK_FACTORS // max(per_sample, 1))
+    if per_sample <= FORWARD_FACTORS:
+        step = max(1, FORWARD_FACTORS // max(per_sample, 1))
         return [(n0, min(n0 + step, batch), 0, out_channels) for n0 in range(0, batch, step)]
-    parts = math.ceil(per_sample / BLOCK_FACTORS)
+    parts = math.ceil(per_sample / FORWARD_FACTORS)
     bounds = [round(out_channels * p / parts) for p in range(parts + 1)]
     return [(n0, n0 + 1, o0, o1) for n0 in range(batch) for o0, o1 in zip(bounds, bounds[1:])
             if o1 > o0]
 
 
-class _Factors:
-    """``tan(x + w)`` per block of samples and output channels, in a buffer reused by the
-    blocks one thread runs."""
-
-    def __init__(self, input, weight, geometry, dtype):
-        self.xpad, self.w = _padded(input, geometry, dtype), weight.to(dtype)
-        self.geometry = geometry
-        self.taps = list(geometry.taps())
-        self.local = threading.local()
-
-    def _empty(self, size, name="factors"):
-        buffer = getattr(self.local, name, None)
-        if buffer is None or buffer.numel() < size:
-            buffer = torch.empty(size, dtype=self.w.dtype, device=self.w.device)
-            setattr(self.local, name, buffer)
-        return buffer[:size]
-
-    def _fill(self, out, t, n0, n1, o0, o1):
-        """``out[c, n, o, p] = x_tap[n0 + n, c, p] + w[o0 + o, c, tap t]``."""
-        c, (oh, ow) = self.w.shape[1], self.geometry.out_size
-        i, j = self.taps[t]
-        x_tap = _tap(self.xpad[n0:n1], self.geometry, i, j)  # [n, C, oh, ow]
-        x_tap = x_tap.transpose(0, 1).reshape(c, n1 - n0, 1, oh * ow)
-        torch.add(x_tap, self.w[o0:o1, :, i, j].t()[:, None, :, None], out=out)
-
-    def tap(self, t, n0, n1, o0, o1):
-        """Tap t's factors ``[C, n*o*oh*ow]``."""
-        c, (oh, ow) = self.w.shape[1], self.geometry.out_size
-        out = self._empty(c * (n1 - n0) * (o1 - o0) * oh * ow)
-        self._fill(out.view(c, n1 - n0, o1 - o0, oh * ow), t, n0, n1, o0, o1)
-        return out.view(c, -1).tan_()
-
-    def block(self, n0, n1, o0, o1):
-        """Every tap's factors ``[C, K, n*o*oh*ow]``."""
-        c, k, (oh, ow) = self.w.shape[1], len(self.taps), self.geometry.out_size
-        n, o = n1 - n0, o1 - o0
-        factors = self._empty(c * k * n * o * oh * ow).view(c, k, n, o, oh * ow)
-        for t in range(k):
-            self._fill(factors[:, t], t, n0, n1, o0, o1)
-        return factors.view(c, k, n * o * oh * ow).tan_()
-
-
 def forward(input, weight, geometry):
     """``[N, C, H, W]``, ``[O, C, kh, kw]`` -> ``[N, O, oh, ow]`` in the input dtype.
 
-    One tap's factors at a time: their product over the channels multiplies the output."""
+    In blocks of samples and output channels, one tap at a time: the tap's factors ``[C,
+    n, o, P]`` (a buffer the thread reuses), their product over the channels, which
+    multiplies the block's running product in float64."""
     dtype = compute_dtype(input.dtype)
     (n_all, c), o_all = input.shape[:2], weight.shape[0]
-    out = torch.empty((n_all, o_all, *geometry.out_size), dtype=dtype, device=input.device)
-    factors = _Factors(input, weight, geometry, dtype)
-    positions = geometry.out_size[0] * geometry.out_size[1]
+    oh, ow = geometry.out_size
+    out = torch.empty((n_all, o_all, oh * ow), dtype=dtype, device=input.device)
+    xpad, w = _padded(input, geometry, dtype), weight.to(dtype)
+    taps = list(geometry.taps())
+    local = threading.local()
 
     def block(n0, n1, o0, o1):
-        result = out[n0:n1, o0:o1]
-        result.fill_(1)
-        for t in range(len(factors.taps)):
-            result.mul_(factors.tap(t, n0, n1, o0, o1).prod(0).view(result.shape))
+        n, o = n1 - n0, o1 - o0
+        size = c * n * o * oh * ow
+        buffer = getattr(local, "factors", None)
+        if buffer is None or buffer.numel() < size:
+            buffer = local.factors = torch.empty(size, dtype=dtype, device=input.device)
+        factors = buffer[:size].view(c, n, o, oh * ow)
+        tap_product = torch.empty((n, o, oh * ow), dtype=dtype, device=input.device)
+        product = torch.ones((n, o, oh * ow), dtype=WIDE, device=input.device)
+        for i, j in taps:
+            x_tap = _tap(xpad[n0:n1], geometry, i, j).transpose(0, 1).reshape(c, n, 1, oh * ow)
+            torch.add(x_tap, w[o0:o1, :, i, j].t()[:, None, :, None], out=factors)
+            torch.prod(factors.tan_(), 0, out=tap_product)
+            product.mul_(tap_product)
+        out[n0:n1, o0:o1] = product
 
-    k = len(factors.taps)  # blocks as in the backward: enough of them to share
-    workers.run(block, _blocks(n_all, o_all, c * k * positions), input.device)
-    return out.to(input.dtype)
-
-
-def _exclusive_over_taps(tap_products, grad):
-    """``grad * prod_{s != t} tap_products[s]`` for every tap t, ``[K, M]``."""
-    result = torch.empty_like(tap_products)
-    acc = grad.clone()
-    for t in range(tap_products.shape[0]):
-        result[t].copy_(acc)
-        acc.mul_(tap_products[t])
-    acc.fill_(1)
-    for t in reversed(range(tap_products.shape[0])):
-        result[t].mul_(acc)
-        acc.mul_(tap_products[t])
-    return result
+    blocks = _forward_blocks(n_all, o_all, c * len(taps) * oh * ow)
+    workers.run(block, blocks, input.device)
+    return out.view(n_all, o_all, oh, ow).to(input.dtype)
 
 
-def _factor_gradients(factors, grad, out):
-    """``out[c, t] = grad * d out / d u`` for every factor ``f = tan(u)`` of ``[C, K, M]``."""
-    c = factors.shape[0]
-    out[0] = 1
-    for channel in range(1, c):  # out[c] = prod_{c' < c} f[c'] (per tap)
-        torch.mul(out[channel - 1], factors[channel - 1], out=out[channel])
-    tap_products = out[c - 1] * factors[c - 1]  # [K, M]
-    acc = _exclusive_over_taps(tap_products, grad)  # grad * products of the other taps
-    grad_all = acc[0] * tap_products[0]  # grad * prod_{all}
-    for channel in reversed(range(c)):
-        out[channel].mul_(acc)
-        out[channel].addcmul_(factors[channel], grad_all)
-        if channel:
-            acc.mul_(factors[channel])
-    return out
+def _factor_gradients(space, grad):
+    """``grad * d out / d u`` for every factor ``f = tan(u)`` of ``space.factors [B, A,
+    o, P]``, in ``space.out``; ``grad [o, P]``."""
+    f, out, mul = space.f_rows, space.out_rows, torch.mul
+    # Within each group: out[b] = prod_{b' < b} f[b'].
+    out[0].fill_(1)
+    for b in range(1, len(f)):
+        mul(out[b - 1], f[b - 1], out=out[b])
+    mul(out[-1], f[-1], out=space.partial_flat)  # [A, o*P]: the group products
+    # Across groups, wide: others[a] = grad * prod_{a' != a} partial[a'].
+    space.partial_wide.copy_(space.partial)
+    space.across.run(grad.reshape(-1), space.grad_all.view(-1))  # grad * every factor
+    # Within each group, from the end: out[b] *= others * prod_{b' > b} f[b'].
+    others = space.others.view(-1)
+    for b in range(len(f) - 1, -1, -1):
+        out[b].mul_(others)
+        if b:
+            others.mul_(f[b])
+    # grad * others * (1 + f^2) = grad * others + grad_all * f
+    return space.out.addcmul_(space.factors, space.grad_all_4)
 
 
 def backward(grad_out, input, weight, geometry):
     """Gradients of :func:`forward` w.r.t. input and weight, in the input dtype."""
     dtype = compute_dtype(input.dtype)
-    grad = grad_out.to(dtype)
-    (n_all, c), o_all = input.shape[:2], weight.shape[0]
-    taps = list(geometry.taps())
-    k = len(taps)
+    o_all = weight.shape[0]
     oh, ow = geometry.out_size
-    factors = _Factors(input, weight, geometry, dtype)
+    grad = grad_out.to(dtype).reshape(grad_out.shape[0], o_all, oh * ow)
+    plan = _Plan(input, weight, geometry, dtype)
 
-    def block(n0, n1, o0, o1):
-        """The block's column gradient ``[C, K, n, oh, ow]`` (summed over its output
-        channels) and its weight-gradient part ``[o, C, kh, kw]``."""
-        n, o = n1 - n0, o1 - o0
-        block = factors.block(n0, n1, o0, o1)
-        grad_u = _factor_gradients(block, grad[n0:n1, o0:o1].reshape(-1),
-                                   factors._empty(block.numel(), "gradients").view(block.shape))
-        grad_u = grad_u.view(c, k, n, o, oh, ow)
-        grad_w = grad_u.sum((2, 4, 5)).permute(2, 0, 1).reshape(o, c, *geometry.kernel)
-        return grad_u.sum(3), grad_w
+    def tile(n, y0, y1):
+        """The tile's column gradient ``[B, A, P]`` (summed over the output channels) and
+        its weight-gradient part ``[B, A, O]``."""
+        cols = plan.columns(n, y0, y1)
+        grad_cols = torch.zeros_like(cols)
+        grad_w = torch.empty_like(plan.w)
+        for o0, o1 in plan.chunks:
+            grad_u = _factor_gradients(plan.factors(cols, o0, o1), grad[n, o0:o1, y0 * ow : y1 * ow])
+            torch.sum(grad_u, 3, out=grad_w[:, :, o0:o1])
+            for k in range(o1 - o0):
+                grad_cols.add_(grad_u[:, :, k])
+        return grad_cols, grad_w
 
-    grad_xpad = torch.zeros_like(factors.xpad)
-    grad_w = torch.zeros_like(factors.w)
-    blocks = _blocks(n_all, o_all, c * k * oh * ow)
-    for (n0, n1, o0, o1), (grad_cols, part) in zip(blocks, workers.results(block, blocks, input.device)):
-        grad_w[o0:o1] += part  # in block order: deterministic
-        for t, (i, j) in enumerate(taps):
-            _tap(grad_xpad[n0:n1], geometry, i, j).add_(grad_cols[:, t].transpose(0, 1))
+    grad_xpad = torch.zeros_like(plan.xpad)
+    grad_w = torch.zeros_like(plan.w)
+    for (n, y0, y1), (grad_cols, part) in zip(plan.tiles, workers.results(tile, plan.tiles, input.device)):
+        grad_w += part  # in tile order: deterministic
+        plan.fold(grad_xpad, n, y0, y1, grad_cols)
     (top, left), (h, w) = geometry.pad_before, geometry.in_size
     grad_input = grad_xpad[:, :, top : top + h, left : left + w]
+    o, c, kh, kw = weight.shape
+    grad_w = grad_w.reshape(kh * kw, c, o).permute(2, 1, 0).reshape(weight.shape)
     return grad_input.to(input.dtype).contiguous(), grad_w.to(weight.dtype)
