@@ -178,13 +178,13 @@ def deform_profile(repeats):
     Calls the native module's internals the way its forward and backward do."""
     import torch.nn.functional as F
 
-    from reference.common import deform_signature
+    from reference.deform import deform_conv2d_signature
     from torch_impl.native import deform as native
 
     torch = _torch()
     x, offset, weight, mask = (t.detach() for t in deform_inputs())
     grad_out = torch.randn(8, 64, 56, 56, generator=torch.Generator().manual_seed(1))
-    sig = deform_signature(x.shape, offset.shape, weight.shape, None, 1, 1, 1, mask.shape)
+    sig = deform_conv2d_signature(x.shape, offset.shape, weight.shape, None, 1, 1, 1, mask.shape)
     n, c, h, w = x.shape
     phases = {}
 
@@ -468,7 +468,7 @@ def tanprod_profile(repeats):
     """The native tanprod's passes on one thread, in process CPU time, each as a fraction of
     one torch.tan(out=) pass over as many factors (timed beside them): the forward's and
     the backward's steps over all chunks, called the way the native module calls them."""
-    from reference.common import tanprod_signature
+    from reference.tanprod import tanprod_conv2d_signature as tanprod_signature
     from torch_impl.native import tanprod as native
 
     torch = _torch()

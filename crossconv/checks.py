@@ -73,7 +73,8 @@ def check_finite_differences(case: Case) -> float:
         minus = f(case.with_tensor(name, x - step * direction))
         numeric = np.sum(grad * (plus - minus)) / (2 * step)
         analytic = np.sum(grads[name] * direction)
-        assert_nontrivial(grads[name], what)
+        if name not in op.vanishing:
+            assert_nontrivial(grads[name], what)
         terms = np.sum(np.abs(grads[name] * direction))
         rounding = 1e-15 * np.sum(np.abs(grad * out)) / step
         ratio = abs(numeric - analytic) / (FD_TOLERANCE * terms + rounding)

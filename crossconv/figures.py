@@ -38,7 +38,7 @@ from reference.depthaware import conv_centres
 
 from . import frameworks
 from .cases import Case
-from .goldens import SEED_DEFORM_OUTPUT, seed_deform_arguments
+from .cases.deform import SEED_DEFORM_OUTPUT, seed_deform_arguments
 from .registry import implementations
 from .scene import rgbd_scene
 

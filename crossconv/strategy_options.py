@@ -13,6 +13,7 @@ import inspect
 from typing import Any
 
 from . import strategies
+from .registry import OPS
 
 #: Option -> what it does. Shared by every op that has the option.
 OPTIONS: dict[str, str] = {
@@ -53,34 +54,17 @@ OPTIONS: dict[str, str] = {
     "nonfinite": "True: NaN/+inf/-inf input (and depth) cells in half the draws; False: finite only",
     "nonfinite_offsets": "True: NaN/+inf/-inf offset coordinates in half the draws (torchvision "
                          "crashes on a NaN one)",
+    "alpha": "None: the depth-similarity scale drawn from 0, 0.25, 1, 3 (0: depth off); a "
+             "number fixes it",
+    "tied_depths": "True: depths on a grid (ties) or uniform; False: distinct depths 0.1 apart "
+                   "(no tap at its centre's depth, for finite differences)",
     "image_like": "True: pixel-valued input (0..255) over reductions of 27 terms or more",
     "large": "fraction of draws in the large tier (0: none; default 0.1)",
 }
 
-_STRIDE = {"max_stride": 1}
-_PADDING = {"max_padding": 0}
-_DILATION = {"max_dilation": 1}
-_BIAS = {"bias": False}
-
-#: op -> argument -> the options that keep that argument at its documented default.
-PINS: dict[str, dict[str, dict[str, Any]]] = {
-    "conv2d": {"bias": _BIAS, "stride": _STRIDE,
-               "padding": {"max_padding": 0, "string_padding": False},
-               "dilation": _DILATION, "groups": {"max_groups": 1}},
-    "xcorr2d": {},
-    "xcorr2d_depthwise": {},
-    "tanprod_conv2d": {"bias": _BIAS, "stride": _STRIDE, "padding": _PADDING,
-                       "dilation": _DILATION},
-    "conv2_5d": {"bias": _BIAS, "stride": _STRIDE, "padding": _PADDING, "dilation": _DILATION,
-                 "focal": {"focal": 1.0}, "pixel_size": {"pixel_size": 1.0}},
-    "deform_conv2d": {"bias": _BIAS, "mask": {"with_mask": False}, "stride": _STRIDE,
-                      "padding": _PADDING, "dilation": _DILATION},
-    "max_pool2d": {"stride": {"stride_none": True}, "padding": _PADDING, "dilation": _DILATION,
-                   "ceil_mode": {"ceil_mode": False}, "return_indices": {"return_indices": False}},
-    "avg_pool2d": {"stride": {"stride_none": True}, "padding": _PADDING,
-                   "ceil_mode": {"ceil_mode": False}, "count_include_pad": {"count_include_pad": True},
-                   "divisor_override": {"divisor_override": False}},
-}
+#: op -> argument -> the options that keep that argument at its documented default
+#: (each op's ``PINS`` entry in its cases file).
+PINS: dict[str, dict[str, dict[str, Any]]] = {name: op.pins for name, op in OPS.items()}
 
 
 def options(op: str) -> dict[str, Any]:

@@ -1,21 +1,11 @@
-"""What every JAX op shares: argument kinds, dtypes, the ``impl`` switch, and taps of
-the padded input.
+"""What every JAX op shares: argument kinds, dtypes, the ``impl`` switch, layouts.
 
 The shape and value checks are not here: every op calls the shared checks of
 ``reference.common`` on shapes and Python values (at trace time under ``jax.jit``), so
 errors read exactly as the reference's. This module adds what only JAX needs: tensor
 arguments are JAX or NumPy arrays (:func:`as_arrays`), and every other argument is a
-static Python value, never a traced one (:func:`check_static`).
-
-Taps. For a kernel tap ``(i, j)`` of a :class:`reference.common.Geometry`, :func:`tap`
-is what that tap reads at every output position of a padded channels-last array
-``xpad [N, Hp, Wp, C]``::
-
-    tap(xpad, geometry, i, j)[n, y, x, c] == xpad[n, y*sh + i*dh, x*sw + j*dw, c]
-
-and :func:`add_tap` is its adjoint (add ``value`` back at those cells). Both take a traced
-tap index, so the ops loop over taps with ``lax.scan`` and hold one tap's work at a time:
-nothing ``kh*kw`` times the input is ever materialised, in the forward or the backward.
+static Python value, never a traced one (:func:`check_static`). The window geometry
+(padding, taps) is :mod:`jax_impl.geometry`.
 """
 
 from __future__ import annotations
@@ -167,61 +157,6 @@ def to_channels_first(x):
     return jnp.transpose(x, (0, 3, 1, 2))
 
 
-def pad_hw(x, geometry, value=0.0):
-    """Pad the two spatial axes of ``[N, H, W, C]`` (constant ``value``)."""
-    (top, left), (bottom, right) = geometry.pad_before, geometry.pad_after
-    config = [(0, 0, 0), (top, bottom, 0), (left, right, 0), (0, 0, 0)]
-    return lax.pad(x, jnp.asarray(value, x.dtype), config)
-
-
-def unpad_hw(xpad, geometry):
-    """Inverse of :func:`pad_hw`: the unpadded ``[N, H, W, C]`` part."""
-    (top, left), (h, w) = geometry.pad_before, geometry.in_size
-    return xpad[:, top:top + h, left:left + w, :]
-
-
-def _tap_window(geometry):
-    """Extent of one tap's strided view in the padded input, rows and columns."""
-    (sh, sw), (oh, ow) = geometry.stride, geometry.out_size
-    return sh * (oh - 1) + 1, sw * (ow - 1) + 1
-
-
-def tap_start(geometry, t):
-    """Padded-input row and column where (possibly traced) tap ``t = i*kw + j`` starts."""
-    t = jnp.asarray(t, jnp.int32)
-    kw = geometry.kernel[1]
-    (dh, dw) = geometry.dilation
-    return (t // kw) * dh, (t % kw) * dw
-
-
-def tap(xpad, geometry, t):
-    """``[N, oh, ow, C]``: what tap ``t`` reads from ``xpad [N, Hp, Wp, C]``."""
-    rows, cols = _tap_window(geometry)
-    i0, j0 = tap_start(geometry, t)
-    zero = jnp.zeros((), jnp.int32)
-    window = lax.dynamic_slice(xpad, (zero, i0, j0, zero),
-                               (xpad.shape[0], rows, cols, xpad.shape[3]))
-    return window[:, ::geometry.stride[0], ::geometry.stride[1], :]
-
-
-def add_tap(grad_pad, geometry, t, value):
-    """Adjoint of :func:`tap`: ``grad_pad`` plus ``value [N, oh, ow, C]`` at tap ``t``'s cells."""
-    rows, cols = _tap_window(geometry)
-    (sh, sw) = geometry.stride
-    spread = lax.pad(value, jnp.zeros((), value.dtype),
-                     [(0, 0, 0), (0, 0, sh - 1), (0, 0, sw - 1), (0, 0, 0)])
-    i0, j0 = tap_start(geometry, t)
-    zero = jnp.zeros((), jnp.int32)
-    start = (zero, i0, j0, zero)
-    current = lax.dynamic_slice(grad_pad, start, (grad_pad.shape[0], rows, cols, grad_pad.shape[3]))
-    return lax.dynamic_update_slice(grad_pad, current + spread, start)
-
-
-def tap_indices(geometry):
-    """``[kh*kw]`` int32 tap indices, the ``xs`` of a scan over taps."""
-    return jnp.arange(geometry.kernel[0] * geometry.kernel[1], dtype=jnp.int32)
-
-
 def kernel_taps(weight):
     """``[..., kh, kw] -> [kh*kw, ...]``: one weight slice per tap, for a scan."""
     lead = weight.shape[:-2]
@@ -239,6 +174,3 @@ def add_bias(out, bias):
     return out if bias is None else out + bias.astype(out.dtype)[None, :, None, None]
 
 
-def positions(geometry, axis):
-    """Unpadded input coordinate of tap 0 along ``axis`` per output, as a NumPy int array."""
-    return np.arange(geometry.out_size[axis]) * geometry.stride[axis] - geometry.pad_before[axis]

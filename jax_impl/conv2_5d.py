@@ -29,9 +29,11 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from reference.common import conv2_5d_signature, shape_of
+from reference.common import shape_of
+from reference.conv2_5d import conv2_5d_signature
 
 from . import common
+from . import geometry as geo
 
 OP = "conv2_5d"
 
@@ -41,18 +43,15 @@ class _Bins:
 
     def __init__(self, depth, bins, geometry, focal, pixel_size):
         self.geometry = geometry
-        self.depth_pad = common.pad_hw(common.to_channels_last(depth), geometry)  # [N, Hp, Wp, 1]
-        kh, kw = geometry.kernel
-        centre = common.tap(self.depth_pad, geometry, (kh // 2) * kw + kw // 2)  # [N, oh, ow, 1]
-        s = centre * pixel_size / focal
-        steps = jnp.arange(bins + 1, dtype=depth.dtype) - bins / 2
+        self.depth_pad = geo.pad_hw(common.to_channels_last(depth), geometry)  # [N, Hp, Wp, 1]
+        centre = geo.tap(self.depth_pad, geometry, geo.centre_tap(geometry))  # [N, oh, ow, 1]
         # A centre <= 0 or non-finite gives s <= 0 or NaN: every bin is empty.
-        edges = centre + steps * s
+        edges = geo.bin_edges(centre, geo.bin_steps(bins, depth.dtype), focal, pixel_size)
         self.lower, self.upper = edges[..., :-1], edges[..., 1:]
 
     def open(self, t):
         """``[N, oh, ow, B]`` booleans: is tap ``t``'s depth in bin l?"""
-        tap_depth = common.tap(self.depth_pad, self.geometry, t)
+        tap_depth = geo.tap(self.depth_pad, self.geometry, t)
         return (self.lower <= tap_depth) & (tap_depth < self.upper)
 
 
@@ -69,14 +68,14 @@ def forward(input, depth, weight, geometry, focal, pixel_size):
     n, (oh, ow), o = input.shape[0], geometry.out_size, weight.shape[1]
     b, c = weight.shape[0], weight.shape[2]
     bins = _Bins(depth, b, geometry, focal, pixel_size)
-    xpad = common.pad_hw(common.to_channels_last(input), geometry)
+    xpad = geo.pad_hw(common.to_channels_last(input), geometry)
     # Each tap's columns times every bin's kernel at once, [C, B*O], then masked per bin
     # and summed: one product B kernels wide, the columns never copied B times.
     weights = jnp.transpose(common.kernel_taps(weight), (0, 3, 1, 2)).reshape(-1, c, b * o)
 
     def step(out, tap):
         t, w_tap = tap
-        cols = common.tap(xpad, geometry, t).reshape(n * oh * ow, c)
+        cols = geo.tap(xpad, geometry, t).reshape(n * oh * ow, c)
         per_bin = _dot(cols, w_tap, 1, 0).reshape(n, oh, ow, b, o)
         # masks * (x @ W) = (masks * x) @ W, with NaN and Inf * 0 = NaN in a closed bin.
         # Written as a select of x or x * 0: XLA turns a product with a converted 0/1
@@ -85,7 +84,7 @@ def forward(input, depth, weight, geometry, focal, pixel_size):
         return out + jnp.sum(jnp.where(bins.open(t)[..., None], per_bin, closed), axis=3), None
 
     out = jnp.zeros((n, oh, ow, o), input.dtype)
-    out, _ = lax.scan(step, out, (common.tap_indices(geometry), weights))
+    out, _ = lax.scan(step, out, (geo.tap_indices(geometry), weights))
     return common.to_channels_first(out)
 
 
@@ -94,7 +93,7 @@ def backward(grad_out, input, depth, weight, geometry, focal, pixel_size):
     n, (oh, ow) = input.shape[0], geometry.out_size
     b, o, c = weight.shape[:3]
     bins = _Bins(depth, b, geometry, focal, pixel_size)
-    xpad = common.pad_hw(common.to_channels_last(input), geometry)
+    xpad = geo.pad_hw(common.to_channels_last(input), geometry)
     gout = common.to_channels_last(grad_out).reshape(n * oh * ow, o)
     weights = common.kernel_taps(weight).reshape(-1, b * o, c)  # [K, B*O, C] per tap
 
@@ -104,13 +103,13 @@ def backward(grad_out, input, depth, weight, geometry, focal, pixel_size):
         # (An Inf gradient in a closed bin gives Inf * 0 = NaN, as the reference's sum.)
         g = gout.reshape(n, oh, ow, 1, o)
         masked = jnp.where(bins.open(t)[..., None], g, g * 0).reshape(-1, b * o)
-        cols = common.tap(xpad, geometry, t).reshape(n * oh * ow, c)
+        cols = geo.tap(xpad, geometry, t).reshape(n * oh * ow, c)
         grad_w = _dot(cols, masked, 0, 0)  # [C, B*O]: XLA:CPU is slower at [B*O, C]
         grad_cols = _dot(masked, w_tap, 1, 0).reshape(n, oh, ow, c)
-        return common.add_tap(grad_xpad, geometry, t, grad_cols), grad_w
+        return geo.add_tap(grad_xpad, geometry, t, grad_cols), grad_w
 
-    grad_xpad, grad_w = lax.scan(step, jnp.zeros_like(xpad), (common.tap_indices(geometry), weights))
-    grad_input = common.to_channels_first(common.unpad_hw(grad_xpad, geometry))
+    grad_xpad, grad_w = lax.scan(step, jnp.zeros_like(xpad), (geo.tap_indices(geometry), weights))
+    grad_input = common.to_channels_first(geo.unpad_hw(grad_xpad, geometry))
     grad_w = jnp.transpose(grad_w.reshape(-1, c, b, o), (0, 2, 3, 1))  # [K, B, O, C]
     return grad_input, common.from_kernel_taps(grad_w, weight.shape[3:])
 

@@ -30,7 +30,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from reference.common import conv2d_signature, shape_of, xcorr_signature
+from reference.common import output_length, shape_of
+from reference.conv2d import conv2d_signature, xcorr_signature
 
 from . import common
 
@@ -62,7 +63,7 @@ def _tapwise(x, w, stride, dilation, groups):
     n, c, h, w_ = x.shape
     out_channels, group_in, kh, kw = w.shape
     (sh, sw), (dh, dw) = stride, dilation
-    oh, ow = (h - dh * (kh - 1) - 1) // sh + 1, (w_ - dw * (kw - 1) - 1) // sw + 1
+    oh, ow = output_length(h, kh, sh, 0, dh), output_length(w_, kw, sw, 0, dw)
     taps = common.kernel_taps(w).reshape(kh * kw, groups, out_channels // groups, group_in)
 
     def step(out, tap):
@@ -114,8 +115,7 @@ def _window_region(x, geometry):
     """
     (top, left), (bottom, right) = geometry.pad_before, geometry.pad_after
     x = jnp.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)))
-    used = [(o - 1) * s + d * (k - 1) + 1 for o, s, d, k in
-            zip(geometry.out_size, geometry.stride, geometry.dilation, geometry.kernel)]
+    used = geometry.used_size()
     return x[:, :, :used[0], :used[1]]
 
 

@@ -34,9 +34,11 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from reference.common import deform_signature, shape_of
+from reference.common import shape_of
+from reference.deform import deform_conv2d_signature
 
 from . import common
+from . import geometry as geo
 
 OP = "deform_conv2d"
 
@@ -71,21 +73,14 @@ def _points(layout, offset_taps, t, dtype):
     """The :class:`_Points` of tap ``t`` from ``offset_taps [K, N, Go, 2, P]``."""
     geometry, height, width = layout.geometry, layout.h, layout.w
     offset = lax.dynamic_index_in_dim(offset_taps, t, keepdims=False)
-    i0, j0 = common.tap_start(geometry, t)  # i*dh, j*dw
+    i0, j0 = geo.tap_start(geometry, t)  # i*dh, j*dw
     oh, ow = geometry.out_size
-    rows = jnp.broadcast_to(common.positions(geometry, 0).astype(np.int32)[:, None], (oh, ow))
-    cols = jnp.broadcast_to(common.positions(geometry, 1).astype(np.int32)[None, :], (oh, ow))
+    rows = jnp.broadcast_to(geo.positions(geometry, 0).astype(np.int32)[:, None], (oh, ow))
+    cols = jnp.broadcast_to(geo.positions(geometry, 1).astype(np.int32)[None, :], (oh, ow))
     # The integer part is exact, so each coordinate is one rounding, as in torchvision.
     y = (rows.reshape(-1) + i0).astype(dtype) + offset[:, :, 0]
     x = (cols.reshape(-1) + j0).astype(dtype) + offset[:, :, 1]
-    not_a_point = jnp.isnan(y) | jnp.isnan(x)
-    # Clipping keeps far points off the image (all four corners outside) and castable.
-    y = jnp.clip(jnp.where(not_a_point, -2.0, y), -2.0, height + 1.0)
-    x = jnp.clip(jnp.where(not_a_point, -2.0, x), -2.0, width + 1.0)
-    outside = ((y <= -1) | (y >= height) | (x <= -1) | (x >= width)) & ~not_a_point
-    y0, x0 = jnp.floor(y), jnp.floor(x)
-    ly, lx = y - y0, x - x0
-    row0, col0 = y0.astype(jnp.int32), x0.astype(jnp.int32)
+    not_a_point, outside, row0, col0, ly, lx = geo.sample_cells(y, x, height, width)
     zero_row = layout.zero_row
     fields = {name: [] for name in ("read", "write", "weight", "d_dy", "d_dx")}
     nan = jnp.asarray(jnp.nan, dtype)
@@ -174,7 +169,7 @@ def _tap_loop(layout, offset, step, init, xs, hand_over):
         return (state, _points(layout, offset_taps, jnp.minimum(t + 1, last), dtype)), ys
 
     start = (init, _points(layout, offset_taps, 0, dtype)) if hand_over else init
-    carry, ys = lax.scan(body, start, (common.tap_indices(layout.geometry), xs))
+    carry, ys = lax.scan(body, start, (geo.tap_indices(layout.geometry), xs))
     return (carry[0] if hand_over else carry), ys
 
 
@@ -404,8 +399,8 @@ def deform_conv2d(input, offset, weight, bias=None, stride=1, padding=0, dilatio
                                                          weight=weight, bias=bias, mask=mask)
     common.check_static(OP, stride=stride, padding=padding, dilation=dilation, impl=impl)
     common.check_dtypes(OP, input=input, offset=offset, weight=weight, bias=bias, mask=mask)
-    sig = deform_signature(input.shape, offset.shape, weight.shape, shape_of(bias), stride,
-                           padding, dilation, shape_of(mask))
+    sig = deform_conv2d_signature(input.shape, offset.shape, weight.shape, shape_of(bias), stride,
+                                  padding, dilation, shape_of(mask))
     impl = common.resolve_impl(OP, impl, "deform")
     result, compute = common.result_and_compute_dtypes(input.dtype)
     input, offset, weight, bias, mask = common.cast(compute, input, offset, weight, bias, mask)

@@ -41,25 +41,15 @@ from reference.common import avg_divisor, shape_of
 from reference.depthaware import (
     CONV,
     POOL,
-    conv_centres,
     depthaware_avg_pool2d_signature,
     depthaware_conv2d_signature,
-    pool_centres,
+    window_centres,
 )
 
 from . import common
+from . import geometry as geo
 
 # ----------------------------------------------------------------------------- windows
-
-
-def window_centres(geometry, pooling: bool):
-    """Static ``(rows [oh], cols [ow], inside [oh, ow])``: the input row and column of
-    every window's centre (clipped into the image) and whether it lies in the image
-    (always, for pooling)."""
-    rows, cols = (pool_centres if pooling else conv_centres)(geometry)
-    (h, w) = geometry.in_size
-    inside = ((rows >= 0) & (rows < h))[:, None] & ((cols >= 0) & (cols < w))[None, :]
-    return np.clip(rows, 0, h - 1), np.clip(cols, 0, w - 1), inside
 
 
 def similarity(centre, tap_depth, alpha: float):
@@ -80,7 +70,7 @@ class _Depth:
     def __init__(self, depth, geometry, alpha, pooling):
         self.geometry, self.alpha = geometry, alpha
         self.rows, self.cols, self.centre_inside = window_centres(geometry, pooling)
-        self.depth_pad = common.pad_hw(common.to_channels_last(depth), geometry)  # [N, Hp, Wp, 1]
+        self.depth_pad = geo.pad_hw(common.to_channels_last(depth), geometry)  # [N, Hp, Wp, 1]
         self.centre = depth[:, 0][:, self.rows][:, :, self.cols]  # [N, oh, ow]
         self.shape = self.centre.shape
 
@@ -100,20 +90,20 @@ class _Depth:
 
     def tap(self, t, formed):
         """``(F, slope)`` of tap ``t`` ``[N, oh, ow]``: 1 and 0 where not ``formed``."""
-        f, slope = similarity(self.centre, common.tap(self.depth_pad, self.geometry, t)[..., 0],
+        f, slope = similarity(self.centre, geo.tap(self.depth_pad, self.geometry, t)[..., 0],
                               self.alpha)
         return jnp.where(formed, f, 1), jnp.where(formed, slope, 0)
 
     def push(self, grad_depth_pad, grad_centre, t, push):
         """Send ``push = dL/dF * dF/d depth[tap]`` (zero where F is not formed) to the tap's
         depth and its negative to the centre's."""
-        grad_depth_pad = common.add_tap(grad_depth_pad, self.geometry, t, push[..., None])
+        grad_depth_pad = geo.add_tap(grad_depth_pad, self.geometry, t, push[..., None])
         return grad_depth_pad, grad_centre - push
 
     def gradient(self, grad_depth_pad, grad_centre):
         """``[N, 1, H, W]``: the taps' shares plus every window's centre share (windows may
         share a centre: added, never assigned)."""
-        grad = common.unpad_hw(grad_depth_pad, self.geometry)[..., 0]
+        grad = geo.unpad_hw(grad_depth_pad, self.geometry)[..., 0]
         share = jnp.where(self.centre_inside, grad_centre, 0)
         grad = grad.at[:, self.rows[:, None], self.cols[None, :]].add(share)
         return grad[:, None]
@@ -134,18 +124,18 @@ def conv_forward(input, depth, weight, geometry, alpha):
     """
     n, c, o, (oh, ow) = input.shape[0], input.shape[1], weight.shape[0], geometry.out_size
     sim = _Depth(depth, geometry, alpha, pooling=False)
-    xpad = common.pad_hw(common.to_channels_last(input), geometry)
+    xpad = geo.pad_hw(common.to_channels_last(input), geometry)
 
     def step(out, tap):
         t, w_tap, formed = tap
-        cols = common.tap(xpad, geometry, t)
+        cols = geo.tap(xpad, geometry, t)
         if alpha:
             cols = cols * sim.tap(t, formed)[0][..., None]
         return out + _dot(cols.reshape(n * oh * ow, c), w_tap, 1, 0), None
 
     out = jnp.zeros((n * oh * ow, o), input.dtype)
     weights = jnp.transpose(common.kernel_taps(weight), (0, 2, 1))  # [K, C, O]
-    taps = (common.tap_indices(geometry), weights, sim.formed())
+    taps = (geo.tap_indices(geometry), weights, sim.formed())
     out, _ = lax.scan(step, out, taps)
     return common.to_channels_first(out.reshape(n, oh, ow, o))
 
@@ -154,7 +144,7 @@ def conv_backward(grad_out, input, depth, weight, geometry, alpha):
     """Gradients of :func:`conv_forward`: ``(grad_input, grad_depth, grad_weight)``."""
     n, c, o, (oh, ow) = input.shape[0], input.shape[1], weight.shape[0], geometry.out_size
     sim = _Depth(depth, geometry, alpha, pooling=False)
-    xpad = common.pad_hw(common.to_channels_last(input), geometry)
+    xpad = geo.pad_hw(common.to_channels_last(input), geometry)
     gout = common.to_channels_last(grad_out).reshape(n * oh * ow, o)
     # [O, N*oh*ow] for the weight gradient: XLA:CPU contracts a long axis slowly unless
     # it is the left operand's last (measured: ~2x on the benchmark's shapes).
@@ -163,10 +153,10 @@ def conv_backward(grad_out, input, depth, weight, geometry, alpha):
     def step(carry, tap):
         grad_xpad, grad_depth_pad, grad_centre = carry
         t, w_tap, formed = tap
-        cols = common.tap(xpad, geometry, t)
+        cols = geo.tap(xpad, geometry, t)
         f, slope = sim.tap(t, formed)
         grad_cols = _dot(gout, w_tap, 1, 0).reshape(n, oh, ow, c)
-        grad_xpad = common.add_tap(grad_xpad, geometry, t, grad_cols * f[..., None])
+        grad_xpad = geo.add_tap(grad_xpad, geometry, t, grad_cols * f[..., None])
         grad_w = _dot(gout_t, (cols * f[..., None]).reshape(n * oh * ow, c), 1, 0)  # [O, C]
         if alpha:
             grad_f = jnp.sum(grad_cols * cols, axis=-1)
@@ -175,9 +165,9 @@ def conv_backward(grad_out, input, depth, weight, geometry, alpha):
         return (grad_xpad, grad_depth_pad, grad_centre), grad_w
 
     start = (jnp.zeros_like(xpad), jnp.zeros_like(sim.depth_pad), jnp.zeros(sim.shape, input.dtype))
-    taps = (common.tap_indices(geometry), common.kernel_taps(weight), sim.formed())
+    taps = (geo.tap_indices(geometry), common.kernel_taps(weight), sim.formed())
     (grad_xpad, grad_depth_pad, grad_centre), grad_w = lax.scan(step, start, taps)
-    grad_input = common.to_channels_first(common.unpad_hw(grad_xpad, geometry))
+    grad_input = common.to_channels_first(geo.unpad_hw(grad_xpad, geometry))
     grad_w = common.from_kernel_taps(grad_w, geometry.kernel)
     return grad_input, sim.gradient(grad_depth_pad, grad_centre), grad_w
 
@@ -188,7 +178,7 @@ def conv_backward(grad_out, input, depth, weight, geometry, alpha):
 def _pool_parts(input, depth, geometry, alpha, count_include_pad):
     """``(out [N, oh, ow, C], divisor [N, oh, ow], xpad, sim)``: the forward's pieces."""
     sim = _Depth(depth, geometry, alpha, pooling=True)
-    xpad = common.pad_hw(common.to_channels_last(input), geometry)
+    xpad = geo.pad_hw(common.to_channels_last(input), geometry)
     n, c, (oh, ow) = input.shape[0], input.shape[1], geometry.out_size
     if count_include_pad:  # the padded window's size; image cells count F instead of 1
         divisor = jnp.broadcast_to(jnp.asarray(avg_divisor(geometry, True, None), input.dtype),
@@ -200,7 +190,7 @@ def _pool_parts(input, depth, geometry, alpha, count_include_pad):
         num, divisor = carry
         t, inside = tap  # the centre is always in the image: formed = tap in the image
         f = jnp.where(inside, sim.tap(t, inside)[0], 0)
-        num = num + common.tap(xpad, geometry, t) * f[..., None]
+        num = num + geo.tap(xpad, geometry, t) * f[..., None]
         divisor = divisor - jnp.where(inside, 1 - f, 0) if count_include_pad else divisor + f
         return (num, divisor), None
 
@@ -228,16 +218,16 @@ def pool_backward(grad_out, input, depth, geometry, alpha, count_include_pad):
         grad_xpad, grad_depth_pad, grad_centre = carry
         t, inside = tap
         f, slope = sim.tap(t, inside)
-        grad_xpad = common.add_tap(grad_xpad, geometry, t, share * jnp.where(inside, f, 0)[..., None])
+        grad_xpad = geo.add_tap(grad_xpad, geometry, t, share * jnp.where(inside, f, 0)[..., None])
         if alpha:
-            grad_f = jnp.sum(share * (common.tap(xpad, geometry, t) - out), axis=-1)
+            grad_f = jnp.sum(share * (geo.tap(xpad, geometry, t) - out), axis=-1)
             push = jnp.where(inside, grad_f * slope, 0)
             grad_depth_pad, grad_centre = sim.push(grad_depth_pad, grad_centre, t, push)
         return (grad_xpad, grad_depth_pad, grad_centre), None
 
     start = (jnp.zeros_like(xpad), jnp.zeros_like(sim.depth_pad), jnp.zeros_like(divisor))
     (grad_xpad, grad_depth_pad, grad_centre), _ = lax.scan(step, start, sim.pool_taps())
-    grad_input = common.to_channels_first(common.unpad_hw(grad_xpad, geometry))
+    grad_input = common.to_channels_first(geo.unpad_hw(grad_xpad, geometry))
     return grad_input, sim.gradient(grad_depth_pad, grad_centre)
 
 

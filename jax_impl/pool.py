@@ -31,9 +31,11 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from reference.common import avg_divisor, avg_pool_signature, max_pool_signature
+from reference.common import avg_divisor
+from reference.pool import avg_pool2d_signature, max_pool2d_signature
 
 from . import common
+from . import geometry as geo
 
 # ----------------------------------------------------------------------------- contract
 
@@ -62,8 +64,8 @@ def max_forward(input, geometry):
     best = jnp.full((*input.shape[:2], *geometry.out_size), -jnp.inf, input.dtype)
     index = jnp.full(best.shape, -1, common.index_dtype())
     for i, j in geometry.input_taps():  # the other taps read only padding: never the max
-        rows = common.positions(geometry, 0) + i * geometry.dilation[0]
-        cols = common.positions(geometry, 1) + j * geometry.dilation[1]
+        rows = geo.positions(geometry, 0) + i * geometry.dilation[0]
+        cols = geo.positions(geometry, 1) + j * geometry.dilation[1]
         inside = ((rows >= 0) & (rows < geometry.in_size[0]))[:, None] & (
             (cols >= 0) & (cols < width))[None, :]
         flat = jnp.asarray(rows[:, None] * width + cols[None, :], index.dtype)
@@ -160,8 +162,8 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
                         dilation=dilation, ceil_mode=ceil_mode, return_indices=return_indices,
                         impl=impl)
     common.check_dtypes("max_pool2d", input=input)
-    geometry = max_pool_signature(input.shape, kernel_size, stride, padding, dilation, ceil_mode,
-                                  return_indices)
+    geometry = max_pool2d_signature(input.shape, kernel_size, stride, padding, dilation, ceil_mode,
+                                    return_indices)
     impl = common.resolve_impl("max_pool2d", impl, "pool")
     result, compute = common.result_and_compute_dtypes(input.dtype)
     out, indices = _max_pool(*common.cast(compute, input), geometry, impl)
@@ -217,8 +219,8 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
                         ceil_mode=ceil_mode, count_include_pad=count_include_pad,
                         divisor_override=divisor_override, impl=impl)
     common.check_dtypes("avg_pool2d", input=input)
-    geometry = avg_pool_signature(input.shape, kernel_size, stride, padding, ceil_mode,
-                                  count_include_pad, divisor_override)
+    geometry = avg_pool2d_signature(input.shape, kernel_size, stride, padding, ceil_mode,
+                                    count_include_pad, divisor_override)
     impl = common.resolve_impl("avg_pool2d", impl, "pool")
     result, compute = common.result_and_compute_dtypes(input.dtype)
     divisor_override = None if divisor_override is None else int(divisor_override)

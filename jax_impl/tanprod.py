@@ -27,9 +27,11 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from reference.common import shape_of, tanprod_signature
+from reference.common import shape_of
+from reference.tanprod import tanprod_conv2d_signature
 
 from . import common
+from . import geometry as geo
 
 OP = "tanprod_conv2d"
 
@@ -37,7 +39,7 @@ OP = "tanprod_conv2d"
 def _tap_factors(xpad, w_tap, geometry, t):
     """``tan(x + w)`` of tap ``t``: ``[N, O, C, oh, ow]`` from ``xpad [N, Hp, Wp, C]`` and
     the tap's weight ``[O, C]``."""
-    cols = common.to_channels_first(common.tap(xpad, geometry, t))  # [N, C, oh, ow]
+    cols = common.to_channels_first(geo.tap(xpad, geometry, t))  # [N, C, oh, ow]
     return jnp.tan(cols[:, None] + w_tap[None, :, :, None, None])
 
 
@@ -51,8 +53,8 @@ def _exclusive_products(factors, axis):
 
 
 def _scan_inputs(input, weight, geometry):
-    xpad = common.pad_hw(common.to_channels_last(input), geometry)
-    return xpad, (common.tap_indices(geometry), common.kernel_taps(weight))
+    xpad = geo.pad_hw(common.to_channels_last(input), geometry)
+    return xpad, (geo.tap_indices(geometry), common.kernel_taps(weight))
 
 
 def forward(input, weight, geometry):
@@ -90,13 +92,13 @@ def backward(grad_out, input, weight, geometry):
         others = (prefix * after)[:, :, None] * _exclusive_products(factors, axis=2)
         grad_u = grad_out[:, :, None] * others * (1 + factors * factors)  # sec^2 = 1 + tan^2
         grad_cols = common.to_channels_last(jnp.sum(grad_u, axis=1))
-        grad_xpad = common.add_tap(grad_xpad, geometry, t, grad_cols)
+        grad_xpad = geo.add_tap(grad_xpad, geometry, t, grad_cols)
         prefix = prefix * jnp.prod(factors, axis=2)
         return (prefix, grad_xpad), jnp.sum(grad_u, axis=(0, 3, 4))
 
     start = (jnp.ones_like(grad_out), jnp.zeros_like(xpad))
     (_, grad_xpad), grad_w = lax.scan(step, start, (*taps, suffix))
-    grad_input = common.to_channels_first(common.unpad_hw(grad_xpad, geometry))
+    grad_input = common.to_channels_first(geo.unpad_hw(grad_xpad, geometry))
     return grad_input, common.from_kernel_taps(grad_w, geometry.kernel)
 
 
@@ -147,7 +149,7 @@ def tanprod_conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, *,
     input, weight, bias = common.as_arrays(OP, input=input, weight=weight, bias=bias)
     common.check_static(OP, stride=stride, padding=padding, dilation=dilation, impl=impl)
     common.check_dtypes(OP, input=input, weight=weight, bias=bias)
-    sig = tanprod_signature(input.shape, weight.shape, shape_of(bias), stride, padding, dilation)
+    sig = tanprod_conv2d_signature(input.shape, weight.shape, shape_of(bias), stride, padding, dilation)
     impl = common.resolve_impl(OP, impl, "tanprod")
     result, compute = common.result_and_compute_dtypes(input.dtype)
     input, weight, bias = common.cast(compute, input, weight, bias)

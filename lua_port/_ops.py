@@ -20,13 +20,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reference.common import (
-    check_arrays,
-    check_float_dtypes,
-    check_grad_output,
-    conv2d_signature,
-    tanprod_signature,
-)
+from reference.common import check_arrays, check_float_dtypes, check_grad_output
+from reference.conv2d import conv2d_signature
+from reference.tanprod import tanprod_conv2d_signature as tanprod_signature
 
 from .runtimes import resolve_runtime, trusted
 

@@ -16,11 +16,11 @@ from reference.common import (
     check_arrays,
     check_grad_output,
     check_shape,
-    conv2d_signature,
     nonnegative_pair,
     positive_int,
-    tanprod_signature,
 )
+from reference.conv2d import conv2d_signature
+from reference.tanprod import tanprod_conv2d_signature
 
 from ._ops import check_lua_sizes
 from .runtimes import trusted
@@ -147,7 +147,7 @@ class CustomConv:
         shape4 = batch + channels + x.shape[-2:]
         weight4 = (self.n_output_plane, self.n_input_plane, *self.kernel_size)
         bias = None if self.lua_module.bias is None else (self.n_output_plane,)
-        signature = tanprod_signature if self.kernel == "tanprod" else conv2d_signature
+        signature = tanprod_conv2d_signature if self.kernel == "tanprod" else conv2d_signature
         sig = signature(shape4, weight4, bias, self.stride, self.padding)
         check_lua_sizes(op, shape4, weight4, sig.out_shape, self.padding, self.runtime, backward=True)
         out = sig.out_shape[-(x.ndim):] if x.ndim > 2 else sig.out_shape[2:]

@@ -23,7 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 from onnx import TensorProto
 
-from reference.common import Geometry, conv2_5d_signature, shape_of
+from reference.common import Geometry, shape_of
+from reference.conv2_5d import conv2_5d_signature
 
 from . import graph as G
 from .runtime import Spec, arrays, batched, run

@@ -24,7 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reference.common import Geometry, conv2d_signature, shape_of, xcorr_signature
+from reference.common import Geometry, shape_of
+from reference.conv2d import conv2d_signature, xcorr_signature
 
 from . import graph as G
 from .runtime import Spec, arrays, batched, run

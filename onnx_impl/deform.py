@@ -33,7 +33,8 @@ from dataclasses import dataclass
 import numpy as np
 from onnx import TensorProto
 
-from reference.common import Geometry, deform_signature, output_length, shape_of
+from reference.common import Geometry, output_length, shape_of, tap_extent
+from reference.deform import deform_conv2d_signature
 
 from . import graph as G
 from .runtime import Spec, arrays, batched, run
@@ -117,8 +118,8 @@ def deform_graph(g, input, offset, weight, bias, mask, geometry: Geometry, group
 
     nan_point = either(nan)
     far_point = g.op("Or", either(outside), nan_point)
-    reach = max((grown[0] - 1) * geometry.stride[0] - begin[0] + (kh - 1) * geometry.dilation[0],
-                (grown[1] - 1) * geometry.stride[1] - begin[1] + (kw - 1) * geometry.dilation[1])
+    reach = max((o - 1) * s - b + tap_extent(k, d) - 1 for o, s, b, k, d in
+                zip(grown, geometry.stride, begin, (kh, kw), geometry.dilation))
     far = g.const(-(reach + 3.0))  # lands every point at y, x <= -3 of the padded image
     moved = g.op("Where", far_point, far, g.op("Add", offsets, g.const(1.0)))
     if any(extra):
@@ -148,8 +149,8 @@ def deform_conv2d_plan(input, offset, weight, bias=None, stride=1, padding=0, di
     tensors, dtype = arrays("deform_conv2d", input=input, offset=offset, weight=weight,
                             bias=bias, mask=mask)
     x, off, w, b, m = tensors.values()
-    sig = deform_signature(x.shape, off.shape, w.shape, shape_of(b), stride, padding, dilation,
-                           shape_of(m))
+    sig = deform_conv2d_signature(x.shape, off.shape, w.shape, shape_of(b), stride, padding, dilation,
+                                  shape_of(m))
     spec = DeformSpec(dtype, batched(x.shape), w.shape, b is not None, m is not None,
                       sig.geometry, sig.groups, sig.offset_groups)
     return spec, tensors

@@ -36,7 +36,11 @@ import numpy as np
 from onnx import TensorProto
 
 from reference.common import Geometry, avg_divisor, shape_of
-from reference.depthaware import depthaware_avg_pool2d_signature, depthaware_conv2d_signature
+from reference.depthaware import (
+    depthaware_avg_pool2d_signature,
+    depthaware_conv2d_signature,
+    window_centres,
+)
 
 from . import graph as G
 from .conv2d import conv_by_taps, conv_node
@@ -47,24 +51,7 @@ CONV = "depthaware_conv2d"
 POOL = "depthaware_avg_pool2d"
 
 
-# ----------------------------------------------------------------------------- geometry
-
-
-def window_centres(geometry: Geometry, clipped: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Input row of every output row's window centre and column of every output column's.
-
-    Convolution (``clipped=False``): the window origin plus ``(d*(k-1))//2`` (integer
-    arithmetic; may lie outside the image). Pooling (``clipped=True``): the middle
-    (floor) of the window clipped to the image (always inside it)."""
-    centres = []
-    for axis in (0, 1):
-        start, kernel = geometry.positions(axis, 0), geometry.kernel[axis]
-        if clipped:
-            end = np.minimum(start + kernel, geometry.in_size[axis])
-            centres.append((np.maximum(start, 0) + end) // 2)
-        else:
-            centres.append(start + (geometry.dilation[axis] * (kernel - 1)) // 2)
-    return centres[0], centres[1]
+# ----------------------------------------------------------------------------- similarity
 
 
 class Similarity:
@@ -74,14 +61,12 @@ class Similarity:
     one of its first two axes (``[N, 1, H, W]``, or ``[1, N, H, W]`` batch last); every F
     comes out in that layout, ``[A, B, oh, ow]``."""
 
-    def __init__(self, g, depth, geometry: Geometry, centres, alpha: float):
-        (h, w), (rows, cols) = geometry.in_size, centres
+    def __init__(self, g, depth, geometry: Geometry, pooling: bool, alpha: float):
         self.g, self.geometry = g, geometry
-        self.centre_inside = (((rows >= 0) & (rows < h))[:, None]
-                              & ((cols >= 0) & (cols < w))[None, :])
+        rows, cols, self.centre_inside = window_centres(geometry, pooling)
         if np.dtype(g.dtype) != np.float64:  # F in float64 (see the module docstring)
             depth = g.op("Cast", depth, to=TensorProto.DOUBLE)
-        self.centre = G.pick(g, depth, np.clip(rows, 0, h - 1), np.clip(cols, 0, w - 1), (h, w))
+        self.centre = G.pick(g, depth, rows, cols, geometry.in_size)
         self.depth_pad = G.pad_spatial(g, depth, geometry.pad_before, geometry.pad_after, 0.0,
                                        np.float64)
         self.scale = g.const(-alpha, np.float64)
@@ -141,8 +126,7 @@ def depthaware_conv_graph(g, input, depth, weight, bias, geometry: Geometry, wei
         if np.dtype(g.dtype) == np.float32:
             return conv_node(g, input, weight, bias, geometry, 1)
         return conv_by_taps(g, input, weight, bias, geometry, 1, weight_shape)
-    similarity = Similarity(g, G.batch_last(g, depth), geometry,
-                            window_centres(geometry, clipped=False), alpha)
+    similarity = Similarity(g, G.batch_last(g, depth), geometry, False, alpha)
     return conv_by_taps(g, input, weight, bias, geometry, 1, weight_shape,
                         tap_scale=lambda i, j: similarity.tap(i, j, elsewhere=1.0))
 
@@ -213,7 +197,7 @@ def depthaware_pool_graph(g, input, depth, geometry: Geometry, alpha: float,
     """Running sums of ``x * F`` and ``F`` over the in-image taps, divided."""
     if alpha == 0:  # F = 1 everywhere: avg_pool2d
         return avg_pool_graph(g, input, geometry, count_include_pad, None)
-    similarity = Similarity(g, depth, geometry, window_centres(geometry, clipped=True), alpha)
+    similarity = Similarity(g, depth, geometry, True, alpha)
     xpad = G.pad_spatial(g, input, geometry.pad_before, geometry.pad_after)
     num = weights = None
     for i, j in geometry.input_taps():  # the others read padding in every window

@@ -25,13 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reference.common import (
-    Geometry,
-    avg_divisor,
-    avg_pool_signature,
-    check_flag,
-    max_pool_signature,
-)
+from reference.common import Geometry, avg_divisor, check_flag
+from reference.pool import avg_pool2d_signature, max_pool2d_signature
 
 from . import graph as G
 from .runtime import Spec, arrays, batched, run
@@ -87,8 +82,8 @@ def max_pool2d_plan(input, kernel_size, stride=None, padding=0, dilation=1, ceil
                     return_indices=False):
     tensors, dtype = arrays("max_pool2d", input=input)
     x = tensors["input"]
-    geometry = max_pool_signature(x.shape, kernel_size, stride, padding, dilation, ceil_mode,
-                                  return_indices)
+    geometry = max_pool2d_signature(x.shape, kernel_size, stride, padding, dilation, ceil_mode,
+                                    return_indices)
     with_indices = check_flag(return_indices, "return_indices", "max_pool2d")
     return MaxPoolSpec(dtype, batched(x.shape), geometry, with_indices), tensors
 
@@ -151,8 +146,8 @@ def avg_pool2d_plan(input, kernel_size, stride=None, padding=0, ceil_mode=False,
                     count_include_pad=True, divisor_override=None):
     tensors, dtype = arrays("avg_pool2d", input=input)
     x = tensors["input"]
-    geometry = avg_pool_signature(x.shape, kernel_size, stride, padding, ceil_mode,
-                                  count_include_pad, divisor_override)
+    geometry = avg_pool2d_signature(x.shape, kernel_size, stride, padding, ceil_mode,
+                                    count_include_pad, divisor_override)
     spec = AvgPoolSpec(dtype, batched(x.shape), geometry, bool(count_include_pad),
                        None if divisor_override is None else int(divisor_override))
     return spec, tensors

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reference.common import Geometry, shape_of, tanprod_signature
+from reference.common import Geometry, shape_of
+from reference.tanprod import tanprod_conv2d_signature
 
 from . import graph as G
 from .runtime import Spec, arrays, batched, run
@@ -78,8 +79,8 @@ def tanprod_graph(g, input, weight, bias, geometry: Geometry, weight_shape):
 def tanprod_conv2d_plan(input, weight, bias=None, stride=1, padding=0, dilation=1):
     tensors, dtype = arrays("tanprod_conv2d", input=input, weight=weight, bias=bias)
     x, w, b = tensors.values()
-    geometry = tanprod_signature(x.shape, w.shape, shape_of(b), stride, padding,
-                                 dilation).geometry
+    geometry = tanprod_conv2d_signature(x.shape, w.shape, shape_of(b), stride, padding,
+                                        dilation).geometry
     return TanprodSpec(dtype, batched(x.shape), w.shape, b is not None, geometry), tensors
 
 

@@ -29,14 +29,11 @@ import sys
 
 import numpy as np
 
-from reference.common import (
-    avg_pool_signature,
-    conv2_5d_signature,
-    conv2d_signature,
-    deform_signature,
-    max_pool_signature,
-    tanprod_signature,
-)
+from reference.conv2_5d import conv2_5d_signature
+from reference.conv2d import conv2d_signature
+from reference.deform import deform_conv2d_signature
+from reference.pool import avg_pool2d_signature, max_pool2d_signature
+from reference.tanprod import tanprod_conv2d_signature
 
 from . import graph as G
 from .graph import OPSET
@@ -248,9 +245,9 @@ def _translate_deform_conv2d(input, offset, weight, bias=None, mask=None, stride
     op = "deform_conv2d"
     x, off = _static_shape(input, "input", op), _static_shape(offset, "offset", op)
     m = _optional_shape(mask, "mask", op)
-    sig = deform_signature(_one(x), _one(off), tuple(weight.shape),
-                           None if bias is None else tuple(bias.shape), _pair(stride),
-                           _pair(padding), _pair(dilation), None if m is None else _one(m))
+    sig = deform_conv2d_signature(_one(x), _one(off), tuple(weight.shape),
+                                  None if bias is None else tuple(bias.shape), _pair(stride),
+                                  _pair(padding), _pair(dilation), None if m is None else _one(m))
     spec = _deform.DeformSpec(_dtype(input, op), x, tuple(weight.shape), bias is not None,
                               mask is not None, sig.geometry, sig.groups, sig.offset_groups)
     return spec.build(TracedGraph(spec.dtype), input, offset, weight, bias, mask)[0]
@@ -260,9 +257,9 @@ def _translate_tanprod_conv2d(input, weight, bias=None, stride=1, padding=0, dil
                               **_):
     op = "tanprod_conv2d"
     x = _static_shape(input, "input", op)
-    geometry = tanprod_signature(_one(x), tuple(weight.shape),
-                                 None if bias is None else tuple(bias.shape), _pair(stride),
-                                 _pair(padding), _pair(dilation)).geometry
+    geometry = tanprod_conv2d_signature(_one(x), tuple(weight.shape),
+                                        None if bias is None else tuple(bias.shape), _pair(stride),
+                                        _pair(padding), _pair(dilation)).geometry
     spec = _tanprod.TanprodSpec(_dtype(input, op), x, tuple(weight.shape), bias is not None,
                                 geometry)
     return spec.build(TracedGraph(spec.dtype), input, weight, bias)[0]
@@ -289,8 +286,8 @@ def _translate_max_pool2d(input, kernel_size, stride=(), padding=0, dilation=1,
                           ceil_mode=False, with_indices=True, **_):
     op = "max_pool2d"
     x = _static_shape(input, "input", op)
-    geometry = max_pool_signature(_one(x), _pair(kernel_size), _stride(stride), _pair(padding),
-                                  _pair(dilation), bool(ceil_mode))
+    geometry = max_pool2d_signature(_one(x), _pair(kernel_size), _stride(stride), _pair(padding),
+                                    _pair(dilation), bool(ceil_mode))
     spec = _pool.MaxPoolSpec(_dtype(input, op), x, geometry, with_indices)
     outputs = spec.build(TracedGraph(spec.dtype), input)
     return outputs if with_indices else outputs[0]
@@ -300,8 +297,8 @@ def _translate_avg_pool2d(input, kernel_size, stride=(), padding=0, ceil_mode=Fa
                           count_include_pad=True, divisor_override=None, **_):
     op = "avg_pool2d"
     x = _static_shape(input, "input", op)
-    geometry = avg_pool_signature(_one(x), _pair(kernel_size), _stride(stride), _pair(padding),
-                                  bool(ceil_mode), bool(count_include_pad), divisor_override)
+    geometry = avg_pool2d_signature(_one(x), _pair(kernel_size), _stride(stride), _pair(padding),
+                                    bool(ceil_mode), bool(count_include_pad), divisor_override)
     spec = _pool.AvgPoolSpec(_dtype(input, op), x, geometry, bool(count_include_pad),
                              None if divisor_override is None else int(divisor_override))
     return spec.build(TracedGraph(spec.dtype), input)[0]

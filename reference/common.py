@@ -4,9 +4,11 @@ Every backend validates through this module, so an argument error reads the same
 whichever framework raised it: ``ValueError``/``TypeError`` naming the operation, the
 argument and the value received (``MemoryError`` for a call whose tensors cannot fit in
 memory, see "Sizes" below), raised before anything is copied, allocated or
-computed. The per-operation checks (:func:`conv2d_signature`, :func:`deform_signature`,
-...) take only shapes and Python values, so torch and JAX call them on tensors they never
-read (at trace time under ``jax.jit``, on CUDA tensors, on fake tensors).
+computed. The per-operation checks (``reference.conv2d.conv2d_signature``,
+``reference.deform.deform_conv2d_signature``, ...) live beside each op's definition and are
+built from the pieces here; they take only shapes and Python values, so torch and JAX
+call them on tensors they never read (at trace time under ``jax.jit``, on CUDA tensors,
+on fake tensors).
 
 What a call may hold:
 
@@ -230,7 +232,8 @@ def as_float_array(value, name: str, op: str) -> np.ndarray:
 # ----------------------------------------------------------------------------- shapes
 
 
-def _is_int(value) -> bool:
+def is_int(value) -> bool:
+    """An integer that is not a bool."""
     return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
 
 
@@ -243,7 +246,7 @@ def check_ndim(shape, name: str, ndim: int, layout: str, op: str, batch: bool = 
         raise ValueError(f"{op}: {name} must be {ndim}-D {layout}, got shape {dims}")
     checked = []
     for axis, size in enumerate(dims):
-        if axis == 0 and batch and not _is_int(size):
+        if axis == 0 and batch and not is_int(size):
             checked.append(size)  # symbolic: never converted or compared
             continue
         try:
@@ -252,7 +255,7 @@ def check_ndim(shape, name: str, ndim: int, layout: str, op: str, batch: bool = 
             # int() for an int: Dynamo presents a symbolic batch as one, and keeps it
             # symbolic through int() where operator.index() would pin it. Other sizes with
             # __index__ (a torch.SymInt outside Dynamo) are pinned, as they must be.
-            size = int(size) if _is_int(size) else operator.index(size)
+            size = int(size) if is_int(size) else operator.index(size)
         except TypeError:
             raise TypeError(f"{op}: {name} has a size that is not an int: shape {dims}") from None
         if size < 0:
@@ -265,15 +268,15 @@ def check_ndim(shape, name: str, ndim: int, layout: str, op: str, batch: bool = 
     return tuple(checked)
 
 
-def _differ(a, b) -> bool:
+def sizes_differ(a, b) -> bool:
     """Two sizes known to differ (a symbolic size is never compared)."""
-    return _is_int(a) and _is_int(b) and a != b
+    return is_int(a) and is_int(b) and a != b
 
 
 def check_shape(shape, name: str, expected: tuple, op: str, why: str = "") -> None:
     """``shape`` equals ``expected`` (entries that are not ints are not compared)."""
     dims = tuple(getattr(shape, "shape", shape))
-    if len(dims) != len(expected) or any(map(_differ, dims, expected)):
+    if len(dims) != len(expected) or any(map(sizes_differ, dims, expected)):
         reason = f" ({why})" if why else ""
         raise ValueError(
             f"{op}: {name} must have shape {tuple(expected)}{reason}, got {dims}"
@@ -306,9 +309,9 @@ def shape_of(tensor) -> tuple | None:
 def int_pair(value, name: str, op: str) -> tuple[int, int]:
     """``value`` as ``(h, w)``: an int, or a sequence of one (both axes) or two ints, each
     at most 2**31 - 1."""
-    if _is_int(value):
+    if is_int(value):
         pair = int(value), int(value)
-    elif isinstance(value, (tuple, list)) and len(value) in (1, 2) and all(map(_is_int, value)):
+    elif isinstance(value, (tuple, list)) and len(value) in (1, 2) and all(map(is_int, value)):
         pair = int(value[0]), int(value[-1])
     else:
         raise TypeError(
@@ -360,7 +363,7 @@ def check_flag(value, name: str, op: str) -> bool:
 
 
 def positive_int(value, name: str, op: str) -> int:
-    if not _is_int(value):
+    if not is_int(value):
         raise TypeError(f"{op}: {name} must be an int, got {name}={value!r}")
     if value < 1:
         raise ValueError(f"{op}: {name} must be positive, got {name}={value}")
@@ -372,9 +375,14 @@ def positive_int(value, name: str, op: str) -> int:
 # ----------------------------------------------------------------------------- geometry
 
 
+def tap_extent(kernel: int, dilation: int) -> int:
+    """``dilation*(kernel-1) + 1``: how many cells a window spans along one axis."""
+    return dilation * (kernel - 1) + 1
+
+
 def output_length(size: int, kernel: int, stride: int, pad_total: int, dilation: int) -> int:
     """``floor((size + pad_total - dilation*(kernel-1) - 1) / stride) + 1``."""
-    return (size + pad_total - dilation * (kernel - 1) - 1) // stride + 1
+    return (size + pad_total - tap_extent(kernel, dilation)) // stride + 1
 
 
 @dataclass(frozen=True)
@@ -401,6 +409,13 @@ class Geometry:
     def padded_size(self) -> tuple[int, int]:
         """``(Hp, Wp)``: the input's size with its padding."""
         return tuple(n + b + a for n, b, a in zip(self.in_size, self.pad_before, self.pad_after))
+
+    def used_size(self) -> tuple[int, int]:
+        """The rows and columns of the padded input that some window reads, from the
+        top-left: ``(out - 1) * stride + dilation*(kernel-1) + 1`` per axis (the rest of a
+        floor-rounded output size is never read)."""
+        return tuple((o - 1) * s + tap_extent(k, d) for o, s, k, d in
+                     zip(self.out_size, self.stride, self.kernel, self.dilation))
 
     def pad(self, x: np.ndarray, value: float = 0.0) -> np.ndarray:
         (top, left), (bottom, right) = self.pad_before, self.pad_after
@@ -483,7 +498,7 @@ class Geometry:
         return itertools.product(self._axis_input_taps(0), self._axis_input_taps(1))
 
 
-def _describe(kernel_name, kernel, stride, padding, dilation, in_size) -> str:
+def describe_window(kernel_name, kernel, stride, padding, dilation, in_size) -> str:
     """The arguments that set a window's sizes, for messages."""
     return (f"input {in_size[0]}x{in_size[1]}, {kernel_name}={kernel}, stride={stride}, "
             f"padding={padding!r}, dilation={dilation}")
@@ -524,7 +539,7 @@ def _resolve_padding(padding, kernel, stride, dilation, op, allow_string):
                 raise ValueError(
                     f"{op}: padding='same' needs stride 1 (as in torch), got stride={stride}"
                 )
-            totals = [d * (k - 1) for k, d in zip(kernel, dilation)]
+            totals = [tap_extent(k, d) - 1 for k, d in zip(kernel, dilation)]
             before = tuple(t // 2 for t in totals)
             after = tuple(t - b for t, b in zip(totals, before))
             return before, after
@@ -556,7 +571,7 @@ def conv_geometry(
         padding, kernel, stride, dilation, op, allow_string_padding
     )
     in_size = (operator.index(input_shape[-2]), operator.index(input_shape[-1]))
-    described = _describe(kernel_name, kernel, stride, padding, dilation, in_size)
+    described = describe_window(kernel_name, kernel, stride, padding, dilation, in_size)
     _check_padded_size(op, in_size, before, after, described)
     out = tuple(
         output_length(n, k, s, b + a, d)
@@ -577,10 +592,11 @@ def split_groups(channels: int, group_size: int, name: str, op: str, what: str) 
 
 
 # ----------------------------------------------------------------------------- signatures
-# One check per operation, on shapes (tuples, or anything with ``.shape``; None for an
-# absent optional tensor) and Python values. Each returns what a backend needs to compute
-# the op: the window geometry, resolved groups and scalars, the output shape. The output
-# shape's batch entry is the input's, unconverted (it may be symbolic).
+# One check per operation, ``<op>_signature`` in the op's own file, on shapes (tuples, or
+# anything with ``.shape``; None for an absent optional tensor) and Python values. Each
+# returns what a backend needs to compute the op: the window geometry, resolved groups and
+# scalars, the output shape. The output shape's batch entry is the input's, unconverted
+# (it may be symbolic). What the convolutions' checks share is here.
 
 KERNEL = "weight's kernel size"
 
@@ -597,129 +613,21 @@ class ConvSignature:
     pixel_size: float = 1.0
 
 
-def _operands(op, input, weight, weight_layout, weight_ndim=4):
+def conv_operands(op, input, weight, weight_layout, weight_ndim=4):
+    """The shapes of a convolution's input ``[N, C, H, W]`` and weight, checked."""
     x = check_ndim(input, "input", 4, "[N, C, H, W]", op)
     w = check_ndim(weight, "weight", weight_ndim, weight_layout, op, batch=False)
     return x, w
 
 
-def conv_window(op, x, kernel, out_channels, stride, padding, dilation,
-                **options) -> Geometry:
+def conv_window(op, x, kernel, out_channels, stride, padding, dilation, **options) -> Geometry:
     """The geometry of a convolution's window over ``x``, and its sizes checked."""
     geometry = conv_geometry(op, x, kernel, stride, padding, dilation, kernel_name=KERNEL,
                              **options)
-    described = _describe(KERNEL, geometry.kernel, geometry.stride, padding, geometry.dilation,
-                          geometry.in_size)
+    described = describe_window(KERNEL, geometry.kernel, geometry.stride, padding, geometry.dilation,
+                                geometry.in_size)
     check_created_sizes(op, geometry, x[0], x[1], out_channels, described)
     return geometry
-
-
-def conv2d_signature(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
-    """Check a call of ``conv2d`` (shapes ``input [N,C,H,W]``, ``weight [O,C/groups,kh,kw]``)."""
-    op = "conv2d"
-    x, w = _operands(op, input, weight, "[O, C/groups, kh, kw]")
-    groups = positive_int(groups, "groups", op)
-    if x[1] != groups * w[1]:
-        raise ValueError(
-            f"{op}: input has {x[1]} channels but weight {w} with groups={groups} expects "
-            f"{groups * w[1]}"
-        )
-    if w[0] % groups:
-        raise ValueError(f"{op}: groups={groups} must divide the weight's {w[0]} output channels")
-    check_bias(bias, w[0], op)
-    geometry = conv_window(op, x, w[2:], w[0], stride, padding, dilation, allow_string_padding=True)
-    return ConvSignature(geometry, (x[0], w[0], *geometry.out_size), groups=groups)
-
-
-def tanprod_signature(input, weight, bias=None, stride=1, padding=0, dilation=1):
-    """Check a call of ``tanprod_conv2d`` (``input [N,C,H,W]``, ``weight [O,C,kh,kw]``)."""
-    op = "tanprod_conv2d"
-    x, w = _operands(op, input, weight, "[O, C, kh, kw]")
-    if x[1] != w[1]:
-        raise ValueError(f"{op}: input has {x[1]} channels but weight {w} expects {w[1]}")
-    check_bias(bias, w[0], op)
-    geometry = conv_window(op, x, w[2:], w[0], stride, padding, dilation)
-    return ConvSignature(geometry, (x[0], w[0], *geometry.out_size))
-
-
-def conv2_5d_signature(input, depth, weight, bias=None, stride=1, padding=0, dilation=1,
-                       focal=1.0, pixel_size=1.0):
-    """Check a call of ``conv2_5d`` (``depth [N,1,H,W]``, ``weight [B,O,C,kh,kw]``, kh, kw odd)."""
-    op = "conv2_5d"
-    x, w = _operands(op, input, weight, "[B, O, C, kh, kw]", weight_ndim=5)
-    z = check_ndim(depth, "depth", 4, "[N, 1, H, W]", op)
-    check_shape(z, "depth", (x[0], 1, *x[2:]), op, "one depth map per sample")
-    if x[1] != w[2]:
-        raise ValueError(f"{op}: input has {x[1]} channels but weight {w} expects {w[2]}")
-    if w[3] % 2 == 0 or w[4] % 2 == 0:
-        raise ValueError(
-            f"{op}: the kernel needs a centre tap, so kh and kw must be odd; got weight shape {w}"
-        )
-    check_bias(bias, w[1], op)
-    focal = positive_finite_float(focal, "focal", op)
-    pixel_size = positive_finite_float(pixel_size, "pixel_size", op)
-    geometry = conv_window(op, x, w[3:], w[1], stride, padding, dilation)
-    return ConvSignature(geometry, (x[0], w[1], *geometry.out_size), focal=focal,
-                         pixel_size=pixel_size)
-
-
-def deform_signature(input, offset, weight, bias=None, stride=1, padding=0, dilation=1, mask=None):
-    """Check a call of ``deform_conv2d``; resolves weight groups and offset groups."""
-    op = "deform_conv2d"
-    x, w = _operands(op, input, weight, "[O, C/groups, kh, kw]")
-    off = check_ndim(offset, "offset", 4, "[N, 2*offset_groups*kh*kw, oh, ow]", op)
-    groups = split_groups(x[1], w[1], "weight.shape[1]", op, "channels per group")
-    if w[0] % groups:
-        raise ValueError(
-            f"{op}: the {groups} weight groups must divide the weight's {w[0]} output channels "
-            f"(weight shape {w})"
-        )
-    check_bias(bias, w[0], op)
-    geometry = conv_geometry(op, x, w[2:], stride, padding, dilation, kernel_name=KERNEL)
-    # Deformable sampling never pads the input: only the output is created. Checked
-    # before offset and mask, whose shapes follow the output's.
-    described = _describe(KERNEL, geometry.kernel, geometry.stride, padding, geometry.dilation,
-                          geometry.in_size)
-    check_memory(op, {"output": (x[0], w[0], *geometry.out_size)}, described)
-    taps = w[2] * w[3]
-    if off[1] % (2 * taps):
-        raise ValueError(
-            f"{op}: offset needs 2*offset_groups*kh*kw channels, a positive multiple of "
-            f"{2 * taps}; got offset shape {off}"
-        )
-    offset_groups = off[1] // (2 * taps)
-    if x[1] % offset_groups:
-        raise ValueError(
-            f"{op}: offset {off} gives {offset_groups} offset groups, which must divide the "
-            f"input's {x[1]} channels"
-        )
-    check_shape(off, "offset", (x[0], off[1], *geometry.out_size), op,
-                "batch and output size must match")
-    if mask is not None:
-        m = check_ndim(mask, "mask", 4, "[N, offset_groups*kh*kw, oh, ow]", op)
-        check_shape(m, "mask", (x[0], offset_groups * taps, *geometry.out_size), op,
-                    f"offset_groups={offset_groups} from offset")
-    return ConvSignature(geometry, (x[0], w[0], *geometry.out_size), groups=groups,
-                         offset_groups=offset_groups)
-
-
-def xcorr_signature(search, template, op="xcorr2d"):
-    """Check a call of ``xcorr2d`` / ``xcorr2d_depthwise``; returns the output shape
-    (no larger than ``search``: nothing to check against memory)."""
-    s = check_ndim(search, "search", 4, "[N, C, H, W]", op)
-    t = check_ndim(template, "template", 4, "[N, C, h, w]", op)
-    if any(map(_differ, s[:2], t[:2])):
-        raise ValueError(
-            f"{op}: search and template must agree on batch and channels, got search {s} and "
-            f"template {t}"
-        )
-    if t[2] > s[2] or t[3] > s[3]:
-        raise ValueError(
-            f"{op}: template's spatial size must be between 1x1 and the search's, got "
-            f"template {t} for search {s}"
-        )
-    channels = 1 if op == "xcorr2d" else s[1]
-    return (s[0], channels, s[2] - t[2] + 1, s[3] - t[3] + 1)
 
 
 # ----------------------------------------------------------------------------- pooling
@@ -742,7 +650,7 @@ def pool_geometry(op, input_shape, kernel_size, stride, padding, dilation, ceil_
     in_size = (operator.index(input_shape[-2]), operator.index(input_shape[-1]))
     out, pad_after = [], []
     for n, k, s, p, d in zip(in_size, kernel, stride, pad, dilation):
-        span = d * (k - 1) + 1
+        span = tap_extent(k, d)
         length = (n + 2 * p - span + (s - 1 if ceil_mode else 0)) // s + 1
         if ceil_mode and (length - 1) * s >= n + p:
             length -= 1
@@ -756,56 +664,6 @@ def pool_geometry(op, input_shape, kernel_size, stride, padding, dilation, ceil_
     geometry = Geometry(in_size, kernel, stride, dilation, pad, tuple(pad_after), tuple(out))
     check_created_sizes(op, geometry, input_shape[0], input_shape[1], input_shape[1], described)
     return geometry
-
-
-def _check_windows_reach_input(op, geometry, padding, dilation) -> None:
-    """``ValueError`` if a max-pooling window reads only padding (closed form per output
-    position: no loop over the window's taps)."""
-    for axis, name in ((0, "row"), (1, "column")):
-        first, last = geometry.window_input_taps(axis)
-        only_padding = first > last
-        if only_padding.any():
-            o = int(np.argmax(only_padding))
-            start = int(geometry.positions(axis, 0)[o])
-            step, k = geometry.dilation[axis], geometry.kernel[axis]
-            raise ValueError(
-                f"{op}: with padding={padding!r} and dilation={dilation!r} the window of output "
-                f"{name} {o} covers only padding ({name}s {start}, {start + step}, ..., "
-                f"{start + (k - 1) * step} of an input with {geometry.in_size[axis]}); torch "
-                f"returns -inf with an out-of-range index there and its backward corrupts memory"
-            )
-
-
-def max_pool_signature(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
-                       return_indices=False) -> Geometry:
-    """Check a call of ``max_pool2d``, including torch's crash case: a window that covers
-    only padding (possible with dilation) is a ``ValueError``."""
-    op = "max_pool2d"
-    x = check_ndim(input, "input", 4, "[N, C, H, W]", op)
-    check_flag(return_indices, "return_indices", op)
-    geometry = pool_geometry(op, x, kernel_size, stride, padding, dilation, ceil_mode)
-    _check_windows_reach_input(op, geometry, padding, dilation)
-    return geometry
-
-
-def avg_pool_signature(input, kernel_size, stride=None, padding=0, ceil_mode=False,
-                       count_include_pad=True, divisor_override=None) -> Geometry:
-    """Check a call of ``avg_pool2d``."""
-    op = "avg_pool2d"
-    x = check_ndim(input, "input", 4, "[N, C, H, W]", op)
-    check_flag(count_include_pad, "count_include_pad", op)
-    if divisor_override is not None:
-        if not _is_int(divisor_override):
-            raise TypeError(
-                f"{op}: divisor_override must be an int or None, got "
-                f"divisor_override={divisor_override!r}"
-            )
-        if divisor_override == 0:
-            raise ValueError(f"{op}: divisor_override must not be zero")
-        if abs(divisor_override) > MAX_EXTENT:
-            raise ValueError(f"{op}: divisor_override must be at most 2**31 - 1 in magnitude, "
-                             f"got divisor_override={divisor_override}")
-    return pool_geometry(op, x, kernel_size, stride, padding, 1, ceil_mode)
 
 
 def avg_divisor(geometry: Geometry, count_include_pad: bool, divisor_override) -> np.ndarray:

@@ -26,12 +26,41 @@ from __future__ import annotations
 import numpy as np
 
 from .common import (
+    ConvSignature,
     check_arrays,
+    check_bias,
     check_grad_output,
-    conv2_5d_signature,
+    check_ndim,
+    check_shape,
+    conv_operands,
+    conv_window,
+    positive_finite_float,
     shape_of,
     to_float64,
 )
+
+# ----------------------------------------------------------------------------- checks
+
+
+def conv2_5d_signature(input, depth, weight, bias=None, stride=1, padding=0, dilation=1,
+                       focal=1.0, pixel_size=1.0):
+    """Check a call of ``conv2_5d`` (``depth [N,1,H,W]``, ``weight [B,O,C,kh,kw]``, kh, kw odd)."""
+    op = "conv2_5d"
+    x, w = conv_operands(op, input, weight, "[B, O, C, kh, kw]", weight_ndim=5)
+    z = check_ndim(depth, "depth", 4, "[N, 1, H, W]", op)
+    check_shape(z, "depth", (x[0], 1, *x[2:]), op, "one depth map per sample")
+    if x[1] != w[2]:
+        raise ValueError(f"{op}: input has {x[1]} channels but weight {w} expects {w[2]}")
+    if w[3] % 2 == 0 or w[4] % 2 == 0:
+        raise ValueError(
+            f"{op}: the kernel needs a centre tap, so kh and kw must be odd; got weight shape {w}"
+        )
+    check_bias(bias, w[1], op)
+    focal = positive_finite_float(focal, "focal", op)
+    pixel_size = positive_finite_float(pixel_size, "pixel_size", op)
+    geometry = conv_window(op, x, w[3:], w[1], stride, padding, dilation)
+    return ConvSignature(geometry, (x[0], w[1], *geometry.out_size), focal=focal,
+                         pixel_size=pixel_size)
 
 
 def _conv2_5d_args(input, depth, weight, bias, stride, padding, dilation, focal, pixel_size):

@@ -20,15 +20,68 @@ from __future__ import annotations
 import numpy as np
 
 from .common import (
+    ConvSignature,
     check_arrays,
+    check_bias,
     check_grad_output,
-    conv2d_signature,
+    check_ndim,
+    conv_operands,
+    conv_window,
     grouped_tap_product,
     grouped_tap_product_vjp,
+    positive_int,
     shape_of,
+    sizes_differ,
     to_float64,
-    xcorr_signature,
 )
+
+# ----------------------------------------------------------------------------- checks
+
+
+def conv2d_signature(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """Check a call of ``conv2d`` (shapes ``input [N,C,H,W]``, ``weight [O,C/groups,kh,kw]``)."""
+    op = "conv2d"
+    x, w = conv_operands(op, input, weight, "[O, C/groups, kh, kw]")
+    groups = positive_int(groups, "groups", op)
+    if x[1] != groups * w[1]:
+        raise ValueError(
+            f"{op}: input has {x[1]} channels but weight {w} with groups={groups} expects "
+            f"{groups * w[1]}"
+        )
+    if w[0] % groups:
+        raise ValueError(f"{op}: groups={groups} must divide the weight's {w[0]} output channels")
+    check_bias(bias, w[0], op)
+    geometry = conv_window(op, x, w[2:], w[0], stride, padding, dilation, allow_string_padding=True)
+    return ConvSignature(geometry, (x[0], w[0], *geometry.out_size), groups=groups)
+
+
+def xcorr_signature(search, template, op="xcorr2d"):
+    """Check a call of ``xcorr2d`` / ``xcorr2d_depthwise``; returns the output shape
+    (no larger than ``search``: nothing to check against memory)."""
+    s = check_ndim(search, "search", 4, "[N, C, H, W]", op)
+    t = check_ndim(template, "template", 4, "[N, C, h, w]", op)
+    if any(map(sizes_differ, s[:2], t[:2])):
+        raise ValueError(
+            f"{op}: search and template must agree on batch and channels, got search {s} and "
+            f"template {t}"
+        )
+    if t[2] > s[2] or t[3] > s[3]:
+        raise ValueError(
+            f"{op}: template's spatial size must be between 1x1 and the search's, got "
+            f"template {t} for search {s}"
+        )
+    channels = 1 if op == "xcorr2d" else s[1]
+    return (s[0], channels, s[2] - t[2] + 1, s[3] - t[3] + 1)
+
+
+def xcorr2d_signature(search, template):
+    """Check a call of ``xcorr2d``; returns the output shape ``[N, 1, oh, ow]``."""
+    return xcorr_signature(search, template, "xcorr2d")
+
+
+def xcorr2d_depthwise_signature(search, template):
+    """Check a call of ``xcorr2d_depthwise``; returns the output shape ``[N, C, oh, ow]``."""
+    return xcorr_signature(search, template, "xcorr2d_depthwise")
 
 
 def _conv2d_args(input, weight, bias, stride, padding, dilation, groups):

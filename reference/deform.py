@@ -32,14 +32,65 @@ from dataclasses import dataclass
 import numpy as np
 
 from .common import (
+    KERNEL,
+    ConvSignature,
     check_arrays,
+    check_bias,
     check_grad_output,
-    deform_signature,
+    check_memory,
+    check_ndim,
+    check_shape,
+    conv_geometry,
+    conv_operands,
+    describe_window,
     grouped_tap_product,
     grouped_tap_product_vjp,
     shape_of,
+    split_groups,
     to_float64,
 )
+
+# ----------------------------------------------------------------------------- checks
+
+
+def deform_conv2d_signature(input, offset, weight, bias=None, stride=1, padding=0, dilation=1, mask=None):
+    """Check a call of ``deform_conv2d``; resolves weight groups and offset groups."""
+    op = "deform_conv2d"
+    x, w = conv_operands(op, input, weight, "[O, C/groups, kh, kw]")
+    off = check_ndim(offset, "offset", 4, "[N, 2*offset_groups*kh*kw, oh, ow]", op)
+    groups = split_groups(x[1], w[1], "weight.shape[1]", op, "channels per group")
+    if w[0] % groups:
+        raise ValueError(
+            f"{op}: the {groups} weight groups must divide the weight's {w[0]} output channels "
+            f"(weight shape {w})"
+        )
+    check_bias(bias, w[0], op)
+    geometry = conv_geometry(op, x, w[2:], stride, padding, dilation, kernel_name=KERNEL)
+    # Deformable sampling never pads the input: only the output is created. Checked
+    # before offset and mask, whose shapes follow the output's.
+    described = describe_window(KERNEL, geometry.kernel, geometry.stride, padding, geometry.dilation,
+                                geometry.in_size)
+    check_memory(op, {"output": (x[0], w[0], *geometry.out_size)}, described)
+    taps = w[2] * w[3]
+    if off[1] % (2 * taps):
+        raise ValueError(
+            f"{op}: offset needs 2*offset_groups*kh*kw channels, a positive multiple of "
+            f"{2 * taps}; got offset shape {off}"
+        )
+    offset_groups = off[1] // (2 * taps)
+    if x[1] % offset_groups:
+        raise ValueError(
+            f"{op}: offset {off} gives {offset_groups} offset groups, which must divide the "
+            f"input's {x[1]} channels"
+        )
+    check_shape(off, "offset", (x[0], off[1], *geometry.out_size), op,
+                "batch and output size must match")
+    if mask is not None:
+        m = check_ndim(mask, "mask", 4, "[N, offset_groups*kh*kw, oh, ow]", op)
+        check_shape(m, "mask", (x[0], offset_groups * taps, *geometry.out_size), op,
+                    f"offset_groups={offset_groups} from offset")
+    return ConvSignature(geometry, (x[0], w[0], *geometry.out_size), groups=groups,
+                         offset_groups=offset_groups)
 
 
 @dataclass(frozen=True)
@@ -75,8 +126,8 @@ class _DeformArgs:
 def _deform_args(input, offset, weight, bias, stride, padding, dilation, mask):
     x, off, w, b, m = check_arrays("deform_conv2d", input=input, offset=offset, weight=weight,
                                    bias=bias, mask=mask)
-    sig = deform_signature(x.shape, off.shape, w.shape, shape_of(b), stride, padding, dilation,
-                           shape_of(m))
+    sig = deform_conv2d_signature(x.shape, off.shape, w.shape, shape_of(b), stride, padding, dilation,
+                                  shape_of(m))
     return _DeformArgs(*to_float64(x, off, w, b, m), sig.groups, sig.offset_groups, sig.geometry)
 
 

@@ -163,15 +163,23 @@ def pool_centres(geometry: Geometry) -> tuple[np.ndarray, np.ndarray]:
     return tuple(centres)
 
 
+def window_centres(geometry: Geometry, pooling: bool):
+    """``(rows [oh], cols [ow], inside [oh, ow])``: the input row and column of every
+    window's centre (:func:`pool_centres` or :func:`conv_centres`), clipped into the
+    image, and whether the centre lies in it (always, for pooling)."""
+    rows, cols = (pool_centres if pooling else conv_centres)(geometry)
+    (h, w) = geometry.in_size
+    inside = ((rows >= 0) & (rows < h))[:, None] & ((cols >= 0) & (cols < w))[None, :]
+    return np.clip(rows, 0, h - 1), np.clip(cols, 0, w - 1), inside
+
+
 class _Similarity:
     """F and its depth slope, one tap at a time, for every window of ``geometry``."""
 
-    def __init__(self, geometry: Geometry, depth: np.ndarray, centres, alpha: float):
+    def __init__(self, geometry: Geometry, depth: np.ndarray, pooling: bool, alpha: float):
         self.geometry, self.alpha = geometry, alpha
-        (h, w), (rows, cols) = geometry.in_size, centres
-        self.centre_inside = (((rows >= 0) & (rows < h))[:, None]
-                              & ((cols >= 0) & (cols < w))[None, :])
-        self.index = (np.clip(rows, 0, h - 1)[:, None], np.clip(cols, 0, w - 1)[None, :])
+        rows, cols, self.centre_inside = window_centres(geometry, pooling)
+        self.index = (rows[:, None], cols[None, :])
         self.centre = depth[:, 0][:, self.index[0], self.index[1]]  # [N, oh, ow]
         self.depth_pad = geometry.pad(depth)[:, 0]
 
@@ -213,7 +221,7 @@ def _conv_args(input, depth, weight, bias, stride, padding, dilation, alpha):
     sig = depthaware_conv2d_signature(x.shape, z.shape, w.shape, shape_of(b), stride, padding,
                                       dilation, alpha)
     x, z, w, b = to_float64(x, z, w, b)
-    similarity = _Similarity(sig.geometry, z, conv_centres(sig.geometry), sig.alpha)
+    similarity = _Similarity(sig.geometry, z, False, sig.alpha)
     return x, w, b, sig, similarity
 
 
@@ -287,7 +295,7 @@ def _pool_args(input, depth, kernel_size, stride, padding, alpha, count_include_
     sig = depthaware_avg_pool2d_signature(x.shape, z.shape, kernel_size, stride, padding, alpha,
                                           count_include_pad)
     x, z = to_float64(x, z)
-    similarity = _Similarity(sig.geometry, z, pool_centres(sig.geometry), sig.alpha)
+    similarity = _Similarity(sig.geometry, z, True, sig.alpha)
     return x, sig, similarity
 
 

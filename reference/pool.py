@@ -21,20 +21,75 @@ from __future__ import annotations
 import numpy as np
 
 from .common import (
+    MAX_EXTENT,
+    Geometry,
     avg_divisor,
-    avg_pool_signature,
     check_arrays,
     check_flag,
     check_grad_output,
-    max_pool_signature,
+    check_ndim,
+    is_int,
+    pool_geometry,
     to_float64,
 )
+
+# ----------------------------------------------------------------------------- checks
+
+
+def max_pool2d_signature(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+                         return_indices=False) -> Geometry:
+    """Check a call of ``max_pool2d``, including torch's crash case: a window that covers
+    only padding (possible with dilation) is a ``ValueError``."""
+    op = "max_pool2d"
+    x = check_ndim(input, "input", 4, "[N, C, H, W]", op)
+    check_flag(return_indices, "return_indices", op)
+    geometry = pool_geometry(op, x, kernel_size, stride, padding, dilation, ceil_mode)
+    _check_windows_reach_input(op, geometry, padding, dilation)
+    return geometry
+
+
+def avg_pool2d_signature(input, kernel_size, stride=None, padding=0, ceil_mode=False,
+                         count_include_pad=True, divisor_override=None) -> Geometry:
+    """Check a call of ``avg_pool2d``."""
+    op = "avg_pool2d"
+    x = check_ndim(input, "input", 4, "[N, C, H, W]", op)
+    check_flag(count_include_pad, "count_include_pad", op)
+    if divisor_override is not None:
+        if not is_int(divisor_override):
+            raise TypeError(
+                f"{op}: divisor_override must be an int or None, got "
+                f"divisor_override={divisor_override!r}"
+            )
+        if divisor_override == 0:
+            raise ValueError(f"{op}: divisor_override must not be zero")
+        if abs(divisor_override) > MAX_EXTENT:
+            raise ValueError(f"{op}: divisor_override must be at most 2**31 - 1 in magnitude, "
+                             f"got divisor_override={divisor_override}")
+    return pool_geometry(op, x, kernel_size, stride, padding, 1, ceil_mode)
+
+
+def _check_windows_reach_input(op, geometry, padding, dilation) -> None:
+    """``ValueError`` if a max-pooling window reads only padding (closed form per output
+    position: no loop over the window's taps)."""
+    for axis, name in ((0, "row"), (1, "column")):
+        first, last = geometry.window_input_taps(axis)
+        only_padding = first > last
+        if only_padding.any():
+            o = int(np.argmax(only_padding))
+            start = int(geometry.positions(axis, 0)[o])
+            step, k = geometry.dilation[axis], geometry.kernel[axis]
+            raise ValueError(
+                f"{op}: with padding={padding!r} and dilation={dilation!r} the window of output "
+                f"{name} {o} covers only padding ({name}s {start}, {start + step}, ..., "
+                f"{start + (k - 1) * step} of an input with {geometry.in_size[axis]}); torch "
+                f"returns -inf with an out-of-range index there and its backward corrupts memory"
+            )
 
 
 def _max_pool_args(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices):
     (x,) = check_arrays("max_pool2d", input=input)
-    geometry = max_pool_signature(x.shape, kernel_size, stride, padding, dilation, ceil_mode,
-                                  return_indices)
+    geometry = max_pool2d_signature(x.shape, kernel_size, stride, padding, dilation, ceil_mode,
+                                    return_indices)
     return *to_float64(x), geometry
 
 
@@ -98,8 +153,8 @@ def max_pool2d_vjp(grad_output, input, kernel_size, stride=None, padding=0, dila
 def _avg_pool_args(input, kernel_size, stride, padding, ceil_mode, count_include_pad,
                    divisor_override):
     (x,) = check_arrays("avg_pool2d", input=input)
-    geometry = avg_pool_signature(x.shape, kernel_size, stride, padding, ceil_mode,
-                                  count_include_pad, divisor_override)
+    geometry = avg_pool2d_signature(x.shape, kernel_size, stride, padding, ceil_mode,
+                                    count_include_pad, divisor_override)
     return *to_float64(x), geometry, avg_divisor(geometry, count_include_pad, divisor_override)
 
 

@@ -19,7 +19,29 @@ from __future__ import annotations
 
 import numpy as np
 
-from .common import check_arrays, check_grad_output, shape_of, tanprod_signature, to_float64
+from .common import (
+    ConvSignature,
+    check_arrays,
+    check_bias,
+    check_grad_output,
+    conv_operands,
+    conv_window,
+    shape_of,
+    to_float64,
+)
+
+# ----------------------------------------------------------------------------- checks
+
+
+def tanprod_conv2d_signature(input, weight, bias=None, stride=1, padding=0, dilation=1):
+    """Check a call of ``tanprod_conv2d`` (``input [N,C,H,W]``, ``weight [O,C,kh,kw]``)."""
+    op = "tanprod_conv2d"
+    x, w = conv_operands(op, input, weight, "[O, C, kh, kw]")
+    if x[1] != w[1]:
+        raise ValueError(f"{op}: input has {x[1]} channels but weight {w} expects {w[1]}")
+    check_bias(bias, w[0], op)
+    geometry = conv_window(op, x, w[2:], w[0], stride, padding, dilation)
+    return ConvSignature(geometry, (x[0], w[0], *geometry.out_size))
 
 
 def exclusive_products(factors: np.ndarray, axis: int) -> np.ndarray:
@@ -33,7 +55,7 @@ def exclusive_products(factors: np.ndarray, axis: int) -> np.ndarray:
 
 def _tanprod_args(input, weight, bias, stride, padding, dilation):
     x, w, b = check_arrays("tanprod_conv2d", input=input, weight=weight, bias=bias)
-    sig = tanprod_signature(x.shape, w.shape, shape_of(b), stride, padding, dilation)
+    sig = tanprod_conv2d_signature(x.shape, w.shape, shape_of(b), stride, padding, dilation)
     return (*to_float64(x, w, b), sig.geometry)
 
 

@@ -57,24 +57,21 @@ def _calls(dtype):
     """Every contract function on small tensors, each code path once."""
     import torch
 
-    from reference.common import (
-        avg_pool_signature,
-        conv2_5d_signature,
-        deform_signature,
-        max_pool_signature,
-        tanprod_signature,
-    )
+    from reference.conv2_5d import conv2_5d_signature
+    from reference.deform import deform_conv2d_signature
     from reference.depthaware import (
         depthaware_avg_pool2d_signature,
         depthaware_conv2d_signature,
     )
+    from reference.pool import avg_pool2d_signature, max_pool2d_signature
+    from reference.tanprod import tanprod_conv2d_signature
     from torch_impl.kernels import conv2_5d, deform, depthaware, pool, tanprod
 
     def t(*shape):
         return torch.rand(shape, dtype=dtype)
 
     x, w = t(2, 3, 7, 6), t(4, 3, 3, 3)
-    geo = tanprod_signature(x.shape, w.shape, None, 1, 1, 1).geometry
+    geo = tanprod_conv2d_signature(x.shape, w.shape, None, 1, 1, 1).geometry
     g = t(2, 4, *geo.out_size)
     yield lambda: tanprod.forward(x, w, geo)
     yield lambda: tanprod.backward(g, x, w, geo)
@@ -86,7 +83,7 @@ def _calls(dtype):
 
     xd, wd = t(2, 4, 7, 6), t(4, 2, 3, 3)
     offset, mask = t(2, 2 * 2 * 9, 7, 6), t(2, 2 * 9, 7, 6)
-    sig = deform_signature(xd.shape, offset.shape, wd.shape, None, 1, 1, 1, mask.shape)
+    sig = deform_conv2d_signature(xd.shape, offset.shape, wd.shape, None, 1, 1, 1, mask.shape)
     gd = t(2, 4, 7, 6)
     for m in (mask, None):
         yield lambda m=m: deform.forward(xd, offset, wd, m, sig.geometry, sig.groups,
@@ -94,11 +91,11 @@ def _calls(dtype):
         yield lambda m=m: deform.backward(gd, xd, offset, wd, m, sig.geometry, sig.groups,
                                           sig.offset_groups)
 
-    geo = max_pool_signature(x.shape, 3, 2, 1, 1, True)
+    geo = max_pool2d_signature(x.shape, 3, 2, 1, 1, True)
     yield lambda: pool.max_forward(x, geo)
     yield lambda: pool.max_backward(t(2, 3, *geo.out_size),
                                     torch.zeros((2, 3, *geo.out_size), dtype=torch.int64), geo)
-    geo = avg_pool_signature(x.shape, 3, 2, 1, True, True, None)
+    geo = avg_pool2d_signature(x.shape, 3, 2, 1, True, True, None)
     for include_pad, override in ((True, None), (False, None), (True, 3)):
         yield lambda i=include_pad, o=override: pool.avg_forward(x, geo, i, o)
         yield lambda i=include_pad, o=override: pool.avg_backward(

@@ -13,7 +13,7 @@ grad, as a depth predicted by a network does, and then gets no gradient (None).
 
 from __future__ import annotations
 
-from reference.common import conv2_5d_signature
+from reference.conv2_5d import conv2_5d_signature
 
 from .common import check_impl, check_tensors, int_list, shape
 from .custom_op import contract_op

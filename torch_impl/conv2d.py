@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch._subclasses.fake_tensor import is_fake
 
-from reference.common import conv2d_signature, xcorr_signature
+from reference.conv2d import conv2d_signature, xcorr_signature
 
 from . import geometry
 from .common import LOW_PRECISION, check_tensors, empty_sums, shape

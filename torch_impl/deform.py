@@ -10,7 +10,7 @@ over the contract functions of :mod:`torch_impl.native.deform` or
 
 from __future__ import annotations
 
-from reference.common import deform_signature
+from reference.deform import deform_conv2d_signature
 
 from .common import check_impl, check_tensors, int_list, shape
 from .custom_op import contract_op
@@ -21,7 +21,7 @@ deform_conv2d_op = contract_op(
     OP, "deform",
     "Tensor input, Tensor offset, Tensor weight, Tensor? bias, Tensor? mask, int[] stride, "
     "int[] padding, int[] dilation, str impl",
-    check=deform_signature,
+    check=deform_conv2d_signature,
     contract_args=lambda sig: (sig.geometry, sig.groups, sig.offset_groups),
     grads=("input", "offset", "weight", "mask"),
     per_sample=("input", "offset", "mask"),
@@ -48,7 +48,7 @@ def deform_conv2d(input, offset, weight, bias=None, stride=1, padding=0, dilatio
     """
     check_tensors(OP, input=input, offset=offset, weight=weight, bias=bias, mask=mask)
     check_impl(OP, impl)
-    g = deform_signature(shape(input), shape(offset), shape(weight), shape(bias), stride,
-                         padding, dilation, shape(mask)).geometry
+    g = deform_conv2d_signature(shape(input), shape(offset), shape(weight), shape(bias), stride,
+                                padding, dilation, shape(mask)).geometry
     return deform_conv2d_op(input, offset, weight, bias, mask, int_list(g.stride),
                             int_list(g.pad_before), int_list(g.dilation), impl)

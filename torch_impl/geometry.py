@@ -10,6 +10,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from reference.depthaware import conv_centres as reference_conv_centres
+from reference.depthaware import pool_centres as reference_pool_centres
+
 
 def padded_size(geometry) -> tuple[int, int]:
     """``(Hp, Wp)``: the input's spatial size with both paddings."""
@@ -88,25 +91,15 @@ def in_input(geometry, device=None) -> torch.Tensor:
 
 def conv_centres(geometry, device=None) -> tuple[torch.Tensor, torch.Tensor]:
     """Input row of every output row's window centre ``[oh]``, and column of every output
-    column's ``[ow]`` (unpadded coordinates, possibly outside the input): the window's
-    origin plus ``(d*(k-1))//2``, the depth-aware convolution's centre (docs/depthaware.md)."""
-    zero = torch.zeros(1, dtype=torch.long, device=device)
-    return tuple(positions(geometry, axis, zero)[0]
-                 + (geometry.dilation[axis] * (geometry.kernel[axis] - 1)) // 2
-                 for axis in (0, 1))
+    column's ``[ow]`` (unpadded coordinates, possibly outside the input): the depth-aware
+    convolution's centres, the reference's (``reference.depthaware.conv_centres``)."""
+    return tuple(torch.as_tensor(c, device=device) for c in reference_conv_centres(geometry))
 
 
 def pool_centres(geometry, device=None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Input row ``[oh]`` / column ``[ow]`` of every pooling window's centre: the middle
-    (floor) of the window clipped to the input, the depth-aware pooling's centre
-    (docs/depthaware.md). Always inside the input."""
-    zero = torch.zeros(1, dtype=torch.long, device=device)
-    centres = []
-    for axis in (0, 1):
-        start = positions(geometry, axis, zero)[0]
-        end = torch.clamp(start + geometry.kernel[axis], max=geometry.in_size[axis])
-        centres.append(torch.div(torch.clamp(start, min=0) + end, 2, rounding_mode="floor"))
-    return tuple(centres)
+    """Input row ``[oh]`` / column ``[ow]`` of every pooling window's centre, always inside
+    the input: the reference's (``reference.depthaware.pool_centres``)."""
+    return tuple(torch.as_tensor(c, device=device) for c in reference_pool_centres(geometry))
 
 
 def centre_cells(geometry, centres) -> tuple[torch.Tensor, torch.Tensor]:

@@ -12,7 +12,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from reference.common import avg_pool_signature, max_pool_signature
+from reference.pool import avg_pool2d_signature as avg_pool_signature
+from reference.pool import max_pool2d_signature as max_pool_signature
 
 from .common import (
     check_impl,

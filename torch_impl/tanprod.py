@@ -8,7 +8,7 @@ of :mod:`torch_impl.native.tanprod` or ``torch_impl.kernels.tanprod``.
 
 from __future__ import annotations
 
-from reference.common import tanprod_signature
+from reference.tanprod import tanprod_conv2d_signature
 
 from .common import check_impl, check_tensors, int_list, shape
 from .custom_op import contract_op
@@ -19,7 +19,7 @@ tanprod_conv2d_op = contract_op(
     OP, "tanprod",
     "Tensor input, Tensor weight, Tensor? bias, int[] stride, int[] padding, int[] dilation, "
     "str impl",
-    check=tanprod_signature,
+    check=tanprod_conv2d_signature,
     contract_args=lambda sig: (sig.geometry,),
     grads=("input", "weight"),
 )
@@ -42,7 +42,7 @@ def tanprod_conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, *,
     check_tensors(OP, input=input, weight=weight, bias=bias)
     check_impl(OP, impl)
     weight_shape = shape(weight)
-    sig = tanprod_signature(shape(input), weight_shape, shape(bias), stride, padding, dilation)
+    sig = tanprod_conv2d_signature(shape(input), weight_shape, shape(bias), stride, padding, dilation)
     g = sig.geometry
     return tanprod_conv2d_op(input, weight, bias, int_list(g.stride), int_list(g.pad_before),
                              int_list(g.dilation), impl)

@@ -12,6 +12,12 @@ def _corner(x, n, c, yy, xx):
     return padded_get(x, n, c, yy, xx)
 
 
+def _outside(y, xc, H, W):
+    """The border rule: a sample at (y, xc) is 0 when ``y <= -1 or y >= H or xc <= -1 or
+    xc >= W``."""
+    return y <= -1 or y >= H or xc <= -1 or xc >= W
+
+
 def _bilinear(x, n, c, y, xc):
     """Bilinear sample of plane (n, c) at real (y, xc) with zero outside (torchvision).
 
@@ -22,7 +28,7 @@ def _bilinear(x, n, c, y, xc):
     H, W = x.shape[2], x.shape[3]
     if math.isnan(y) or math.isnan(xc):
         return math.nan
-    if y <= -1 or y >= H or xc <= -1 or xc >= W:
+    if _outside(y, xc, H, W):
         return 0.0
     y0 = math.floor(y)
     x0 = math.floor(xc)
@@ -49,7 +55,7 @@ def _bilinear_corner_weights(x, y, xc):
     H, W = x.shape[2], x.shape[3]
     if math.isnan(y) or math.isnan(xc):
         return []
-    if y <= -1 or y >= H or xc <= -1 or xc >= W:
+    if _outside(y, xc, H, W):
         return []
     y0 = math.floor(y)
     x0 = math.floor(xc)

@@ -101,9 +101,8 @@ def oracle_depthaware_conv2d_vjp(grad_output, input, depth, weight, bias=None, s
 
     Returns ``{"input", "depth", "weight"}`` plus ``"bias"`` when given. For every output
     cell, input channel and tap: ``d weight += g * xpad * F``; for taps in the image
-    ``d input += g * w * F``, and where F is formed (and alpha > 0), with
-    ``t = g * w * x * alpha * F * sign(depth[centre] - depth[tap])``:
-    ``d depth[tap] += t`` and ``d depth[centre] -= t``.
+    ``d input += g * w * F``, and where F is formed (and alpha > 0) the depth gradient of
+    :func:`_conv_depth_gradient`.
     """
     go = f64(grad_output)
     x = f64(input)
@@ -139,14 +138,44 @@ def oracle_depthaware_conv2d_vjp(grad_output, input, depth, weight, bias=None, s
                                 if not inside(x, hh, ww):
                                     continue
                                 gi[n, c, hh, ww] += g * w[o, c, i, j] * f
-                                if formed and alpha != 0:
-                                    t = g * w[o, c, i, j] * v * _slope(alpha, f, dc, dt)
-                                    gd[n, 0, hh, ww] += t
-                                    gd[n, 0, ch, cw] -= t
+    if alpha != 0:
+        _conv_depth_gradient(gd, go, x, dep, w, stride, padding, dilation, alpha)
     result = {"input": gi, "depth": gd, "weight": gw}
     if bias is not None:
         result["bias"] = gb
     return result
+
+
+def _conv_depth_gradient(gd, go, x, dep, w, stride, padding, dilation, alpha):
+    """``gd += `` the depth gradient: for every window and every tap where F is formed,
+    ``dL/dF = sum_c (sum_o g[o] * w[o, c, tap]) * x[c, tap]`` (the order of the
+    definition: with an infinite input cell, the order decides between an infinity and
+    inf - inf), then ``t = dL/dF * alpha * F * sign(depth[centre] - depth[tap])`` goes to
+    the tap's depth and ``-t`` to the centre's."""
+    N = x.shape[0]
+    O, C, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow = _conv_setup(x, w, stride, padding, dilation)
+    for n in range(N):
+        for y in range(oh):
+            for xo in range(ow):
+                h0 = y * sh - ph
+                w0 = xo * sw - pw
+                centre_in, (ch, cw), dc = _conv_centre(dep, n, h0, w0, kh, kw, dh, dw)
+                for i in range(kh):
+                    for j in range(kw):
+                        hh = h0 + i * dh
+                        ww = w0 + j * dw
+                        if not (centre_in and inside(x, hh, ww)):
+                            continue
+                        dt = float(dep[n, 0, hh, ww])
+                        grad_f = 0.0
+                        for c in range(C):
+                            grad_col = 0.0
+                            for o in range(O):
+                                grad_col += go[n, o, y, xo] * w[o, c, i, j]
+                            grad_f += grad_col * float(x[n, c, hh, ww])
+                        t = grad_f * _slope(alpha, _similarity(alpha, dc, dt), dc, dt)
+                        gd[n, 0, hh, ww] += t
+                        gd[n, 0, ch, cw] -= t
 
 
 def _pool_setup(x, kernel_size, stride, padding):

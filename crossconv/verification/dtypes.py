@@ -80,43 +80,11 @@ def cotangent(case: Case, shape, dtype: str) -> np.ndarray:
     return round_to(rng.standard_normal(shape), dtype).astype(np.float64)
 
 
-def _taps(weight) -> int:
-    return int(weight.shape[-1] * weight.shape[-2])
-
-
 def reduction_length(case: Case, check: str, out_shape) -> int:
     """How many terms are summed into one element of output ``check`` ("forward" or
     "d/d<argument>") of ``case``, whose output has shape ``out_shape``: the K of the
-    half-precision tolerance."""
-    t, p = case.tensors, case.params
-    op = case.op
-    n = out_shape[0]
-    out_cells = int(out_shape[-1] * out_shape[-2])
-    if check == "forward":
-        if op in ("conv2d", "tanprod_conv2d", "deform_conv2d"):
-            k = t["weight"].shape[1] * _taps(t["weight"])
-            return k * (4 if op == "deform_conv2d" else 1) + 1
-        if op == "conv2_5d":
-            return t["weight"].shape[0] * t["weight"].shape[2] * _taps(t["weight"]) + 1
-        if op == "xcorr2d":
-            return t["template"].shape[1] * _taps(t["template"])
-        if op == "xcorr2d_depthwise":
-            return _taps(t["template"])
-        kernel = p["kernel_size"]
-        kh, kw = (kernel, kernel) if np.ndim(kernel) == 0 else (tuple(kernel) * 2)[:2]
-        return int(kh * kw)
-    name = check.removeprefix("d/d")
-    if name in ("weight", "bias"):
-        return n * out_cells
-    if name == "template":
-        return out_cells
-    if op in ("conv2d", "tanprod_conv2d", "deform_conv2d", "conv2_5d"):
-        weight = t["weight"]
-        out_channels = weight.shape[1] if op == "conv2_5d" else weight.shape[0]
-        return out_channels * _taps(weight) * (weight.shape[0] if op == "conv2_5d" else 1)
-    if op in ("xcorr2d", "xcorr2d_depthwise"):
-        return _taps(t["template"])
-    return reduction_length(case, "forward", out_shape)
+    half-precision tolerance (each op's ``<op>_reduction`` in its cases file)."""
+    return OPS[case.op].reduction(case, check, out_shape)
 
 
 def tolerance(case: Case, dtype: str, check: str, out_shape) -> Tolerance:

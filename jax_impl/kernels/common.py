@@ -23,6 +23,7 @@ Conventions that keep both modes exact:
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 
 import jax
 import jax.numpy as jnp
@@ -63,6 +64,66 @@ def pow2(n: int, minimum: int = 1) -> int:
 def blocks(size: int, block: int) -> int:
     """Number of blocks of ``block`` covering ``size`` (at least one)."""
     return max(1, -(-size // block))
+
+
+#: At most this many programs share one weight gradient block (partial sums, then added).
+WEIGHT_SPLITS = 8
+
+
+@dataclass(frozen=True)
+class BlockPlan:
+    """The blocks of a tiled convolution: ``n`` samples, ``c`` input and ``o`` output
+    channels, ``taps`` kernel taps, ``positions`` output positions (``cells`` input cells,
+    for the input gradient), in blocks of ``block_p`` positions or cells, ``block_o`` output
+    and ``block_c`` input channels; ``*_pad`` is a size rounded up to whole blocks."""
+
+    n: int
+    c: int
+    o: int
+    taps: int
+    positions: int
+    cells: int
+    block_p: int
+    block_o: int
+    block_c: int
+
+    @property
+    def n_pb(self):
+        return blocks(self.positions, self.block_p)
+
+    @property
+    def n_qb(self):
+        return blocks(self.cells, self.block_p)
+
+    @property
+    def n_ob(self):
+        return blocks(self.o, self.block_o)
+
+    @property
+    def n_cb(self):
+        return blocks(self.c, self.block_c)
+
+    @property
+    def o_pad(self):
+        return self.n_ob * self.block_o
+
+    @property
+    def c_pad(self):
+        return self.n_cb * self.block_c
+
+    @property
+    def p_pad(self):
+        return self.n_pb * self.block_p
+
+    @property
+    def q_pad(self):
+        return self.n_qb * self.block_p
+
+    @property
+    def splits(self):
+        """Programs sharing one weight gradient block: one per sample and position block,
+        at most :data:`WEIGHT_SPLITS`."""
+        return min(WEIGHT_SPLITS, self.n * self.n_pb)
 
 
 def pallas_call(kernel, *, grid, in_specs, out_specs, out_shape, interpret, name,

@@ -37,8 +37,10 @@ import jax
 import jax.numpy as jnp
 from jax.experimental import pallas as pl
 
+from .. import geometry as geo
 from .common import (
     DOT_MIN,
+    BlockPlan,
     blocks,
     dot,
     dot_t,
@@ -59,63 +61,21 @@ from .common import (
 #: Flat output positions (and input cells, backward) per program; output channels per program.
 BLOCK_PIXELS = 64
 BLOCK_CHANNELS = 32
-#: At most this many programs share the weight gradient of one (bin, tap).
-WEIGHT_SPLITS = 8
 
 
 @dataclass(frozen=True)
-class _Plan:
-    n: int
-    c: int
-    o: int
-    bins: int
-    taps: int
-    positions: int
-    cells: int
-    block_p: int
-    block_o: int
-    block_c: int
-
-    @property
-    def n_pb(self):
-        return blocks(self.positions, self.block_p)
-
-    @property
-    def n_qb(self):
-        return blocks(self.cells, self.block_p)
-
-    @property
-    def n_ob(self):
-        return blocks(self.o, self.block_o)
-
-    @property
-    def n_cb(self):
-        return blocks(self.c, self.block_c)
-
-    @property
-    def o_pad(self):
-        return self.n_ob * self.block_o
-
-    @property
-    def c_pad(self):
-        return self.n_cb * self.block_c
-
-    @property
-    def p_pad(self):
-        return self.n_pb * self.block_p
-
-    @property
-    def splits(self):
-        return min(WEIGHT_SPLITS, self.n * self.n_pb)
+class _Plan(BlockPlan):
+    bins: int = 1
 
 
 def _plan(x_shape, w_shape, geometry) -> _Plan:
     n, c, h, w = x_shape
     bins, o = w_shape[:2]
     positions = geometry.out_size[0] * geometry.out_size[1]
-    return _Plan(n, c, o, bins, geometry.kernel[0] * geometry.kernel[1], positions, h * w,
+    return _Plan(n, c, o, geometry.kernel[0] * geometry.kernel[1], positions, h * w,
                  min(BLOCK_PIXELS, pow2(max(positions, h * w), DOT_MIN)),
-                 min(BLOCK_CHANNELS, pow2(o, DOT_MIN)), min(BLOCK_CHANNELS, pow2(c, DOT_MIN)))
+                 min(BLOCK_CHANNELS, pow2(o, DOT_MIN)), min(BLOCK_CHANNELS, pow2(c, DOT_MIN)),
+                 bins)
 
 
 def _tap_offset(geometry, t):
@@ -126,22 +86,14 @@ def _tap_offset(geometry, t):
 
 
 def _centre_offset(geometry):
-    kh, kw = geometry.kernel
-    return _tap_offset(geometry, (kh // 2) * kw + kw // 2)
-
-
-def _edge(centre, coefficient, focal, pixel_size):
-    """Bin edge ``d_c + (k - B/2) * s`` with ``s = d_c * pixel_size / focal`` (docs/conv2_5d.md's form;
-    ``coefficient`` is ``k - B/2``)."""
-    s = centre * pixel_size / focal
-    return centre + coefficient * s
+    return _tap_offset(geometry, geo.centre_tap(geometry))
 
 
 def _bin_mask(centre, depth, lower, focal, pixel_size):
     """``m_l``: is ``depth`` in ``[e_l, e_{l+1})`` of its window's centre depth? ``lower``
     is ``l - B/2`` (a Python float or a traced value of the depth's dtype)."""
-    lo = _edge(centre, lower, focal, pixel_size)
-    hi = _edge(centre, lower + 1, focal, pixel_size)
+    lo = geo.bin_edges(centre, lower, focal, pixel_size)
+    hi = geo.bin_edges(centre, lower + 1, focal, pixel_size)
     return ((lo <= depth) & (depth < hi)).astype(depth.dtype)
 
 

@@ -54,6 +54,7 @@ import jax
 import jax.numpy as jnp
 from jax.experimental import pallas as pl
 
+from .. import geometry as geo
 from .common import (
     DOT_MIN,
     blocks,
@@ -186,14 +187,7 @@ def _points(geometry, position, t, dy, dx):
 def _corners(y, x, height, width):
     """The four bilinear corners of every point (docs/deform.md's order), which points are NaN, and
     which are outside (sample 0 by the border rule)."""
-    not_a_point = jnp.isnan(y) | jnp.isnan(x)
-    # Clipping keeps far points off the image (all corners outside) and castable to int.
-    y = jnp.clip(jnp.where(not_a_point, -2.0, y), -2.0, height + 1.0)
-    x = jnp.clip(jnp.where(not_a_point, -2.0, x), -2.0, width + 1.0)
-    outside = (y <= -1) | (y >= height) | (x <= -1) | (x >= width)
-    y0, x0 = jnp.floor(y), jnp.floor(x)
-    ly, lx = y - y0, x - x0
-    row0, col0 = y0.astype(jnp.int32), x0.astype(jnp.int32)
+    not_a_point, outside, row0, col0, ly, lx = geo.sample_cells(y, x, height, width)
     corners = []
     for row, wy, sy in ((row0, 1 - ly, -1.0), (row0 + 1, ly, 1.0)):
         for col, wx, sx in ((col0, 1 - lx, -1.0), (col0 + 1, lx, 1.0)):
@@ -509,8 +503,8 @@ def forward(input, offset, weight, mask, geometry, groups, offset_groups):
         offset: ``[N, 2*Go*kh*kw, oh, ow]``, interleaved ``(dy, dx)`` per tap.
         weight: ``[O, C/G, kh, kw]``.
         mask: ``[N, Go*kh*kw, oh, ow]`` or None.
-        geometry: ``reference.common.Geometry`` from ``deform_signature``.
-        groups, offset_groups: G and Go from ``deform_signature``.
+        geometry: ``reference.common.Geometry`` from ``deform_conv2d_signature``.
+        groups, offset_groups: G and Go from ``deform_conv2d_signature``.
 
     Returns:
         ``[N, O, oh, ow]``.

@@ -58,11 +58,13 @@ import jax.numpy as jnp
 import numpy as np
 from jax.experimental import pallas as pl
 
-from jax_impl.depthaware import similarity, window_centres
+from jax_impl.depthaware import similarity
 from reference.common import avg_divisor
+from reference.depthaware import window_centres
 
 from .common import (
     DOT_MIN,
+    BlockPlan,
     blocks,
     dot,
     dot_t,
@@ -83,61 +85,13 @@ BLOCK_PIXELS = 64
 BLOCK_CHANNELS = 32
 POOL_PIXELS = 128
 POOL_CHANNELS = 16
-#: At most this many programs share the weight gradient of one tap.
-WEIGHT_SPLITS = 8
 
 
 @dataclass(frozen=True)
-class _Plan:
-    n: int
-    c: int
-    o: int
-    taps: int
-    positions: int
-    cells: int
-    block_p: int
-    block_o: int
-    block_c: int
-
-    @property
-    def n_pb(self):
-        return blocks(self.positions, self.block_p)
-
-    @property
-    def n_qb(self):
-        return blocks(self.cells, self.block_p)
-
-    @property
-    def n_ob(self):
-        return blocks(self.o, self.block_o)
-
-    @property
-    def n_cb(self):
-        return blocks(self.c, self.block_c)
-
-    @property
-    def o_pad(self):
-        return self.n_ob * self.block_o
-
-    @property
-    def c_pad(self):
-        return self.n_cb * self.block_c
-
-    @property
-    def p_pad(self):
-        return self.n_pb * self.block_p
-
-    @property
-    def q_pad(self):
-        return self.n_qb * self.block_p
-
+class _Plan(BlockPlan):
     @property
     def k_pad(self):
         return pow2(self.taps)
-
-    @property
-    def splits(self):
-        return min(WEIGHT_SPLITS, self.n * self.n_pb)
 
 
 def _plan(x_shape, out_channels, geometry, pooling) -> _Plan:

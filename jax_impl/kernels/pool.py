@@ -156,7 +156,7 @@ def _max_backward(grad_out, indices, geometry, interpret):
 
 def max_forward(input, geometry):
     """Max pooling: ``(out [N, C, oh, ow], indices)``, indices flat ``h*W + w`` per plane
-    (int64 under ``jax_enable_x64``, else int32). ``geometry`` from ``max_pool_signature``."""
+    (int64 under ``jax_enable_x64``, else int32). ``geometry`` from ``max_pool2d_signature``."""
     if input.shape[0] * input.shape[1] == 0:
         shape = (*input.shape[:2], *geometry.out_size)
         return (jnp.zeros(shape, input.dtype),
@@ -231,7 +231,7 @@ def _avg_backward(grad_out, geometry, count_include_pad, divisor_override, inter
 
 
 def avg_forward(input, geometry, count_include_pad, divisor_override):
-    """Average pooling ``[N, C, oh, ow]`` (``geometry`` from ``avg_pool_signature``)."""
+    """Average pooling ``[N, C, oh, ow]`` (``geometry`` from ``avg_pool2d_signature``)."""
     if input.shape[0] * input.shape[1] == 0:
         return jnp.zeros((*input.shape[:2], *geometry.out_size), input.dtype)
     return _avg_forward(input, geometry, bool(count_include_pad), divisor_override,

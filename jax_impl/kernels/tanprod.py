@@ -246,7 +246,7 @@ def forward(input, weight, geometry):
     Args:
         input: ``[N, C, H, W]`` float32/float64.
         weight: ``[O, C, kh, kw]``, same dtype.
-        geometry: ``reference.common.Geometry`` from ``tanprod_signature``.
+        geometry: ``reference.common.Geometry`` from ``tanprod_conv2d_signature``.
 
     Returns:
         ``[N, O, oh, ow]``.

@@ -16,9 +16,9 @@ from jax_cases import OPS, case, quick_jit
 
 import jax_impl
 import reference
-from crossconv.cases import as_outputs
+from crossconv.cases import UNBATCHED, as_outputs
 from crossconv.compare import Tolerance, assert_close, mismatch
-from crossconv.registry import FP32
+from crossconv.registry import FP32, implementations
 from crossconv.registry import OPS as REGISTRY
 
 
@@ -100,11 +100,9 @@ def test_float64_needs_x64_and_then_stays_float64():
         assert c.call(jax_impl.deform_conv2d).dtype == np.float32
 
 
-NONFINITE = {
-    "conv2d": ("input",), "xcorr2d": ("search",), "xcorr2d_depthwise": ("template",),
-    "tanprod_conv2d": ("input",), "conv2_5d": ("depth", "input"),
-    "deform_conv2d": ("offset", "input"), "max_pool2d": ("input",), "avg_pool2d": ("input",),
-}
+#: The tensors that get NaN/Inf cells: every per-sample one but the mask.
+NONFINITE = {name: tuple(t for t in op.tensor_args if t not in (*UNBATCHED, "mask"))
+             for name, op in REGISTRY.items()}
 
 
 @pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
@@ -138,8 +136,7 @@ def test_impl_must_be_a_known_name():
         jax_impl.conv2d(np.ones((1, 1, 3, 3)), np.ones((1, 1, 1, 1)), impl="pallas")
 
 
-KERNEL_FILES = {"tanprod_conv2d": "tanprod", "conv2_5d": "conv2_5d", "deform_conv2d": "deform",
-                "max_pool2d": "pool", "avg_pool2d": "pool"}
+KERNEL_FILES = {impl.op: REGISTRY[impl.op].file for impl in implementations(name="jax-pallas")}
 
 
 @pytest.mark.parametrize("op", list(KERNEL_FILES))
@@ -167,8 +164,7 @@ def recording_kernels(monkeypatch):
     def install(file):
         native = importlib.import_module(f"jax_impl.{file}")
         module = types.ModuleType(f"jax_impl.kernels.{file}")
-        names = ("max_forward", "max_backward", "avg_forward", "avg_backward") if file == "pool" \
-            else ("forward", "backward")
+        names = {name for op in REGISTRY.values() if op.file == file for name in op.contract}
         for fn_name in names:
             setattr(module, fn_name, recorder(getattr(native, fn_name), fn_name))
         monkeypatch.setitem(sys.modules, "jax_impl.kernels", types.ModuleType("jax_impl.kernels"))
@@ -195,10 +191,10 @@ def test_impl_pallas_runs_the_kernel_modules_contract_functions(op, recording_ke
     native = value_and_grad(diff, "native")
     assert calls == []
     kernel = value_and_grad(diff, "pallas")
-    prefix = {"max_pool2d": "max_", "avg_pool2d": "avg_"}.get(op, "")
+    forward, backward = REGISTRY[op].contract
     # Traced, not run: jit traces the primal and the custom_vjp's forward rule apart.
-    assert set(calls) == {prefix + "forward", prefix + "backward"}
-    assert calls.count(prefix + "backward") == 1
+    assert set(calls) == {forward, backward}
+    assert calls.count(backward) == 1
     assert_close(kernel[0], native[0], FP32, f"{op} through the kernel switch")
     for n in names:
         assert_close(kernel[1][n], native[1][n], FP32, f"{op} d/d{n} through the kernel switch")

@@ -1,11 +1,10 @@
 """jax_impl's depth-aware convolution and pooling (XLA, ``impl="native"``) against the
 float64 reference: forward and every gradient (depth included) on the boundary cases
 (even kernels, centres outside the image, ties, NaN and inf depth, alpha = 0, constant
-depth) and on generated cases in float32 and float64; ``sign(0) = 0`` in the depth
-gradient; the plain ops where depth plays no part; jit, vmap, grad and check_grads;
-half precision, empty batches and bad arguments.
-
-Each case's forward and VJP are compiled together, once, with XLA's quick settings.
+depth); ``sign(0) = 0`` in the depth gradient; the plain ops where depth plays no part;
+half precision and bad arguments. (Drawn cases, the goldens, the empty batch, jit, vmap,
+grad and check_grads: the generated tests, tests/test_parity.py and tests/jax's
+transform and gradient tests over every op of the registry.)
 """
 
 import functools
@@ -14,74 +13,35 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from jax.test_util import check_grads
 from jax_cases import quick_jit
 
 import jax_impl
 import reference
+from crossconv import checks
 from crossconv.cases import Case
-from crossconv.cases_depthaware import (
+from crossconv.cases.depthaware import (
     GOLDEN_CONV_DEPTH_GRADIENT,
     depthaware_avg_pool2d_boundary,
-    depthaware_avg_pool2d_cases,
     depthaware_conv2d_boundary,
-    depthaware_conv2d_cases,
-    depthaware_goldens,
+    depthaware_conv2d_goldens,
 )
-from crossconv.compare import Tolerance, assert_close, assert_nontrivial
+from crossconv.compare import Tolerance, assert_close
 from crossconv.measure import cotangent
-from crossconv.registry import FP32_LONG_SUMS, FP64
+from crossconv.registry import FP64, implementations
 
 CONV, POOL = "depthaware_conv2d", "depthaware_avg_pool2d"
-#: float32 sums over windows x channels (and the depth gradient over both again).
-TOLERANCE = {"float64": FP64, "float32": FP32_LONG_SUMS}
 DIFFERENTIABLE = {CONV: ("input", "depth", "weight", "bias"), POOL: ("input", "depth")}
-STRATEGIES = {CONV: depthaware_conv2d_cases, POOL: depthaware_avg_pool2d_cases}
 BOUNDARY = depthaware_conv2d_boundary() + depthaware_avg_pool2d_boundary()
 SAME = Tolerance(rtol=1e-6, atol=1e-6)  # one float32 program against another
 
 
-def run(case: Case, grad: np.ndarray, impl: str = "native"):
-    """The op's forward and VJP (every present differentiable argument) on ``case``, in
-    one quick-compiled function, x64 on for a float64 case."""
-    fn = getattr(jax_impl, case.op)
-    tensors = {k: v for k, v in case.tensors.items() if v is not None}
-    wrt = [k for k in DIFFERENTIABLE[case.op] if k in tensors]
-
-    def both(arrays, g):
-        def output(diff):
-            return fn(**{**arrays, **diff}, **case.params, impl=impl)
-
-        out, pullback = jax.vjp(output, {k: arrays[k] for k in wrt})
-        return out, pullback(g)[0]
-
-    with jax.enable_x64(np.dtype(case.dtype) == np.float64):
-        out, grads = quick_jit(both)({k: jnp.asarray(v) for k, v in tensors.items()},
-                                     jnp.asarray(grad, case.dtype))
-        return np.asarray(out), {k: np.asarray(v) for k, v in grads.items()}
-
-
-def check(case: Case, impl: str = "native", nontrivial: bool = True) -> None:
-    """Forward and every gradient against the reference (dtype preserved), with the
-    dtype's tolerance; NaN must meet NaN and an infinity the same infinity."""
-    what = f"jax {impl} {case.describe()}"
-    ref = getattr(reference, case.op)
-    ref_vjp = getattr(reference, case.op + "_vjp")
+def check(case: Case) -> None:
+    """Forward and every gradient against the reference (dtype preserved), at the
+    registry's tolerances; NaN must meet NaN and an infinity the same infinity."""
+    impl = implementations(case.op, name="jax")[0]
     with np.errstate(all="ignore"):
-        expected = case.call(ref)
-        grad = cotangent(case, expected.shape)
-        expected_grads = case.call(lambda **kw: ref_vjp(grad, **kw))
-    out, grads = run(case, grad, impl)
-    tol = TOLERANCE[np.dtype(case.dtype).name]
-    if nontrivial:
-        assert_nontrivial(expected, what)
-    assert out.dtype == case.dtype, what
-    assert_close(out, expected, tol, f"{what}, forward")
-    assert sorted(grads) == sorted(expected_grads), what
-    for name, want in expected_grads.items():
-        assert grads[name].dtype == case.dtype, f"{what}, d/d{name}"
-        assert_close(grads[name], want, tol, f"{what}, d/d{name}")
+        checks.check_forward(impl, case)
+        checks.check_vjp(impl, case)
 
 
 # ----------------------------------------------------------------------------- the reference
@@ -92,30 +52,10 @@ def test_boundary_cases_match_the_reference(boundary):
     check(boundary.case)
 
 
-@pytest.mark.parametrize("op", [CONV, POOL])
-def test_generated_cases_match_the_reference_with_nan_and_inf(op):
-    """float32 and float64, odd and even kernels, strides, dilation, centres outside the
-    image, ties on a grid of quarters, NaN and inf input and depth cells."""
-
-    @settings(max_examples=8)
-    @given(STRATEGIES[op](nonfinite=True))
-    def draw(case):
-        check(case, nontrivial=False)
-
-    draw()
-
-
-@pytest.mark.parametrize("golden", depthaware_goldens(), ids=lambda g: g.name)
-def test_goldens(golden):
-    case = golden.case
-    out = case.call(getattr(jax_impl, case.op), convert=jnp.asarray)
-    assert_close(np.asarray(out), golden.expected, FP32_LONG_SUMS, golden.name)
-
-
 def test_golden_depth_gradient_passes_nothing_through_ties():
     """The 3x3 worked example: the corners tie with the centre's depth and get exactly 0
     (``jax.grad(jnp.abs)(0.0)`` is 1: autodiff of the forward would give them ``ln2 * x``)."""
-    case = depthaware_goldens()[0].case
+    case = depthaware_conv2d_goldens()[0].case
     with jax.enable_x64(True):
         arrays = {k: jnp.asarray(v) for k, v in case.tensors.items()}
         depth = jax.grad(lambda d: jnp.sum(jax_impl.depthaware_conv2d(
@@ -207,70 +147,6 @@ def _loss(case, projection):
     return loss
 
 
-@pytest.mark.parametrize("op", [CONV, POOL])
-def test_jit_grad_and_vmap_agree_with_single_eager_calls_and_the_reference(op):
-    """Eager vs jit (forward and grad), vmap over every argument of a batch of three
-    against a loop, and jit(vmap(grad)) per-example gradients against single grads."""
-    case = _small(op)
-    fn = functools.partial(getattr(jax_impl, op), **case.params)
-    tensors = {k: jnp.asarray(v) for k, v in case.tensors.items()}
-    expected = case.call(getattr(reference, op))
-    eager = fn(**tensors)
-    assert_close(jax.jit(fn)(**tensors), eager, SAME, f"{op}: jit vs eager")
-    assert_close(eager, expected, FP32_LONG_SUMS, f"{op}: vs reference")
-
-    projection = jnp.asarray(np.random.default_rng(2).standard_normal(expected.shape), jnp.float32)
-    loss = _loss(case, projection)
-    diff = {k: tensors[k] for k in DIFFERENTIABLE[op]}
-    fixed = {k: v for k, v in tensors.items() if k not in diff}
-    eager_grads = jax.grad(loss)(diff, fixed)
-    jit_grads = jax.jit(jax.grad(loss))(diff, fixed)
-    expected_grads = case.call(lambda **kw: getattr(reference, op + "_vjp")(
-        np.asarray(projection), **kw))
-    for name in diff:
-        assert_close(jit_grads[name], eager_grads[name], SAME, f"{op} d/d{name}: jit vs eager")
-        assert_close(eager_grads[name], expected_grads[name], FP32_LONG_SUMS, f"{op} d/d{name}")
-
-    batch = {k: jnp.stack([v, 2 * v, v[::-1]]) for k, v in tensors.items()}
-    batch["depth"] = jnp.stack([tensors["depth"], tensors["depth"] * 2, tensors["depth"][::-1]])
-    vmapped = quick_jit(jax.vmap(lambda kw: fn(**kw)))(batch)
-    per_example = quick_jit(jax.vmap(jax.grad(loss)))(
-        {k: batch[k] for k in diff}, {k: batch[k] for k in fixed})
-    single, single_grad = quick_jit(lambda kw: fn(**kw)), quick_jit(jax.grad(loss))
-    for b in range(3):
-        one = {k: v[b] for k, v in batch.items()}
-        assert_close(vmapped[b], single(one), SAME, f"{op}: vmap, element {b}")
-        grads = single_grad({k: one[k] for k in diff}, {k: one[k] for k in fixed})
-        for name in diff:
-            assert_close(per_example[name][b], grads[name], SAME, f"{op} vmap(grad) d/d{name}")
-
-
-@pytest.mark.parametrize("op", [CONV, POOL])
-def test_vmap_over_one_argument_broadcasts_the_others(op):
-    case = _small(op)
-    fn = functools.partial(getattr(jax_impl, op), **case.params)
-    tensors = {k: jnp.asarray(v) for k, v in case.tensors.items()}
-    depths = jnp.stack([tensors["depth"], tensors["depth"] + 1.0, tensors["depth"][:, :, ::-1]])
-    out = quick_jit(jax.vmap(lambda d: fn(**{**tensors, "depth": d})))(depths)
-    for b in range(3):
-        one = case.with_tensor("depth", np.asarray(depths[b]))
-        assert_close(out[b], one.call(getattr(reference, op)), FP32_LONG_SUMS,
-                     f"{op}: vmap over depth, element {b}")
-
-
-@pytest.mark.parametrize("op", [CONV, POOL])
-def test_check_grads(op):
-    """Reverse mode against JAX's numerical differences, float64, distinct depths (no
-    tap within a step of its centre's depth)."""
-    case = _small(op, np.float64, distinct=True)
-    names = list(DIFFERENTIABLE[op])
-    fixed = {k: v for k, v in case.tensors.items() if k not in names}
-    fn = functools.partial(getattr(jax_impl, op), **fixed, **case.params)
-    with jax.enable_x64(True):
-        args = tuple(jnp.asarray(case.tensors[k]) for k in names)
-        check_grads(jax.jit(lambda *a: fn(**dict(zip(names, a)))), args, order=1, modes=("rev",))
-
-
 # ----------------------------------------------------------------------------- dtypes, edges, errors
 
 
@@ -286,16 +162,6 @@ def test_half_precision_in_and_out(op, dtype):
     eps = float(jnp.finfo(dtype).eps)
     assert_close(np.asarray(out, np.float64), exact.call(getattr(reference, op)),
                  Tolerance(rtol=4 * eps, atol=4 * eps), f"{op} {dtype.__name__}")
-
-
-@pytest.mark.parametrize("op", [CONV, POOL])
-def test_empty_batch(op):
-    case = _small(op).with_batch(0)
-    out, grads = run(case, np.zeros(case.call(getattr(reference, op)).shape, np.float32))
-    assert out.shape[0] == 0
-    assert grads["input"].shape == case.tensors["input"].shape
-    assert grads["depth"].shape == case.tensors["depth"].shape
-    assert all(not g.any() for g in grads.values())
 
 
 @pytest.mark.parametrize("op", [CONV, POOL])

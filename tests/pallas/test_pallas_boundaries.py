@@ -19,7 +19,10 @@ from pallas_contract import check
 
 from crossconv.cases import Case
 from jax_impl.kernels import conv2_5d, deform, pool, tanprod
-from reference import common
+from reference.conv2_5d import conv2_5d_signature
+from reference.deform import deform_conv2d_signature
+from reference.pool import avg_pool2d_signature, max_pool2d_signature
+from reference.tanprod import tanprod_conv2d_signature
 
 # The reference computes inf * 0 = NaN on purpose in some of these cases.
 pytestmark = pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
@@ -222,27 +225,27 @@ def test_avg_pool_ceil_mode_overhang(count_include_pad, divisor_override):
 
 
 def test_an_empty_batch_gives_empty_results_and_zero_parameter_gradients():
-    geometry = common.tanprod_signature((0, 2, 5, 5), (3, 2, 3, 3), None, padding=1).geometry
+    geometry = tanprod_conv2d_signature((0, 2, 5, 5), (3, 2, 3, 3), None, padding=1).geometry
     x, w = jnp.zeros((0, 2, 5, 5)), jnp.ones((3, 2, 3, 3))
     assert tanprod.forward(x, w, geometry).shape == (0, 3, 5, 5)
     gi, gw = tanprod.backward(jnp.zeros((0, 3, 5, 5)), x, w, geometry)
     assert gi.shape == (0, 2, 5, 5) and gw.shape == w.shape and not gw.any()
-    sig = common.deform_signature((0, 2, 5, 5), (0, 18, 5, 5), (3, 2, 3, 3), None, padding=1,
+    sig = deform_conv2d_signature((0, 2, 5, 5), (0, 18, 5, 5), (3, 2, 3, 3), None, padding=1,
                                   mask=(0, 9, 5, 5))
     args = (x, jnp.zeros((0, 18, 5, 5)), w, jnp.zeros((0, 9, 5, 5)), sig.geometry, 1, 1)
     assert deform.forward(*args).shape == (0, 3, 5, 5)
     grads = deform.backward(jnp.zeros((0, 3, 5, 5)), *args)
     assert [g.shape for g in grads] == [(0, 2, 5, 5), (0, 18, 5, 5), w.shape, (0, 9, 5, 5)]
     assert not grads[2].any()
-    sig = common.conv2_5d_signature((0, 2, 5, 5), (0, 1, 5, 5), (3, 3, 2, 3, 3), None, padding=1)
+    sig = conv2_5d_signature((0, 2, 5, 5), (0, 1, 5, 5), (3, 3, 2, 3, 3), None, padding=1)
     d, w5 = jnp.zeros((0, 1, 5, 5)), jnp.ones((3, 3, 2, 3, 3))
     assert conv2_5d.forward(x, d, w5, sig.geometry, 1.0, 1.0).shape == (0, 3, 5, 5)
     gi, gw = conv2_5d.backward(jnp.zeros((0, 3, 5, 5)), x, d, w5, sig.geometry, 1.0, 1.0)
     assert gi.shape == x.shape and gw.shape == w5.shape and not gw.any()
-    g = common.max_pool_signature((0, 2, 5, 5), 2)
+    g = max_pool2d_signature((0, 2, 5, 5), 2)
     out, index = pool.max_forward(x, g)
     assert out.shape == index.shape == (0, 2, 2, 2)
     assert pool.max_backward(out, index, g).shape == x.shape
-    g = common.avg_pool_signature((0, 2, 5, 5), 2)
+    g = avg_pool2d_signature((0, 2, 5, 5), 2)
     assert pool.avg_forward(x, g, True, None).shape == (0, 2, 2, 2)
     assert pool.avg_backward(jnp.zeros((0, 2, 2, 2)), g, True, None).shape == x.shape

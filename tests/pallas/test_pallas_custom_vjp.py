@@ -13,7 +13,10 @@ from pallas_contract import FAST_COMPILE
 from crossconv.compare import assert_close, assert_nontrivial
 from crossconv.registry import OPS
 from jax_impl.kernels import conv2_5d, deform, pool, tanprod
-from reference import common
+from reference.conv2_5d import conv2_5d_signature
+from reference.deform import deform_conv2d_signature
+from reference.pool import avg_pool2d_signature, max_pool2d_signature
+from reference.tanprod import tanprod_conv2d_signature
 
 
 def _glue(forward, backward):
@@ -79,19 +82,19 @@ def _cases():
     m_params = dict(kernel_size=2, stride=1, padding=1, dilation=1, ceil_mode=False)
     a_params = dict(kernel_size=3, stride=2, padding=1, ceil_mode=True,
                     count_include_pad=False, divisor_override=None)
-    c_sig = common.conv2_5d_signature(x.shape, depth.shape, c_w.shape, None, **c_params)
-    d_sig = common.deform_signature(x.shape, offset.shape, d_w.shape, None, mask=mask.shape,
+    c_sig = conv2_5d_signature(x.shape, depth.shape, c_w.shape, None, **c_params)
+    d_sig = deform_conv2d_signature(x.shape, offset.shape, d_w.shape, None, mask=mask.shape,
                                     **d_params)
     return {
         "tanprod_conv2d": (
-            _tanprod(common.tanprod_signature(x.shape, t_w.shape, None, **t_params).geometry),
+            _tanprod(tanprod_conv2d_signature(x.shape, t_w.shape, None, **t_params).geometry),
             dict(input=x, weight=t_w), t_params),
         "conv2_5d": (_conv2_5d(c_sig), dict(input=x, depth=depth, weight=c_w), c_params),
         "deform_conv2d": (_deform(d_sig), dict(input=x, offset=offset, weight=d_w, mask=mask),
                           d_params),
-        "max_pool2d": (_max_pool(common.max_pool_signature(x.shape, **m_params)),
+        "max_pool2d": (_max_pool(max_pool2d_signature(x.shape, **m_params)),
                        dict(input=x), m_params),
-        "avg_pool2d": (_avg_pool(common.avg_pool_signature(x.shape, **a_params), False, None),
+        "avg_pool2d": (_avg_pool(avg_pool2d_signature(x.shape, **a_params), False, None),
                        dict(input=x), a_params),
     }
 

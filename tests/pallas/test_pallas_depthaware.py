@@ -3,10 +3,11 @@ their lowering for an NVIDIA GPU.
 
 The contract functions (``jax_impl.kernels.depthaware``: no bias, no autodiff) run on
 boundary cases (even kernels, centres outside the image, windows sharing a centre,
-ties, NaN and inf depth, alpha = 0) and on a few generated cases in float32 and float64,
-forward and every gradient (depth included). The public ops with ``impl="pallas"`` are
-checked under jit, grad and vmap. Interpret mode spends its time compiling, so each case
-compiles its forward and backward together, once, and the cases are few and small.
+ties, NaN and inf depth, alpha = 0), forward and every gradient (depth included); the
+drawn cases are the generated jax-pallas tests of tests/test_parity.py. The public ops
+with ``impl="pallas"`` are checked under jit, grad and vmap. Interpret mode spends its
+time compiling, so each case compiles its forward and backward together, once, and the
+cases are few and small.
 """
 
 import functools
@@ -15,21 +16,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from pallas_contract import FAST_COMPILE, x64
+from pallas_contract import FAST_COMPILE
+from pallas_contract import check as check_contract
 from test_pallas_lowering import TRITON_CALL, _compile_for_h100, _triton_modules
 
 import jax_impl
 import reference
 from crossconv.cases import Case
-from crossconv.cases_depthaware import (
+from crossconv.cases.depthaware import (
     depthaware_avg_pool2d_boundary,
-    depthaware_avg_pool2d_cases,
     depthaware_conv2d_boundary,
-    depthaware_conv2d_cases,
 )
 from crossconv.compare import assert_close, assert_nontrivial
-from crossconv.measure import cotangent
 from crossconv.registry import FP32_LONG_SUMS, FP64
 from jax_impl.kernels import common, depthaware
 from reference.depthaware import depthaware_avg_pool2d_signature, depthaware_conv2d_signature
@@ -44,76 +42,16 @@ BOUNDARY = [b for b in depthaware_conv2d_boundary() + depthaware_avg_pool2d_boun
                 "share centres, count_include_pad=True"))]
 
 
-def _contract(case: Case):
-    """``(forward(arrays), backward(grad, arrays))`` of the case's kernels: ``arrays``
-    maps the tensor names (bias left out) to JAX arrays; backward returns a dict."""
-    p = case.params
-    if case.op == CONV:
-        shapes = {k: v.shape for k, v in case.tensors.items() if k != "bias"}
-        sig = depthaware_conv2d_signature(shapes["input"], shapes["depth"], shapes["weight"],
-                                          None, p["stride"], p["padding"], p["dilation"],
-                                          p["alpha"])
-        args = (sig.geometry, sig.alpha)
-
-        def forward(a):
-            return depthaware.conv_forward(a["input"], a["depth"], a["weight"], *args)
-
-        def backward(g, a):
-            gi, gd, gw = depthaware.conv_backward(g, a["input"], a["depth"], a["weight"], *args)
-            return {"input": gi, "depth": gd, "weight": gw}
-    else:
-        sig = depthaware_avg_pool2d_signature(case.tensors["input"].shape,
-                                              case.tensors["depth"].shape, **p)
-        args = (sig.geometry, sig.alpha, sig.count_include_pad)
-
-        def forward(a):
-            return depthaware.pool_forward(a["input"], a["depth"], *args)
-
-        def backward(g, a):
-            gi, gd = depthaware.pool_backward(g, a["input"], a["depth"], *args)
-            return {"input": gi, "depth": gd}
-    return forward, backward
-
-
-def check(case: Case, nontrivial: bool = True) -> None:
-    """The kernels' forward and VJP (no bias) against the reference, dtype preserved."""
-    case = case.with_tensor("bias", None) if "bias" in case.tensors else case
-    what = f"pallas {case.describe()}"
+def check(case: Case) -> None:
+    """The kernels' forward and VJP (no bias) against the reference, dtype preserved
+    (pallas_contract.check)."""
     with np.errstate(all="ignore"):
-        expected = case.call(getattr(reference, case.op))
-        grad = cotangent(case, expected.shape)
-        expected_grads = case.call(lambda **kw: getattr(reference, case.op + "_vjp")(grad, **kw))
-    forward, backward = _contract(case)
-    with x64(case):
-        arrays = {k: jnp.asarray(v) for k, v in case.tensors.items() if v is not None}
-        out, grads = jax.jit(lambda a, g: (forward(a), backward(g, a)),
-                             compiler_options=FAST_COMPILE)(arrays, jnp.asarray(grad, case.dtype))
-    tol = TOLERANCE[np.dtype(case.dtype).name]
-    if nontrivial:
-        assert_nontrivial(expected, what)
-    assert out.dtype == case.dtype, what
-    assert_close(np.asarray(out), expected, tol, f"{what}, forward")
-    assert sorted(grads) == sorted(expected_grads), what
-    for name, want in expected_grads.items():
-        assert grads[name].dtype == case.dtype, f"{what}, d/d{name}"
-        assert_close(np.asarray(grads[name]), want, tol, f"{what}, d/d{name}")
+        check_contract(case)
 
 
 @pytest.mark.parametrize("boundary", BOUNDARY, ids=[b.name for b in BOUNDARY])
 def test_boundary_cases_match_the_reference(boundary):
     check(boundary.case)
-
-
-@settings(max_examples=3)
-@given(depthaware_conv2d_cases(nonfinite=True))
-def test_conv_matches_the_reference_on_generated_cases(case):
-    check(case, nontrivial=False)
-
-
-@settings(max_examples=3)
-@given(depthaware_avg_pool2d_cases(nonfinite=True))
-def test_pool_matches_the_reference_on_generated_cases(case):
-    check(case, nontrivial=False)
 
 
 # ----------------------------------------------------------------------------- public ops

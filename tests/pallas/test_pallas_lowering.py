@@ -19,7 +19,10 @@ import jax.numpy as jnp
 import pytest
 
 from jax_impl.kernels import common, conv2_5d, deform, pool, tanprod
-from reference import common as checks
+from reference.conv2_5d import conv2_5d_signature
+from reference.deform import deform_conv2d_signature
+from reference.pool import avg_pool2d_signature, max_pool2d_signature
+from reference.tanprod import tanprod_conv2d_signature
 
 TRITON_CALL = "__gpu$xla.gpu.triton"
 
@@ -32,15 +35,15 @@ def _launches(dtype):
     """name -> (function, abstract arguments, number of kernels it launches)."""
     s = _spec(dtype)
     x, w = (2, 3, 9, 11), (5, 3, 3, 3)
-    g = checks.tanprod_signature(x, w, None, stride=(2, 1), padding=1, dilation=(1, 2)).geometry
+    g = tanprod_conv2d_signature(x, w, None, stride=(2, 1), padding=1, dilation=(1, 2)).geometry
     go = (2, 5, *g.out_size)
-    sig = checks.conv2_5d_signature(x, (2, 1, 9, 11), (3, *w), None, padding=1, focal=2.0)
+    sig = conv2_5d_signature(x, (2, 1, 9, 11), (3, *w), None, padding=1, focal=2.0)
     g25, f, ps = sig.geometry, sig.focal, sig.pixel_size
     dx, doff, dw, dm = (2, 4, 9, 11), (2, 36, 9, 11), (6, 2, 3, 3), (2, 18, 9, 11)
-    dsig = checks.deform_signature(dx, doff, dw, None, padding=1, mask=dm)
+    dsig = deform_conv2d_signature(dx, doff, dw, None, padding=1, mask=dm)
     gd, groups, ogroups = dsig.geometry, dsig.groups, dsig.offset_groups
-    gmax = checks.max_pool_signature(x, 3, stride=2, padding=1, dilation=2, ceil_mode=True)
-    gavg = checks.avg_pool_signature(x, 3, stride=2, padding=1, ceil_mode=True)
+    gmax = max_pool2d_signature(x, 3, stride=2, padding=1, dilation=2, ceil_mode=True)
+    gavg = avg_pool2d_signature(x, 3, stride=2, padding=1, ceil_mode=True)
     index = jax.ShapeDtypeStruct((2, 3, *gmax.out_size), jnp.int32)
     return {
         "tanprod.forward": (lambda x, w: tanprod.forward(x, w, g), (s(*x), s(*w)), 1),
@@ -87,7 +90,7 @@ def test_every_kernel_lowers_for_cuda(name, dtype):
 
 def test_a_vmapped_kernel_lowers_for_cuda():
     s = _spec(jnp.float32)
-    g = checks.tanprod_signature((2, 2, 6, 7), (3, 2, 3, 3), None, padding=1).geometry
+    g = tanprod_conv2d_signature((2, 2, 6, 7), (3, 2, 3, 3), None, padding=1).geometry
     batched = jax.vmap(lambda go, x, w: tanprod.backward(go, x, w, g), in_axes=(0, 0, None))
     with common.gpu_lowering():
         lowered = jax.jit(batched).trace(s(4, 2, 3, 6, 7), s(4, 2, 2, 6, 7), s(3, 2, 3, 3)).lower(

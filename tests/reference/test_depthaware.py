@@ -1,6 +1,9 @@
-"""The depth-aware reference ops: against their loop oracles (random, boundary and
-non-finite cases), against finite differences, against conv2d / avg_pool2d where depth
-plays no part, on hand-computed goldens, and on bad arguments."""
+"""The depth-aware reference ops where their definitions say something the generated
+tests cannot: against conv2d / avg_pool2d where depth plays no part, edges stated
+directly, the golden depth gradient, and bad arguments. (Their loop oracles on random,
+boundary and non-finite cases, finite differences and the golden values run with every
+op's, from the registry: tests/reference/test_oracle.py, test_finite_differences.py,
+test_goldens.py, tests/tool/test_boundary_and_golden_data.py.)"""
 
 import math
 
@@ -11,16 +14,16 @@ from hypothesis import given
 import reference
 from crossconv import oracles
 from crossconv.cases import Case
-from crossconv.cases_depthaware import (
+from crossconv.cases.depthaware import (
     GOLDEN_CONV_DEPTH_GRADIENT,
+    TIED_DEPTH,
     depthaware_avg_pool2d_boundary,
     depthaware_avg_pool2d_cases,
     depthaware_conv2d_boundary,
     depthaware_conv2d_cases,
-    depthaware_goldens,
+    depthaware_conv2d_goldens,
 )
-from crossconv.checks import FD_STEP, FD_TOLERANCE
-from crossconv.compare import assert_close, assert_nontrivial
+from crossconv.compare import assert_close
 from crossconv.registry import ORACLE
 
 CONV, POOL = "depthaware_conv2d", "depthaware_avg_pool2d"
@@ -33,7 +36,6 @@ OPS = {
            oracles.oracle_depthaware_avg_pool2d, oracles.oracle_depthaware_avg_pool2d_vjp,
            depthaware_avg_pool2d_cases, reference.avg_pool2d),
 }
-DIFFERENTIABLE = {CONV: ("input", "depth", "weight", "bias"), POOL: ("input", "depth")}
 BOUNDARY = depthaware_conv2d_boundary() + depthaware_avg_pool2d_boundary()
 
 
@@ -43,81 +45,6 @@ def _vjp(vjp, grad, case):
 
 def _cotangent(case, shape):
     return np.random.default_rng(case.seed + 1).standard_normal(shape)
-
-
-def check_oracle(case, nontrivial=True):
-    """Reference vs loop oracle, forward and every gradient, to 1e-12 (NaN meets NaN)."""
-    ref, ref_vjp, oracle, oracle_vjp = OPS[case.op][:4]
-    what = f"reference vs oracle on {case.describe()}"
-    with np.errstate(all="ignore"):
-        expected = case.call(oracle)
-        if nontrivial:
-            assert_nontrivial(expected, what)
-        assert_close(case.call(ref), expected, ORACLE, what)
-        grad = _cotangent(case, expected.shape)
-        expected_grads = _vjp(oracle_vjp, grad, case)
-        actual_grads = _vjp(ref_vjp, grad, case)
-    present = [k for k in DIFFERENTIABLE[case.op] if case.tensors.get(k) is not None]
-    assert sorted(actual_grads) == sorted(expected_grads) == sorted(present), what
-    for name, e in expected_grads.items():
-        assert_close(actual_grads[name], e, ORACLE, f"{what}, d/d{name}")
-
-
-# ----------------------------------------------------------------------------- oracle
-
-
-@pytest.mark.parametrize("op", OPS)
-def test_reference_matches_oracle(op):
-    @given(OPS[op][4](dtypes=("float64",)))
-    def check(case):
-        check_oracle(case)
-
-    check()
-
-
-@pytest.mark.parametrize("op", OPS)
-def test_nonfinite_values_land_where_the_oracle_puts_them(op):
-    @given(OPS[op][4](dtypes=("float64",), nonfinite=True))
-    def check(case):
-        check_oracle(case, nontrivial=False)
-
-    check()
-
-
-@pytest.mark.parametrize("boundary", BOUNDARY, ids=[b.name for b in BOUNDARY])
-def test_boundary_cases_match_oracle(boundary):
-    check_oracle(boundary.case)
-
-
-# ----------------------------------------------------------------------------- finite differences
-
-
-@pytest.mark.parametrize("op", OPS)
-def test_vjp_matches_finite_differences(op):
-    """Depths at least 0.08 apart (no tap within a step of its centre's depth); one random
-    direction per argument, central differences (crossconv.checks' step and tolerance)."""
-    ref, ref_vjp = OPS[op][:2]
-
-    @given(OPS[op][4](dtypes=("float64",), tied_depths=False))
-    def check(case):
-        out = case.call(ref)
-        rng = np.random.default_rng(case.seed + 2)
-        grad = rng.standard_normal(out.shape)
-        grads = _vjp(ref_vjp, grad, case)
-        for name in grads:
-            x = case.tensors[name]
-            direction = rng.standard_normal(x.shape)
-            step = FD_STEP * max(1.0, float(np.abs(x).max()))
-            plus = case.with_tensor(name, x + step * direction).call(ref)
-            minus = case.with_tensor(name, x - step * direction).call(ref)
-            numeric = np.sum(grad * (plus - minus)) / (2 * step)
-            analytic = np.sum(grads[name] * direction)
-            terms = np.sum(np.abs(grads[name] * direction))
-            rounding = 1e-15 * np.sum(np.abs(grad * out)) / step
-            assert abs(numeric - analytic) <= FD_TOLERANCE * terms + rounding, (
-                f"d/d{name} on {case.describe()}: {analytic!r} vs finite differences {numeric!r}")
-
-    check()
 
 
 # ----------------------------------------------------------------------------- depth plays no part
@@ -160,9 +87,10 @@ def test_alpha_zero_is_the_plain_op_whatever_the_depth(op):
 
 @pytest.mark.parametrize("op", OPS)
 def test_constant_depth_is_the_plain_op(op):
-    """F = exp(0) = 1 exactly, and sign(0) = 0 leaves depth without gradient."""
+    """F = exp(0) = 1 exactly, and sign(0) = 0 leaves depth without gradient (finite
+    inputs: a NaN input cell makes its taps' 0 * dL/dF NaN)."""
 
-    @given(OPS[op][4](dtypes=("float64",)))
+    @given(OPS[op][4](dtypes=("float64",), nonfinite=False))
     def check(case):
         depth = np.full_like(case.tensors["depth"], 1.75)
         _assert_plain(case.with_tensor("depth", depth))
@@ -181,8 +109,24 @@ def test_boundary_cases_that_equal_the_plain_op(name):
 # ----------------------------------------------------------------------------- edges, stated directly
 
 
+def _conv_case(depth, **params):
+    """A 3x3 depth-aware convolution over ``depth [H, W]``, two channels in and out."""
+    rng = np.random.default_rng(0)
+    h, w = depth.shape
+    tensors = {"input": rng.standard_normal((1, 2, h, w)), "depth": depth[None, None],
+               "weight": rng.standard_normal((2, 2, 3, 3)), "bias": rng.standard_normal(2)}
+    return Case(CONV, tensors, {"stride": 1, "padding": 0, "dilation": 1, "alpha": 1.0,
+                                **params})
+
+
+def _tied_with(row, col, value):
+    depth = TIED_DEPTH.copy()
+    depth[row, col] = value
+    return depth
+
+
 def test_a_nan_depth_makes_exactly_the_windows_that_read_it_nan():
-    case = BY_NAME["a NaN tap depth: every window reading it is NaN"]  # NaN at (2, 3), 3x3, pad 1
+    case = _conv_case(_tied_with(2, 3, np.nan), padding=1)
     with np.errstate(invalid="ignore"):
         out = case.call(reference.depthaware_conv2d)
     rows, cols = np.nonzero(np.isnan(out[0]).any(axis=0))
@@ -191,7 +135,7 @@ def test_a_nan_depth_makes_exactly_the_windows_that_read_it_nan():
 
 
 def test_an_inf_tap_depth_drops_that_tap_and_a_window_centred_on_it_is_nan():
-    case = BY_NAME["an inf tap depth: F = 0 there, NaN where it is the centre"]  # inf at (1, 1)
+    case = _conv_case(_tied_with(1, 1, np.inf), padding=1)
     with np.errstate(invalid="ignore"):
         out = case.call(reference.depthaware_conv2d)
         zeroed = case.tensors["input"].copy()
@@ -203,7 +147,7 @@ def test_an_inf_tap_depth_drops_that_tap_and_a_window_centred_on_it_is_nan():
 
 
 def test_a_window_whose_centre_is_outside_is_a_plain_convolution_window():
-    case = BY_NAME["kernel 3x3, padding 2: the border windows' centres lie outside"]
+    case = _conv_case(TIED_DEPTH, padding=2)
     tensors, params = _plain(case)
     out = case.call(reference.depthaware_conv2d)
     plain = reference.conv2d(**tensors, **params)
@@ -248,14 +192,8 @@ def test_pool_windows_sharing_a_centre_both_reach_its_depth():
 # ----------------------------------------------------------------------------- goldens
 
 
-@pytest.mark.parametrize("golden", depthaware_goldens(), ids=lambda g: g.name)
-def test_golden(golden):
-    actual, expected = golden.run()
-    assert_close(actual, expected, ORACLE, golden.name)
-
-
 def test_golden_depth_gradient():
-    conv = depthaware_goldens()[0].case
+    conv = depthaware_conv2d_goldens()[0].case
     grads = _vjp(reference.depthaware_conv2d_vjp, np.ones((1, 1, 1, 1)), conv)
     assert_close(grads["depth"], GOLDEN_CONV_DEPTH_GRADIENT, ORACLE, "golden depth gradient")
     # the other gradients: d input = F, d weight = x * F, d bias = 1

@@ -11,6 +11,11 @@ import pytest
 
 import reference
 from reference import common
+from reference.conv2_5d import conv2_5d_signature
+from reference.conv2d import conv2d_signature, xcorr_signature
+from reference.deform import deform_conv2d_signature
+from reference.pool import avg_pool2d_signature, max_pool2d_signature
+from reference.tanprod import tanprod_conv2d_signature
 
 HUGE = np.broadcast_to(np.float64(1.0), (1, 3, 100_000, 100_000))
 HUGE32 = np.broadcast_to(np.float32(1.0), (1, 3, 100_000, 100_000))
@@ -195,7 +200,7 @@ def test_a_huge_pooling_window_visits_only_the_taps_that_read_the_input():
     window's taps that read the input are known in closed form (a handful)."""
     v = np.arange(16.0).reshape(1, 1, 4, 4)
     kwargs = {"kernel_size": (2**20, 1), "stride": 1, "padding": (2**19, 0)}
-    geometry = common.max_pool_signature(v.shape, **kwargs)
+    geometry = max_pool2d_signature(v.shape, **kwargs)
     assert len(list(geometry.input_taps())) < 10 and geometry.out_size == (5, 4)
     assert (reference.max_pool2d(v, **kwargs) == v.max(axis=2, keepdims=True)).all()
     assert np.allclose(reference.avg_pool2d(v, **kwargs), v.sum(axis=2, keepdims=True) / 2**20)
@@ -238,18 +243,18 @@ class SymbolicSize:
 def test_a_symbolic_batch_passes_every_signature_unconverted():
     n = SymbolicSize()
     signatures = {
-        "conv2d": common.conv2d_signature((n, 3, 5, 5), (4, 3, 3, 3), (4,), padding=1),
-        "tanprod": common.tanprod_signature((n, 3, 5, 5), (4, 3, 3, 3), stride=2),
-        "conv2_5d": common.conv2_5d_signature((n, 3, 5, 5), (n, 1, 5, 5), (3, 4, 3, 3, 3)),
-        "deform": common.deform_signature((n, 3, 5, 5), (n, 18, 3, 3), (4, 3, 3, 3),
+        "conv2d": conv2d_signature((n, 3, 5, 5), (4, 3, 3, 3), (4,), padding=1),
+        "tanprod": tanprod_conv2d_signature((n, 3, 5, 5), (4, 3, 3, 3), stride=2),
+        "conv2_5d": conv2_5d_signature((n, 3, 5, 5), (n, 1, 5, 5), (3, 4, 3, 3, 3)),
+        "deform": deform_conv2d_signature((n, 3, 5, 5), (n, 18, 3, 3), (4, 3, 3, 3),
                                           mask=(n, 9, 3, 3)),
     }
     for name, sig in signatures.items():
         assert sig.out_shape[0] is n and sig.out_shape[1:] in ((4, 5, 5), (4, 2, 2), (4, 3, 3)), name
     for op in ("xcorr2d", "xcorr2d_depthwise"):
-        assert common.xcorr_signature((n, 3, 8, 8), (n, 3, 3, 3), op)[0] is n
-    assert common.max_pool_signature((n, 2, 5, 5), 2, ceil_mode=True).out_size == (3, 3)
-    assert common.avg_pool_signature((n, 2, 5, 5), 3, padding=1).out_size == (2, 2)
+        assert xcorr_signature((n, 3, 8, 8), (n, 3, 3, 3), op)[0] is n
+    assert max_pool2d_signature((n, 2, 5, 5), 2, ceil_mode=True).out_size == (3, 3)
+    assert avg_pool2d_signature((n, 2, 5, 5), 3, padding=1).out_size == (2, 2)
 
 
 def test_grad_output_of_the_wrong_shape_is_rejected():

@@ -34,7 +34,8 @@ import ctypes
 import numpy as np
 
 import reference
-from reference.common import conv2_5d_signature, float_arrays, shape_of
+from reference.common import float_arrays, shape_of
+from reference.conv2_5d import conv2_5d_signature
 
 
 def deform_conv2d_swapped_offsets(input, offset, weight, bias=None, stride=1, padding=0, dilation=1,

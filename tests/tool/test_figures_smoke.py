@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from crossconv import figures, scene
-from crossconv.goldens import seed_deform_arguments
+from crossconv.cases.deform import seed_deform_arguments
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("matplotlib") is None,
                                 reason="matplotlib (the figures extra) is not installed")

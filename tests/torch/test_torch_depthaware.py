@@ -1,9 +1,10 @@
 """torch_impl's depth-aware ops (``impl="native"``) and modules against the float64
-reference (docs/depthaware.md): drawn, boundary (even kernels, centres outside the image,
-ties where sign(0) = 0 decides the depth gradient, NaN and infinite depth) and golden
-cases in float32 and float64, forward and every gradient (depth included); the chunked
-column work split at every size; the custom ops under opcheck, gradcheck, torch.func and
-torch.export with a dynamic batch; the modules; bad arguments."""
+reference (docs/depthaware.md): boundary cases (even kernels, centres outside the image,
+ties where sign(0) = 0 decides the depth gradient, NaN and infinite depth) in float32 and
+float64, forward and every gradient (depth included); the chunked column work split at
+every size; the custom ops under opcheck, gradcheck, torch.func and torch.export with a
+dynamic batch; the modules; bad arguments. (Drawn cases, goldens and the empty batch:
+the generated tests, tests/test_parity.py and tests/tool.)"""
 
 import sys
 import types
@@ -18,15 +19,13 @@ from torch.export import Dim
 import reference
 import torch_impl
 from crossconv.cases import Case
-from crossconv.cases_depthaware import (
-    GOLDEN_CONV_DEPTH_GRADIENT,
+from crossconv.cases.depthaware import (
     depthaware_avg_pool2d_boundary,
-    depthaware_avg_pool2d_cases,
     depthaware_conv2d_boundary,
     depthaware_conv2d_cases,
-    depthaware_goldens,
 )
-from crossconv.compare import Tolerance, assert_close
+from crossconv.compare import assert_close
+from crossconv.registry import OPS
 from reference.common import conv_geometry, pool_geometry
 from reference.depthaware import conv_centres, pool_centres
 from tests.torch.op_calls import OpCall
@@ -37,12 +36,6 @@ from torch_impl.native import depthaware as native
 
 CONV, POOL = "depthaware_conv2d", "depthaware_avg_pool2d"
 F64 = torch.float64
-STRATEGIES = {CONV: depthaware_conv2d_cases, POOL: depthaware_avg_pool2d_cases}
-#: float32: the convolution's sums run over C*kh*kw terms (the long-sum tolerance).
-TOLERANCE = {
-    CONV: {"float64": Tolerance(1e-10, 1e-10), "float32": Tolerance(1e-4, 1e-4)},
-    POOL: {"float64": Tolerance(1e-10, 1e-10), "float32": Tolerance(1e-5, 1e-5)},
-}
 BOUNDARY = depthaware_conv2d_boundary() + depthaware_avg_pool2d_boundary()
 
 CALLS = [
@@ -60,7 +53,7 @@ IDS = [c.op for c in CALLS]
 def check(case: Case, impl: str = "native", dtype=None):
     """Forward and every gradient of ``case`` against the reference and its VJP; returns
     the torch gradients."""
-    tol = TOLERANCE[case.op][np.dtype(case.dtype).name]
+    tol = OPS[case.op].tolerance[np.dtype(case.dtype).name]
     tensors = {k: None if v is None else torch.from_numpy(v.copy()).requires_grad_()
                for k, v in case.tensors.items()}
     out = getattr(torch_impl, case.op)(**tensors, **case.params, impl=impl)
@@ -75,7 +68,6 @@ def check(case: Case, impl: str = "native", dtype=None):
         grads = case.call(lambda **kw: getattr(reference, case.op + "_vjp")(cotangent, **kw))
     assert set(grads) == {k for k, t in tensors.items() if t is not None}
     for name, g in grads.items():
-        # in the case's dtype: with alpha = 800 the float64 depth gradient is ~1e-170
         g = g.astype(case.dtype)
         assert_close(tensors[name].grad.numpy(), g, tol, f"{what}, d/d{name}")
     return {k: t.grad for k, t in tensors.items() if t is not None}
@@ -117,48 +109,12 @@ def test_geometry_helpers_read_what_the_reference_reads(g):
 # ----------------------------------------------------------------------------- the reference
 
 
-@pytest.mark.parametrize("op", [CONV, POOL])
-def test_drawn_cases_match_the_reference(op):
-    @settings(max_examples=25)
-    @given(STRATEGIES[op]())
-    def run(case):
-        check(case)
-
-    run()
-
-
-@pytest.mark.parametrize("op", [CONV, POOL])
-def test_nan_and_infinite_values_land_where_the_reference_puts_them(op):
-    @settings(max_examples=15)
-    @given(STRATEGIES[op](nonfinite=True))
-    def run(case):
-        check(case)
-
-    run()
-
-
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("boundary", BOUNDARY, ids=[b.name for b in BOUNDARY])
 def test_boundary_cases(boundary, dtype):
     case = boundary.case
     tensors = {k: None if v is None else v.astype(dtype) for k, v in case.tensors.items()}
     check(Case(case.op, tensors, case.params, case.seed))
-
-
-def test_golden_cases_and_the_tied_corners_depth_gradient():
-    for golden in depthaware_goldens():
-        tensors = {k: None if v is None else torch.tensor(v, dtype=F64)
-                   for k, v in golden.case.tensors.items()}
-        out = getattr(torch_impl, golden.case.op)(**tensors, **golden.case.params)
-        np.testing.assert_allclose(out.numpy(), golden.expected, rtol=1e-12, err_msg=golden.name)
-    conv = depthaware_goldens()[0].case
-    check(conv)
-    depth = torch.tensor(conv.tensors["depth"], dtype=F64, requires_grad=True)
-    torch_impl.depthaware_conv2d(torch.tensor(conv.tensors["input"]), depth,
-                                 torch.tensor(conv.tensors["weight"]), **conv.params).sum().backward()
-    # sign(0) = 0: the corners, tied with the centre's depth, get exactly 0
-    np.testing.assert_allclose(depth.grad.numpy(), GOLDEN_CONV_DEPTH_GRADIENT, rtol=1e-12)
-    assert depth.grad[0, 0, 0, 0] == 0
 
 
 @pytest.mark.parametrize("chunk, block", [(1, 1), (40, 100), (300, 700)])
@@ -170,7 +126,7 @@ def test_every_chunk_and_block_size(op, chunk, block, monkeypatch):
     monkeypatch.setattr(native, "BLOCK", block)
 
     @settings(max_examples=8)
-    @given(STRATEGIES[op](max_batch=3, dtypes=("float64",)))
+    @given(OPS[op].cases(max_batch=3, dtypes=("float64",)))
     def run(case):
         check(case)
 
@@ -389,18 +345,6 @@ def test_low_precision_computes_in_float32(call, dtype):
     assert out.dtype == dtype
     expected = call.reference(**{k: v.double() for k, v in low.items()})
     torch.testing.assert_close(out.double(), expected, rtol=1e-2, atol=1e-2)
-
-
-@pytest.mark.parametrize("call", CALLS, ids=IDS)
-def test_empty_batch(call):
-    tensors = call.tensors(batch=0)
-    for name in call.differentiable:
-        tensors[name].requires_grad_()
-    out = call.torch(**tensors)
-    assert out.shape[0] == 0
-    out.sum().backward()
-    for name in call.differentiable:
-        assert torch.equal(tensors[name].grad, torch.zeros_like(tensors[name]))
 
 
 # ----------------------------------------------------------------------------- arguments

@@ -59,6 +59,8 @@ def _check(op_name, case, dtype):
     grads = torch.autograd.grad(actual[0], [inputs[n] for n in wrt], grad)
     for name, g in zip(wrt, grads):
         assert g.dtype == dtype, f"{what}: d/d{name} is {g.dtype}"
+        if name not in op.vanishing:
+            assert_nontrivial(expected_grads[name], f"{what}, d/d{name}")
         assert_close(g.double().numpy(), expected_grads[name], _tolerance(dtype, expected_grads[name]),
                      f"{what}, d/d{name}")
 

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from kernel_cases import check_case, contract, deterministic_algorithms, make_case, random_case
 
 from crossconv import strategies
-from crossconv.goldens import SEED_DEFORM_OUTPUT, seed_deform_arguments
+from crossconv.cases.deform import SEED_DEFORM_OUTPUT, seed_deform_arguments
 from torch_impl.kernels import deform
 
 

@@ -1,7 +1,8 @@
 """Triton depth-aware kernels against the float64 reference (interpreter): the contract
-functions of ``torch_impl.kernels.depthaware`` on drawn and boundary cases (even kernels,
-centres outside the image, ties, NaN and infinite depth, alpha = 0), block edges, the
-split weight gradient, low precision, and the public ops with ``impl="triton"``."""
+functions of ``torch_impl.kernels.depthaware`` on boundary cases (even kernels, centres
+outside the image, ties, NaN and infinite depth, alpha = 0), block edges, the split weight
+gradient, low precision, and the public ops with ``impl="triton"``. (Drawn cases and the
+empty batch: the generated torch-triton tests of tests/test_parity.py.)"""
 
 import os
 import subprocess
@@ -11,29 +12,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
+from kernel_cases import check_case
 
 import reference
 import torch_impl
 from crossconv.cases import Case
-from crossconv.cases_depthaware import (
-    depthaware_avg_pool2d_boundary,
-    depthaware_avg_pool2d_cases,
-    depthaware_conv2d_boundary,
-    depthaware_conv2d_cases,
-)
-from crossconv.compare import Tolerance, assert_close, assert_nontrivial
-from reference.common import shape_of
-from reference.depthaware import depthaware_avg_pool2d_signature, depthaware_conv2d_signature
+from crossconv.cases.depthaware import depthaware_avg_pool2d_boundary, depthaware_conv2d_boundary
+from crossconv.compare import assert_close, assert_nontrivial
+from crossconv.registry import OPS
 from torch_impl.kernels import depthaware as kernels
 
 ROOT = Path(__file__).resolve().parents[2]
 CONV, POOL = "depthaware_conv2d", "depthaware_avg_pool2d"
-TOLERANCE = {
-    CONV: {"float64": Tolerance(1e-10, 1e-10), "float32": Tolerance(1e-4, 1e-4)},
-    POOL: {"float64": Tolerance(1e-10, 1e-10), "float32": Tolerance(1e-5, 1e-5)},
-}
-LOW_PRECISION = Tolerance(1e-2, 1e-2)
 #: The boundary cases run here (the interpreter is slow; the native tests run them all).
 CONV_EDGES = ("even kernel 4x4", "dilation 2", "padding 2: the border", "tied depths",
               "a NaN tap", "an inf tap", "-inf corner", "alpha = 0")
@@ -44,56 +34,11 @@ BOUNDARY = ([b for b in depthaware_conv2d_boundary() if any(e in b.name for e in
                if any(e in b.name for e in POOL_EDGES)])
 
 
-def contract(case: Case, dtype=None):
-    """``(forward(), backward(grad))`` of the kernels on ``case`` (the bias added, as the
-    op adds it); tensors in ``dtype`` (default: the case's)."""
-    t = {k: None if v is None else torch.from_numpy(v.copy()) for k, v in case.tensors.items()}
-    if dtype is not None:
-        t = {k: None if v is None else v.to(dtype) for k, v in t.items()}
-    p = case.params
-    if case.op == CONV:
-        sig = depthaware_conv2d_signature(t["input"].shape, t["depth"].shape, t["weight"].shape,
-                                          shape_of(t["bias"]), **p)
-        args = (t["input"], t["depth"], t["weight"], sig.geometry, sig.alpha)
-
-        def forward():
-            out = kernels.conv_forward(*args)
-            return out if t["bias"] is None else out + t["bias"][None, :, None, None]
-
-        def backward(g):
-            return dict(zip(("input", "depth", "weight"), kernels.conv_backward(g, *args)))
-
-        return forward, backward
-    sig = depthaware_avg_pool2d_signature(t["input"].shape, t["depth"].shape, **p)
-    args = (t["input"], t["depth"], sig.geometry, sig.alpha, sig.count_include_pad)
-    return (lambda: kernels.pool_forward(*args),
-            lambda g: dict(zip(("input", "depth"), kernels.pool_backward(g, *args))))
-
-
 def check(case: Case, low: str | None = None):
-    """Forward and the kernels' gradients against the reference (and its VJP), on the
-    case's values rounded to ``low`` when given."""
-    dtype = getattr(torch, low) if low else None
-    if low:
-        rounded = {k: None if v is None else torch.from_numpy(v).to(dtype).double().numpy()
-                   for k, v in case.tensors.items()}
-        case = Case(case.op, rounded, case.params, case.seed)
-    tol = LOW_PRECISION if low else TOLERANCE[case.op][np.dtype(case.dtype).name]
-    forward, backward = contract(case, dtype)
-    what = f"triton {case.describe()}" + (f" in {low}" if low else "")
+    """The kernels' forward and gradients against the reference (kernel_cases.check_case),
+    on the case's values rounded to ``low`` when given."""
     with np.errstate(all="ignore"):
-        expected = case.call(getattr(reference, case.op))
-    out = forward()
-    assert_close(out.double().numpy(), expected, tol, what)
-    cotangent = np.random.default_rng(case.seed + 1).standard_normal(expected.shape)
-    cotangent = torch.from_numpy(cotangent).to(out.dtype)
-    with np.errstate(all="ignore"):
-        grads = case.call(lambda **kw: getattr(reference, case.op + "_vjp")(
-            cotangent.double().numpy(), **kw))
-    for name, g in backward(cotangent).items():
-        assert g.dtype == out.dtype, f"{what}: d/d{name} is {g.dtype}"
-        expected_grad = grads[name] if low else grads[name].astype(case.dtype)
-        assert_close(g.double().numpy(), expected_grad, tol, f"{what}, d/d{name}")
+        check_case(case, low)
 
 
 def _random(op, shapes, seed=0, dtype=np.float64, **params):
@@ -108,18 +53,6 @@ def _random(op, shapes, seed=0, dtype=np.float64, **params):
 @pytest.mark.parametrize("boundary", BOUNDARY, ids=[b.name for b in BOUNDARY])
 def test_boundary_cases(boundary):
     check(boundary.case)
-
-
-@settings(max_examples=6)
-@given(depthaware_conv2d_cases(nonfinite=True))
-def test_conv_matches_the_reference(case):
-    check(case)
-
-
-@settings(max_examples=6)
-@given(depthaware_avg_pool2d_cases(nonfinite=True))
-def test_pool_matches_the_reference(case):
-    check(case)
 
 
 @pytest.mark.parametrize("what, size", [
@@ -177,18 +110,6 @@ def test_low_precision(op, low):
 
 
 @pytest.mark.parametrize("op", [CONV, POOL])
-def test_empty_batch(op):
-    shapes = {"input": (0, 2, 4, 4), "depth": (0, 1, 4, 4)}
-    case = (_random(op, {**shapes, "weight": (3, 2, 3, 3)}, padding=1) if op == CONV
-            else _random(op, shapes, kernel_size=2))
-    forward, backward = contract(case)
-    out = forward()
-    assert out.shape[0] == 0
-    for g in backward(torch.zeros(out.shape, dtype=torch.float64)).values():
-        assert not g.any()
-
-
-@pytest.mark.parametrize("op", [CONV, POOL])
 def test_public_op_with_impl_triton(op):
     """The custom op reaches the kernels: autograd matches the reference VJP, and opcheck
     (schema, fake tensors, autograd registration) passes on the triton path."""
@@ -203,11 +124,11 @@ def test_public_op_with_impl_triton(op):
     out = getattr(torch_impl, op)(**tensors, **case.params, impl="triton")
     expected = case.call(getattr(reference, op))
     assert_nontrivial(expected, op)
-    assert_close(out.detach().numpy(), expected, TOLERANCE[op]["float64"], op)
+    assert_close(out.detach().numpy(), expected, OPS[op].tolerance["float64"], op)
     out.backward(torch.ones_like(out))
     grads = case.call(lambda **kw: getattr(reference, op + "_vjp")(np.ones(expected.shape), **kw))
     for name, g in grads.items():
-        assert_close(tensors[name].grad.numpy(), g, TOLERANCE[op]["float64"], f"{op} d/d{name}")
+        assert_close(tensors[name].grad.numpy(), g, OPS[op].tolerance["float64"], f"{op} d/d{name}")
     t = tensors
     if op == CONV:
         args = (t["input"], t["depth"], t["weight"], t["bias"], [1, 1], [1, 1], [1, 1], 1.5,

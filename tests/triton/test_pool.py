@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from kernel_cases import check_case, contract, make_case, random_case
 
 from crossconv import strategies
-from crossconv.goldens import POOL_INPUT
+from crossconv.cases.pool import POOL_INPUT
 from torch_impl.kernels import pool
 
 

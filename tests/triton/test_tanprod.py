@@ -13,7 +13,7 @@ from kernel_cases import (
 )
 
 from crossconv import strategies
-from reference.common import tanprod_signature
+from reference.tanprod import tanprod_conv2d_signature
 from torch_impl.kernels import tanprod
 
 
@@ -112,7 +112,7 @@ def test_empty_batch():
 
 
 def test_mixed_or_integer_dtypes_are_a_type_error():
-    geometry = tanprod_signature((1, 1, 3, 3), (1, 1, 3, 3)).geometry
+    geometry = tanprod_conv2d_signature((1, 1, 3, 3), (1, 1, 3, 3)).geometry
     x = torch.zeros(1, 1, 3, 3)
     with pytest.raises(TypeError, match="one dtype"):
         tanprod.forward(x, x.double(), geometry)

@@ -293,7 +293,7 @@ def forward(input, offset, weight, mask, geometry, groups: int, offset_groups: i
         offset: ``[N, 2*offset_groups*kh*kw, oh, ow]``, interleaved (dy, dx) per tap.
         weight: ``[O, C/groups, kh, kw]``.
         mask: ``[N, offset_groups*kh*kw, oh, ow]`` (v2) or None (v1).
-        geometry, groups, offset_groups: from ``reference.common.deform_signature``.
+        geometry, groups, offset_groups: from ``reference.deform.deform_conv2d_signature``.
 
     Returns:
         ``[N, O, oh, ow]`` in the input's dtype.

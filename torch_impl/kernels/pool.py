@@ -179,7 +179,7 @@ def _avg_backward_kernel(g_ptr, gx_ptr, TOTAL, INCLUDE_PAD, OVERRIDE,
 def max_forward(input: torch.Tensor, geometry) -> tuple[torch.Tensor, torch.Tensor]:
     """Max pooling: ``(out [N, C, oh, ow], indices int64 flat h*W + w per plane)``.
 
-    ``geometry`` from ``reference.common.max_pool_signature`` (ceil-mode overhang in
+    ``geometry`` from ``reference.pool.max_pool2d_signature`` (ceil-mode overhang in
     ``pad_after``; padding never wins). NaN wins; ties keep the first tap in row-major order.
     """
     dtype = check_tensors(input)
@@ -219,7 +219,7 @@ def _override(divisor_override) -> int:
 @bfloat16_in_float32
 def avg_forward(input: torch.Tensor, geometry, count_include_pad: bool,
                 divisor_override) -> torch.Tensor:
-    """Average pooling ``[N, C, oh, ow]`` (``geometry`` from ``avg_pool_signature``)."""
+    """Average pooling ``[N, C, oh, ow]`` (``geometry`` from ``avg_pool2d_signature``)."""
     dtype = check_tensors(input)
     x = input.contiguous()
     n, c = x.shape[:2]

@@ -205,7 +205,7 @@ def forward(input: torch.Tensor, weight: torch.Tensor, geometry) -> torch.Tensor
     Args:
         input: ``[N, C, H, W]``.
         weight: ``[O, C, kh, kw]``.
-        geometry: ``reference.common.Geometry`` of the call (``tanprod_signature``).
+        geometry: ``reference.common.Geometry`` of the call (``tanprod_conv2d_signature``).
 
     Returns:
         ``[N, O, oh, ow]`` in the input's dtype.
