@@ -203,6 +203,18 @@ def over_positions(out_shape) -> int:
     return int(out_shape[0] * out_shape[-1] * out_shape[-2])
 
 
+def conv_reduction(case, check: str, out_shape) -> int:
+    """A convolution with ``weight [O, C, kh, kw]`` (and a bias): the forward sums ``C*kh*kw``
+    products and the bias, the input gradient ``O*kh*kw``, a parameter's gradient every
+    sample and output position."""
+    weight = case.tensors["weight"]
+    if check == "forward":
+        return weight.shape[1] * kernel_taps(weight) + 1
+    if check in ("d/dweight", "d/dbias"):
+        return over_positions(out_shape)
+    return weight.shape[0] * kernel_taps(weight)
+
+
 def window_size(kernel_size) -> int:
     """``kh * kw`` of a pooling ``kernel_size`` (an int or a pair)."""
     kh, kw = (kernel_size, kernel_size) if np.ndim(kernel_size) == 0 else (tuple(kernel_size) * 2)[:2]

@@ -294,13 +294,7 @@ def xcorr2d_goldens() -> list[Golden]:
 # ----------------------------------------------------------------------------- reductions
 
 
-def conv2d_reduction(case: Case, check: str, out_shape) -> int:
-    weight = case.tensors["weight"]
-    if check == "forward":
-        return weight.shape[1] * common.kernel_taps(weight) + 1
-    if check in ("d/dweight", "d/dbias"):
-        return common.over_positions(out_shape)
-    return weight.shape[0] * common.kernel_taps(weight)
+conv2d_reduction = common.conv_reduction
 
 
 def xcorr2d_reduction(case: Case, check: str, out_shape) -> int:
