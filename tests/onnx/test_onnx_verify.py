@@ -64,9 +64,9 @@ def test_gradients_and_devices_are_refused(capsys):
     code, out = verify(capsys, "onnx_impl:conv2d", "--op", "conv2d", "--framework", "onnx",
                        "--grad")
     assert code == 2 and "onnx functions are checked forward only" in capsys.readouterr().err + out
-    code, _ = verify(capsys, "onnx_impl:conv2d", "--op", "conv2d", "--framework", "onnx",
-                     "--device", "cuda")
-    assert code != 0
+    code, out = verify(capsys, "onnx_impl:conv2d", "--op", "conv2d", "--framework", "onnx",
+                       "--device", "cuda")
+    assert code == 2 and "--device applies to torch and jax only" in capsys.readouterr().err + out
 
 
 def test_the_user_graph_is_right_on_finite_input():
