@@ -255,3 +255,21 @@ def test_lua_value_helper_reads_tables(runtime):
     out = model.forward(np.ones((2, 2)))
     assert isinstance(out, list) and len(out) == 2
     assert lua_value(model, None) is None
+
+
+def test_clear_state_empties_own_buffers_and_leaves_shared_tensors(lua):
+    # Identity's output is its input and a container's output its last child's: clearState
+    # must drop those references, not empty the tensors they share.
+    code = """
+    local x = torch.Tensor(2, 3):fill(1)
+    local id = nn.Identity()
+    id:forward(x)
+    id:clearState()
+    local net = nn.Sequential():add(nn.Linear(3, 4)):add(nn.Tanh())
+    local y = net:forward(x)
+    local last = net.modules[2].output
+    net:clearState()
+    return {x:nElement(), id.output:nElement(), net.output:nElement(),
+            last:nElement(), net.modules[1].output:nElement()}
+    """
+    assert lua(code) == [6, 0, 0, 0, 0]

@@ -92,18 +92,7 @@ function Container:parameters()
 end
 
 function Container:clearState()
-  local function clear(field)
-    local value = self[field]
-    if torch.isTensor(value) then
-      self[field] = value.new()
-    elseif type(value) == "table" then
-      self[field] = {}
-    else
-      self[field] = nil
-    end
-  end
-  clear("output")
-  clear("gradInput")
+  nn.utils.release(self, "output", "gradInput")  -- the children's tensors: not emptied
   for _, module in ipairs(self.modules or {}) do
     module:clearState()
   end

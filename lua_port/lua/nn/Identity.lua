@@ -13,17 +13,5 @@ function Identity:updateGradInput(input, gradOutput)
 end
 
 function Identity:clearState()
-  local function clear(field)
-    local value = self[field]
-    if torch.isTensor(value) then
-      self[field] = value.new()
-    elseif type(value) == "table" then
-      self[field] = {}
-    else
-      self[field] = nil
-    end
-  end
-  clear("output")
-  clear("gradInput")
-  return self
+  return nn.utils.release(self, "output", "gradInput")  -- the input's tensors: not emptied
 end

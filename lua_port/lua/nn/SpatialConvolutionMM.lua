@@ -19,23 +19,9 @@ function SpatialConvolutionMM:__init(nInputPlane, nOutputPlane, kW, kH, dW, dH, 
   self:reset()
 end
 
-function SpatialConvolutionMM:noBias()
-  self.bias = nil
-  self.gradBias = nil
-  return self
-end
-
-function SpatialConvolutionMM:reset(stdv)
-  if stdv then
-    stdv = stdv * math.sqrt(3)
-  else
-    stdv = 1 / math.sqrt(self.kW * self.kH * self.nInputPlane)
-  end
-  self.weight:uniform(-stdv, stdv)
-  if self.bias then
-    self.bias:uniform(-stdv, stdv)
-  end
-end
+-- noBias() and reset([stdv]) as nn.SpatialConvolution's (the weight's layout does not matter).
+SpatialConvolutionMM.noBias = nn.SpatialConvolution.noBias
+SpatialConvolutionMM.reset = nn.SpatialConvolution.reset
 
 local function backCompatibility(self)
   self.padW, self.padH = self.padW or self.padding or 0, self.padH or self.padding or 0

@@ -43,20 +43,41 @@ function nn.utils.recursiveType(value, typeName, cache)
   return value
 end
 
+local function names_of(...)
+  local names = { ... }
+  if type(names[1]) == "table" then
+    return names[1]
+  end
+  return names
+end
+
 --- nn.utils.clear(module, 'output', 'gradInput', ...) (or a table of names): empties the
 --- named fields (tensors keep their object, tables become {}, others nil).
 function nn.utils.clear(self, ...)
-  local names = { ... }
-  if type(names[1]) == "table" then
-    names = names[1]
-  end
-  for _, name in ipairs(names) do
+  for _, name in ipairs(names_of(...)) do
     local value = self[name]
     if torch.isTensor(value) then
       value:set()
     elseif type(value) == "table" then
       self[name] = {}
     elseif value ~= nil then
+      self[name] = nil
+    end
+  end
+  return self
+end
+
+--- nn.utils.release(module, 'output', ...): as clear, but a tensor field gets a new empty
+--- tensor instead of being emptied in place, for fields that hold another's tensor (a
+--- container's output is its last child's, Identity's its input), which clear would empty.
+function nn.utils.release(self, ...)
+  for _, name in ipairs(names_of(...)) do
+    local value = self[name]
+    if torch.isTensor(value) then
+      self[name] = value.new()
+    elseif type(value) == "table" then
+      self[name] = {}
+    else
       self[name] = nil
     end
   end
