@@ -15,7 +15,7 @@
 - tanprod_conv2d forward+backward at N=4, C=O=16, 32x32, 3x3, padding 1 against
   ``torch.tan(out=)`` over as many elements as the op has factors (N*O*oh*ow*C*kh*kw,
   about 9.4 million; target <= 3x), with factors of order 1 (:data:`TANPROD_RANGE`), and
-  its passes on one thread in units of one such tan pass.
+  its compiled and eager paths on one thread in units of one such tan pass.
 - depthaware_conv2d forward+backward at N=8, C=O=64, 56x56, 3x3, padding 1 against
   ``F.conv2d`` forward+backward (target <= 1.5x), quiet and under load, and on one thread
   in CPU time.
@@ -465,9 +465,12 @@ def tanprod_section(repeats):
 
 
 def tanprod_profile(repeats):
-    """The native tanprod's passes on one thread, in process CPU time, each as a fraction of
-    one torch.tan(out=) pass over as many factors (timed beside them): the forward's and
-    the backward's steps over all chunks, called the way the native module calls them."""
+    """The native tanprod's contract functions on one thread, in process CPU time, each as
+    a fraction of one torch.tan(out=) pass over as many factors (timed beside them): the
+    compiled loops and the eager torch path (the one a machine without a C compiler
+    runs), forward and backward."""
+    import os
+
     from reference.tanprod import tanprod_conv2d_signature as tanprod_signature
     from torch_impl.native import tanprod as native
 
@@ -476,90 +479,30 @@ def tanprod_profile(repeats):
     out = torch.empty_like(values)
     grad_out = torch.ones(4, 16, 32, 32)
     geometry = tanprod_signature(x.shape, weight.shape, None, 1, 1, 1).geometry
-    (oh, ow), phases = geometry.out_size, {}
+    paths = {"compiled loops": "", "eager torch": "1"}
+    phases = {f"{path}: {step}": [] for path in paths for step in ("forward", "backward")}
 
-    def lap(name, start):
-        now = time.process_time()
-        phases[name][-1] += now - start
-        return now
-
-    names = ["forward: fill (x + w)", "forward: tan", "forward: products",
-             "backward: input under the taps", "backward: fill (x + w)",
-             "backward: tan", "backward: prefix products within groups",
-             "backward: products across groups (tree, float64)",
-             "backward: suffix products within groups", "backward: derivative (1 + tan^2)",
-             "backward: sums (weight and input gradients)"]
-    for name in names:
-        phases[name] = []
-    xpad, w = native._padded(x, geometry, torch.float32), weight
-    c = x.shape[1]
-
-    def run():
-        for times in phases.values():
-            times.append(0.0)
-        result = torch.empty(4, 16, oh * ow)
-        grad = grad_out.reshape(4, 16, oh * ow)
-        for n0, n1, o0, o1 in native._forward_blocks(4, 16, c * 9 * oh * ow):
-            n, o = n1 - n0, o1 - o0
-            factors = torch.empty(c, n, o, oh * ow)
-            tap_product = torch.empty(n, o, oh * ow)
-            product = torch.ones(n, o, oh * ow, dtype=native.WIDE)
-            for i, j in geometry.taps():
-                t = time.process_time()
-                x_tap = native._tap(xpad[n0:n1], geometry, i, j).transpose(0, 1).reshape(c, n, 1, oh * ow)
-                torch.add(x_tap, w[o0:o1, :, i, j].t()[:, None, :, None], out=factors)
-                t = lap("forward: fill (x + w)", t)
-                factors.tan_()
-                t = lap("forward: tan", t)
-                torch.prod(factors, 0, out=tap_product)
-                product.mul_(tap_product)
-                t = lap("forward: products", t)
-            result[n0:n1, o0:o1] = product
-        plan = native._Plan(x, weight, geometry, torch.float32)
-        for n, y0, y1 in plan.tiles:
-            t = time.process_time()
-            cols = plan.columns(n, y0, y1)
-            grad_cols, grad_w = torch.zeros_like(cols), torch.empty_like(plan.w)
-            t = lap("backward: input under the taps", t)
-            for o0, o1 in plan.chunks:
-                b, a, p = cols.shape
-                space = plan.workspace((b, a, o1 - o0, p))
-                torch.add(cols[:, :, None], plan.w[:, :, o0:o1, None], out=space.factors)
-                t = lap("backward: fill (x + w)", t)
-                space.factors.tan_()
-                t = lap("backward: tan", t)
-                f, rows = space.f_rows, space.out_rows
-                rows[0].fill_(1)
-                for k in range(1, len(f)):
-                    torch.mul(rows[k - 1], f[k - 1], out=rows[k])
-                torch.mul(rows[-1], f[-1], out=space.partial_flat)
-                t = lap("backward: prefix products within groups", t)
-                space.partial_wide.copy_(space.partial)
-                space.across.run(grad[n, o0:o1, y0 * ow : y1 * ow].reshape(-1), space.grad_all.view(-1))
-                t = lap("backward: products across groups (tree, float64)", t)
-                others = space.others.view(-1)
-                for k in range(len(f) - 1, -1, -1):
-                    rows[k].mul_(others)
-                    if k:
-                        others.mul_(f[k])
-                t = lap("backward: suffix products within groups", t)
-                grad_u = space.out.addcmul_(space.factors, space.grad_all_4)
-                t = lap("backward: derivative (1 + tan^2)", t)
-                torch.sum(grad_u, 3, out=grad_w[:, :, o0:o1])
-                for k in range(o1 - o0):
-                    grad_cols.add_(grad_u[:, :, k])
-                t = lap("backward: sums (weight and input gradients)", t)
+    def timed(path, step, call):
+        os.environ["CROSSCONV_NO_COMPILE"] = paths[path]
+        start = time.process_time()
+        call()
+        phases[f"{path}: {step}"][-1] += time.process_time() - start
 
     def tan():
         start = time.process_time()
         torch.tan(values, out=out)
         return time.process_time() - start
 
+    saved = os.environ.get("CROSSCONV_NO_COMPILE")
     torch.set_num_threads(1)
     try:
         tans = []
         for round_ in range(repeats + 1):
-            run()
+            for times in phases.values():
+                times.append(0.0)
+            for path in paths:
+                timed(path, "forward", lambda: native.forward(x, weight, geometry))
+                timed(path, "backward", lambda: native.backward(grad_out, x, weight, geometry))
             tans.append(tan())
             if round_ == 0:  # warm-up
                 for times in phases.values():
@@ -567,27 +510,35 @@ def tanprod_profile(repeats):
                 tans.clear()
     finally:
         torch.set_num_threads(THREADS)
+        if saved is None:
+            os.environ.pop("CROSSCONV_NO_COMPILE", None)
+        else:
+            os.environ["CROSSCONV_NO_COMPILE"] = saved
+    if native._loops(torch.device("cpu")) is None:
+        phases = {name: times for name, times in phases.items() if not name.startswith("compiled")}
     return {name: statistics.median(times) for name, times in phases.items()}, statistics.median(tans)
 
 
 def tanprod_profile_section(repeats):
     medians, tan = tanprod_profile(repeats)
     section = Section(
-        "Where torch_impl's tanprod_conv2d forward+backward spends its time (same shape, one "
-        "thread, CPU time)",
-        ["pass", "time", "in units of one torch.tan(out=) pass"],
+        "torch_impl's tanprod_conv2d on one thread, compiled loops and eager torch (same "
+        "shape, CPU time)",
+        ["step", "time", "in units of one torch.tan(out=) pass"],
     )
-    for name, t in medians.items():
-        section.rows.append([name, seconds(t), f"{t / tan:.2f}"])
-    forward = sum(t for name, t in medians.items() if name.startswith("forward"))
-    total = sum(medians.values())
-    section.rows.append(["forward", seconds(forward), f"{forward / tan:.2f}"])
-    section.rows.append(["forward+backward", seconds(total), f"{total / tan:.2f}"])
+    for path in ("compiled loops", "eager torch"):
+        steps = {name: t for name, t in medians.items() if name.startswith(path)}
+        for name, t in steps.items():
+            section.rows.append([name, seconds(t), f"{t / tan:.2f}"])
+        if steps:
+            total = sum(steps.values())
+            section.rows.append([f"{path}: forward+backward", seconds(total), f"{total / tan:.2f}"])
     section.rows.append(["torch.tan(out=) over as many factors", seconds(tan), "1.00"])
     section.notes += [
-        "the native module's own steps, one by one on one thread, over all chunks; the "
-        "forward and the backward each form every factor (the contract functions share "
-        "nothing)",
+        "the native module's contract functions called directly on one thread; the "
+        "forward and the backward each compute every factor (the contract functions "
+        "share nothing); the eager path is what runs on a machine without a C compiler "
+        "(CROSSCONV_NO_COMPILE=1)",
         f"medians of {repeats} rounds after a warm-up round, each beside one torch.tan(out=)",
     ]
     return section

@@ -1,5 +1,5 @@
 """The native code's alternative paths, which the parity tests' small shapes do not all
-reach: conv2_5d's grouped and dense paths, tanprod's tiles of output rows and chunks of
+reach: conv2_5d's grouped and dense paths, tanprod's eager tiles of output rows and chunks of
 output channels (and its product tree over odd numbers of channel groups), deform's
 blocks of positions in the forward. Each is forced and checked against the reference,
 forward and gradients."""
@@ -35,10 +35,11 @@ def test_conv2_5d_paths_match_the_reference(monkeypatch, width, path):
 
 @pytest.mark.parametrize("block", [1, 40, 700])
 def test_tanprod_blocks_match_the_reference(monkeypatch, block):
-    """Blocks, tiles and chunks smaller than one output plane's factors: the forward splits
-    the output channels, the backward takes one output row per tile and one output
-    channel per chunk; up to 5 channels, so the tree across channel groups has odd
-    levels."""
+    """The eager path's blocks, tiles and chunks smaller than one output plane's factors:
+    the forward splits the output channels, the backward takes one output row per tile
+    and one output channel per chunk; up to 5 channels, so the tree across channel groups
+    has odd levels. (The compiled path's tiles: test_torch_native_compiled.)"""
+    monkeypatch.setenv("CROSSCONV_NO_COMPILE", "1")
     for name in ("FORWARD_FACTORS", "BLOCK_FACTORS", "TILE_FACTORS"):
         monkeypatch.setattr(native_tanprod, name, block)
 

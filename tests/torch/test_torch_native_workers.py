@@ -1,8 +1,8 @@
 """The native code's chunked paths on worker threads (torch_impl.native.workers), which
 the parity tests' single-chunk, single-thread runs do not reach: deform_conv2d and
-conv2_5d with one sample per chunk and tanprod_conv2d with small blocks, on two threads,
-NaN/Inf inputs, offsets and masks included, against the reference; and the same result
-(bitwise) as one thread."""
+conv2_5d with one sample per chunk and tanprod_conv2d's eager path with small blocks, on
+two threads, NaN/Inf inputs, offsets and masks included, against the reference; and the
+same result (bitwise) as one thread."""
 
 import pytest
 import torch
@@ -52,6 +52,9 @@ def test_conv2_5d_chunks_on_workers_match_the_reference(monkeypatch, two_threads
 
 
 def test_tanprod_blocks_on_workers_match_the_reference(monkeypatch, two_threads):
+    """The eager path's blocks (the compiled path shares tiles out among OpenMP threads:
+    test_torch_native_compiled)."""
+    monkeypatch.setenv("CROSSCONV_NO_COMPILE", "1")
     for name in ("FORWARD_FACTORS", "BLOCK_FACTORS", "TILE_FACTORS"):
         monkeypatch.setattr(native_tanprod, name, 40)
 

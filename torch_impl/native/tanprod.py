@@ -1,16 +1,27 @@
-"""Tan-product convolution in vectorised torch: the ``impl="native"`` contract functions.
+"""Tan-product convolution: the ``impl="native"`` contract functions.
 
 ``forward(input, weight, geometry) -> out`` and ``backward(grad_out, input, weight,
 geometry) -> (grad_input, grad_weight)``, no autograd inside, bias not included (the op
 adds it). ``out[n,o,y,x] = prod_{c,i,j} tan(xpad[n, c, y*sh + i*dh, x*sw + j*dw] + w[o,c,i,j])``.
 
-The forward works in blocks of samples and output channels (at most
+Two paths, same contract and results within float rounding:
+
+- **Compiled loops** (CPU tensors, when :mod:`.compiled` can build ``tanprod.c``): one C
+  call per forward or backward. It splits the work in tiles (one sample, a band of
+  output rows of at most :data:`TILE_FACTORS` factors per output channel) shared out
+  among torch's own OpenMP threads, computes each factor once, and forms the
+  leave-one-out products in one sweep forward and one back per output (exact where a
+  factor is 0). The tiles' partial sums are added in tile order, so the gradients do
+  not depend on the number of threads. The file's opening comment has the details.
+- **Eager torch** (GPU tensors, or no C compiler; slower), below.
+
+The eager forward works in blocks of samples and output channels (at most
 :data:`FORWARD_FACTORS` factors), one tap at a time: one broadcast addition writes the
 tap's factors' arguments ``[C, n, o, P]`` into a buffer its thread reuses, ``tan_``
 makes them factors, their product over the channels multiplies the block's running
 product, kept in float64.
 
-The backward views the ``F = C*kh*kw`` factors of an output as ``[B, A]`` (``B`` = the
+The eager backward views the ``F = C*kh*kw`` factors of an output as ``[B, A]`` (``B`` = the
 taps times a divisor of ``C``, ``A`` = the rest of the channels, both near ``sqrt(F)``)
 and works in tiles (one sample, a band of output rows; :class:`_Plan`). A tile copies
 the input under each tap once (``[B, A, P]`` for its ``P`` positions, at most
@@ -38,6 +49,7 @@ does not.
 
 from __future__ import annotations
 
+import ctypes
 import math
 import threading
 
@@ -45,7 +57,7 @@ import torch
 import torch.nn.functional as F
 
 from ..common import compute_dtype
-from . import workers
+from . import compiled, workers
 
 #: Factors per chunk buffer (1 MiB in float32): large enough that each of a chunk's few
 #: dozen operations covers many elements, small enough that the buffers a chunk works on
@@ -54,6 +66,11 @@ BLOCK_FACTORS = 1 << 18
 
 #: Factors of one output channel per tile (the input under every tap for its positions).
 TILE_FACTORS = 1 << 18
+
+#: Tiles per thread the compiled loops aim for (they share tiles out one at a time, so a
+#: thread that falls behind, another process having taken its core, holds up the end of
+#: the call by one small tile at most).
+TILES_PER_THREAD = 4
 
 #: Factors per block of the forward, which takes one tap's share of a block at a time.
 FORWARD_FACTORS = 1 << 22
@@ -223,13 +240,10 @@ def _forward_blocks(batch, out_channels, factors_per_output):
             if o1 > o0]
 
 
-def forward(input, weight, geometry):
-    """``[N, C, H, W]``, ``[O, C, kh, kw]`` -> ``[N, O, oh, ow]`` in the input dtype.
-
-    In blocks of samples and output channels, one tap at a time: the tap's factors ``[C,
-    n, o, P]`` (a buffer the thread reuses), their product over the channels, which
-    multiplies the block's running product in float64."""
-    dtype = compute_dtype(input.dtype)
+def _eager_forward(input, weight, geometry, dtype):
+    """The forward in eager torch, in blocks of samples and output channels, one tap at a
+    time: the tap's factors ``[C, n, o, P]`` (a buffer the thread reuses), their product
+    over the channels, which multiplies the block's running product in float64."""
     (n_all, c), o_all = input.shape[:2], weight.shape[0]
     oh, ow = geometry.out_size
     out = torch.empty((n_all, o_all, oh * ow), dtype=dtype, device=input.device)
@@ -255,7 +269,7 @@ def forward(input, weight, geometry):
 
     blocks = _forward_blocks(n_all, o_all, c * len(taps) * oh * ow)
     workers.run(block, blocks, input.device)
-    return out.view(n_all, o_all, oh, ow).to(input.dtype)
+    return out
 
 
 def _factor_gradients(space, grad):
@@ -280,13 +294,10 @@ def _factor_gradients(space, grad):
     return space.out.addcmul_(space.factors, space.grad_all_4)
 
 
-def backward(grad_out, input, weight, geometry):
-    """Gradients of :func:`forward` w.r.t. input and weight, in the input dtype."""
-    dtype = compute_dtype(input.dtype)
-    o_all = weight.shape[0]
-    oh, ow = geometry.out_size
-    grad = grad_out.to(dtype).reshape(grad_out.shape[0], o_all, oh * ow)
+def _eager_backward(grad, input, weight, geometry, dtype):
+    """``(grad_input, grad_weight)`` in eager torch, in ``dtype``."""
     plan = _Plan(input, weight, geometry, dtype)
+    ow = geometry.out_size[1]
 
     def tile(n, y0, y1):
         """The tile's column gradient ``[B, A, P]`` (summed over the output channels) and
@@ -301,13 +312,103 @@ def backward(grad_out, input, weight, geometry):
                 grad_cols.add_(grad_u[:, :, k])
         return grad_cols, grad_w
 
-    grad_xpad = torch.zeros_like(plan.xpad)
-    grad_w = torch.zeros_like(plan.w)
+    grad_xpad, grad_w = torch.zeros_like(plan.xpad), torch.zeros_like(plan.w)
     for (n, y0, y1), (grad_cols, part) in zip(plan.tiles, workers.results(tile, plan.tiles, input.device)):
         grad_w += part  # in tile order: deterministic
         plan.fold(grad_xpad, n, y0, y1, grad_cols)
     (top, left), (h, w) = geometry.pad_before, geometry.in_size
-    grad_input = grad_xpad[:, :, top : top + h, left : left + w]
     o, c, kh, kw = weight.shape
-    grad_w = grad_w.reshape(kh * kw, c, o).permute(2, 1, 0).reshape(weight.shape)
-    return grad_input.to(input.dtype).contiguous(), grad_w.to(weight.dtype)
+    grad_w = grad_w.reshape(kh * kw, c, o).permute(2, 1, 0).reshape(weight.shape)  # from [B, A, O]
+    return grad_xpad[:, :, top : top + h, left : left + w].contiguous(), grad_w
+
+
+# ----------------------------------------------------------------------------- compiled
+
+
+class _Problem(ctypes.Structure):
+    """One call of the compiled loops (``Problem`` in tanprod.c)."""
+
+    _fields_ = [(name, ctypes.c_int64) for name in
+                ("N", "C", "H", "W", "O", "kh", "kw", "sh", "sw", "dh", "dw", "top", "left",
+                 "oh", "ow", "rows", "threads")]
+
+
+_SUFFIX = {torch.float32: "float32", torch.float64: "float64"}
+_P = ctypes.c_void_p
+_SIGNATURES = {
+    **{f"tanprod_forward_{s}": (ctypes.c_int, [ctypes.POINTER(_Problem), _P, _P, _P])
+       for s in _SUFFIX.values()},
+    **{f"tanprod_backward_{s}": (ctypes.c_int, [ctypes.POINTER(_Problem), _P, _P, _P, _P, _P])
+       for s in _SUFFIX.values()},
+}
+
+
+def _loops(device):
+    """The compiled loops for tensors on ``device``, or None (a GPU, or no compiler)."""
+    return compiled.library("tanprod", _SIGNATURES) if device.type == "cpu" else None
+
+
+def _problem(input, weight, geometry):
+    """The call's :class:`_Problem`: tiles of whole output rows, at most
+    :data:`TILE_FACTORS` factors per output channel (one row at least), and at least
+    :data:`TILES_PER_THREAD` tiles per thread where the output has the rows for them."""
+    (n, c, h, w), (o, _, kh, kw) = input.shape, weight.shape
+    (oh, ow), (top, left) = geometry.out_size, geometry.pad_before
+    threads = torch.get_num_threads()
+    bands = max(math.ceil(oh * c * kh * kw * ow / TILE_FACTORS),
+                math.ceil(TILES_PER_THREAD * threads / max(n, 1)) if threads > 1 else 1)
+    rows = math.ceil(oh / min(max(bands, 1), oh))  # even bands
+    (sh, sw), (dh, dw) = geometry.stride, geometry.dilation
+    return _Problem(N=n, C=c, H=h, W=w, O=o, kh=kh, kw=kw, sh=sh, sw=sw, dh=dh, dw=dw, top=top,
+                    left=left, oh=oh, ow=ow, rows=rows, threads=threads)
+
+
+def _check_allocated(failed, weight):
+    if failed:
+        raise MemoryError(f"tanprod_conv2d: no memory for a thread's buffers "
+                          f"({weight[0].numel()} factors per output)")
+
+
+def _compiled_forward(loops, input, weight, geometry, dtype):
+    x, w = input.to(dtype).contiguous(), weight.to(dtype).contiguous()
+    out = torch.empty((x.shape[0], w.shape[0], *geometry.out_size), dtype=dtype)
+    run = getattr(loops, f"tanprod_forward_{_SUFFIX[dtype]}")
+    _check_allocated(run(_problem(x, w, geometry), x.data_ptr(), w.data_ptr(), out.data_ptr()), w)
+    return out
+
+
+def _compiled_backward(loops, grad, input, weight, geometry, dtype):
+    x, w = input.to(dtype).contiguous(), weight.to(dtype).contiguous()
+    grad_input, grad_weight = torch.empty_like(x), torch.empty_like(w)
+    run = getattr(loops, f"tanprod_backward_{_SUFFIX[dtype]}")
+    _check_allocated(run(_problem(x, w, geometry), x.data_ptr(), w.data_ptr(), grad.data_ptr(),
+                         grad_input.data_ptr(), grad_weight.data_ptr()), w)
+    return grad_input, grad_weight
+
+
+# ----------------------------------------------------------------------------- contract
+
+
+def forward(input, weight, geometry):
+    """``[N, C, H, W]``, ``[O, C, kh, kw]`` -> ``[N, O, oh, ow]`` in the input dtype."""
+    dtype = compute_dtype(input.dtype)
+    loops = _loops(input.device)
+    if loops is None:
+        out = _eager_forward(input, weight, geometry, dtype)
+    else:
+        out = _compiled_forward(loops, input, weight, geometry, dtype)
+    return out.view(input.shape[0], weight.shape[0], *geometry.out_size).to(input.dtype)
+
+
+def backward(grad_out, input, weight, geometry):
+    """Gradients of :func:`forward` w.r.t. input and weight, in the input dtype."""
+    dtype = compute_dtype(input.dtype)
+    o, c, kh, kw = weight.shape
+    oh, ow = geometry.out_size
+    grad = grad_out.to(dtype).reshape(grad_out.shape[0], o, oh * ow).contiguous()
+    loops = _loops(input.device)
+    if loops is None:
+        grad_input, grad_w = _eager_backward(grad, input, weight, geometry, dtype)
+    else:
+        grad_input, grad_w = _compiled_backward(loops, grad, input, weight, geometry, dtype)
+    return grad_input.to(input.dtype), grad_w.to(weight.dtype)
