@@ -22,6 +22,35 @@ def _seeded():
 
 
 @pytest.fixture
+def two_threads():
+    """torch on two threads for the test (the suite runs on one)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def same_bits_on_one_and_two_threads():
+    """``check(run)``: ``run(threads)`` returns a list of tensors; they must be equal bit
+    for bit on one thread, on two, and on two again (the thread count is restored)."""
+
+    def check(run):
+        before = torch.get_num_threads()
+        try:
+            results = []
+            for threads in (1, 2, 2):
+                torch.set_num_threads(threads)
+                results.append(run())
+        finally:
+            torch.set_num_threads(before)
+        one, two, again = results
+        assert all(torch.equal(a, b) and torch.equal(b, c) for a, b, c in zip(one, two, again))
+
+    return check
+
+
+@pytest.fixture
 def kernels(monkeypatch):
     """Installs stand-in ``torch_impl.kernels.*`` modules; yields the list of calls."""
     calls = []

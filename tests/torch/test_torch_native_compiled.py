@@ -102,14 +102,6 @@ def path(request, monkeypatch):
     return request.param
 
 
-@pytest.fixture
-def two_threads():
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.mark.parametrize("tile_factors", [1, 60])
 def test_small_tiles_on_two_threads_match_the_reference(monkeypatch, path, two_threads, tile_factors):
     """One output row per tile (or a few): bands that share input rows, the padding at
@@ -153,25 +145,20 @@ def test_float64_gradients_pass_gradcheck(path):
 
 
 @needs_compiler
-def test_the_compiled_gradients_do_not_depend_on_the_number_of_threads(monkeypatch):
+def test_the_compiled_gradients_do_not_depend_on_the_number_of_threads(
+        monkeypatch, same_bits_on_one_and_two_threads):
     monkeypatch.setattr(native_tanprod, "TILE_FACTORS", 1)  # a tile per output row
     g = torch.Generator().manual_seed(0)
     x = (torch.rand(3, 4, 9, 7, generator=g) - 0.5).requires_grad_()
     w = (torch.rand(5, 4, 3, 3, generator=g) - 0.5).requires_grad_()
 
-    def run(threads):
-        torch.set_num_threads(threads)
+    def run():
         x.grad = w.grad = None
         out = torch_impl.tanprod_conv2d(x, w, padding=1, impl="native")
         out.backward(torch.cos(out))
         return out.detach(), x.grad, w.grad
 
-    before = torch.get_num_threads()
-    try:
-        one, two, again = run(1), run(2), run(2)
-    finally:
-        torch.set_num_threads(before)
-    assert all(torch.equal(a, b) and torch.equal(b, c) for a, b, c in zip(one, two, again))
+    same_bits_on_one_and_two_threads(run)
 
 
 def test_both_paths_agree_in_float64(monkeypatch):

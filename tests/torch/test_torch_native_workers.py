@@ -4,7 +4,6 @@ conv2_5d with one sample per chunk and tanprod_conv2d's eager path with small bl
 two threads, NaN/Inf inputs, offsets and masks included, against the reference; and the
 same result (bitwise) as one thread."""
 
-import pytest
 import torch
 from hypothesis import given, settings
 
@@ -13,14 +12,6 @@ from crossconv.registry import Implementation
 from torch_impl.native import conv2_5d as native_conv2_5d
 from torch_impl.native import deform as native_deform
 from torch_impl.native import tanprod as native_tanprod
-
-
-@pytest.fixture
-def two_threads():
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(before)
 
 
 def _check(op, case):
@@ -66,7 +57,7 @@ def test_tanprod_blocks_on_workers_match_the_reference(monkeypatch, two_threads)
     run()
 
 
-def test_workers_give_the_one_thread_result_bitwise(monkeypatch):
+def test_workers_give_the_one_thread_result_bitwise(monkeypatch, same_bits_on_one_and_two_threads):
     import torch_impl
 
     monkeypatch.setattr(native_deform, "POINTS_PER_CHUNK", 1)
@@ -76,8 +67,7 @@ def test_workers_give_the_one_thread_result_bitwise(monkeypatch):
     mask = torch.rand(5, 18, 7, 6, generator=g, requires_grad=True)
     weight = torch.randn(6, 2, 3, 3, generator=g, requires_grad=True)
 
-    def run(threads):
-        torch.set_num_threads(threads)
+    def run():
         for t in (x, offset, mask, weight):
             t.grad = None
         out = torch_impl.deform_conv2d(x, offset, weight, padding=1, mask=mask, impl="native")
@@ -85,9 +75,5 @@ def test_workers_give_the_one_thread_result_bitwise(monkeypatch):
         return [out.detach()] + [t.grad for t in (x, offset, mask, weight)]
 
     before = torch.get_num_threads()
-    try:
-        one, two, again = run(1), run(2), run(2)
-    finally:
-        torch.set_num_threads(before)
-    assert all(torch.equal(a, b) and torch.equal(b, c) for a, b, c in zip(one, two, again))
+    same_bits_on_one_and_two_threads(run)
     assert torch.get_num_threads() == before
