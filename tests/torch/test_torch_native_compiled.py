@@ -181,3 +181,31 @@ def test_both_paths_agree_in_float64(monkeypatch):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-15)
     expected = reference.tanprod_conv2d(x.numpy(), w.numpy(), padding=1)
     np.testing.assert_allclose(compiled_results[0].numpy(), expected, rtol=1e-12)
+
+
+FORK_SCRIPT = """
+import os, signal, torch, torch_impl
+torch.set_num_threads(2)
+x, w = torch.rand(4, 3, 16, 16, requires_grad=True), torch.rand(5, 3, 3, 3)
+torch_impl.tanprod_conv2d(x, w, padding=1).sum().backward()  # OpenMP threads now exist
+pid = os.fork()
+if pid == 0:
+    signal.alarm(60)  # a hung child dies rather than lingering
+    x.grad = None
+    torch_impl.tanprod_conv2d(x, w, padding=1).sum().backward()
+    os._exit(0 if bool(x.grad.abs().sum() > 0) else 3)
+_, status = os.waitpid(pid, 0)
+raise SystemExit(os.waitstatus_to_exitcode(status))
+"""
+
+
+@needs_compiler
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
+def test_a_forked_child_runs_the_loops_without_hanging():
+    """GNU OpenMP cannot start threads in a child forked after its threads exist; the
+    loops run on the calling thread there instead of waiting forever."""
+    import subprocess
+
+    done = subprocess.run([sys.executable, "-c", FORK_SCRIPT], capture_output=True, text=True,
+                          timeout=120, cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+    assert done.returncode == 0, done.stderr[-2000:]

@@ -10,6 +10,7 @@ compiler (``$CC``, else ``cc``) for this CPU (``-march=native``; libmvec's vecto
 version and the CPU's features, so each machine compiles once (a fraction of a second)
 and a changed source compiles again.
 
+The loops share work among torch's own OpenMP threads (:func:`threads` says how many).
 Where there is no compiler, the compilation fails, or ``CROSSCONV_NO_COMPILE=1`` is set,
 :func:`library` returns None and the op keeps its eager torch path (same results within
 float rounding; slower). A failed compilation warns once per process with the
@@ -31,6 +32,17 @@ from pathlib import Path
 
 _lock = threading.Lock()
 _libraries: dict[str, ctypes.CDLL | None] = {}
+_forked = [False]  # whether this process is a fork of one that imported this module
+os.register_at_fork(after_in_child=lambda: _forked.__setitem__(0, True))
+
+
+def threads(requested: int) -> int:
+    """The OpenMP threads a compiled loop may use: ``requested``, or 1 in a forked child.
+
+    GNU OpenMP cannot start threads again in a process forked from one whose OpenMP
+    threads exist (a parallel region there waits forever), and the parent's torch has
+    usually run parallel regions; the loops then run on the calling thread alone."""
+    return 1 if _forked[0] else requested
 
 
 def enabled() -> bool:

@@ -354,7 +354,7 @@ def _problem(input, weight, geometry):
     :data:`TILES_PER_THREAD` tiles per thread where the output has the rows for them."""
     (n, c, h, w), (o, _, kh, kw) = input.shape, weight.shape
     (oh, ow), (top, left) = geometry.out_size, geometry.pad_before
-    threads = torch.get_num_threads()
+    threads = compiled.threads(torch.get_num_threads())
     bands = max(math.ceil(oh * c * kh * kw * ow / TILE_FACTORS),
                 math.ceil(TILES_PER_THREAD * threads / max(n, 1)) if threads > 1 else 1)
     rows = math.ceil(oh / min(max(bands, 1), oh))  # even bands
