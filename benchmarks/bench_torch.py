@@ -140,7 +140,13 @@ def deform_section(repeats):
     return section
 
 
+#: Extra rounds of the under-load table: a loaded round's time depends on where the
+#: scheduler puts the spinning processes, and medians of 5 moved by half from run to run.
+LOAD_EXTRA_ROUNDS = 4
+
+
 def deform_load_section(repeats):
+    repeats += LOAD_EXTRA_ROUNDS
     forward, both = _deform_candidates()
     candidates = {"torch_impl forward": forward["ours"], "torchvision forward": forward["tv"],
                   "torch_impl forward+backward": both["ours"],
