@@ -33,7 +33,8 @@ from pathlib import Path
 _lock = threading.Lock()
 _libraries: dict[str, ctypes.CDLL | None] = {}
 _forked = [False]  # whether this process is a fork of one that imported this module
-os.register_at_fork(after_in_child=lambda: _forked.__setitem__(0, True))
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=lambda: _forked.__setitem__(0, True))
 
 
 def threads(requested: int) -> int:
